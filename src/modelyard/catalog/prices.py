@@ -1,0 +1,230 @@
+"""API prices: versioned data in ``catalog/data/prices.yaml``, each entry with its source and date.
+
+Money is :class:`~decimal.Decimal` end to end. Prices are USD per million tokens. Costs follow each
+provider's billing rules once the adapter has normalised usage (see :class:`~modelyard.providers.base.Usage`):
+cached prompt tokens at the cache-read rate, cache writes at the write rate (Anthropic's 1-hour writes at
+their own rate), reasoning tokens at the reasoning rate (the output rate unless the catalog says otherwise),
+and prompts above a long-context threshold at the long-context rates (Gemini 2.5 Pro, Claude 1M context).
+A model with no entry has no price: callers record it as unpriced, never as $0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from modelyard.errors import ConfigError
+from modelyard.providers.base import Usage
+
+MILLION = Decimal(1_000_000)
+#: Ledger costs are integers of 1e-12 USD: exact, and SUM() in SQL stays exact.
+PICO = Decimal(10) ** 12
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per 1M tokens for one pricing tier."""
+
+    input: Decimal
+    output: Decimal
+    #: Prompt tokens read from cache; ``None`` bills them at the input rate.
+    cached_input: Decimal | None = None
+    #: Prompt tokens written to cache (Anthropic's 5-minute TTL); ``None`` bills them at the input rate.
+    cache_write: Decimal | None = None
+    #: Anthropic's 1-hour cache writes.
+    cache_write_1h: Decimal | None = None
+    #: ``None`` bills reasoning tokens at the output rate, as OpenAI, Anthropic and Google do today.
+    reasoning: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    provider: str
+    model: str
+    rates: Rates
+    source: str
+    as_of: date
+    #: Batch API rates, for the decision engine's "batch" option.
+    batch_input: Decimal | None = None
+    batch_output: Decimal | None = None
+    #: Prompts with more input tokens than this are billed at ``long_context`` rates for the whole call.
+    long_context_threshold: int | None = None
+    long_context: Rates | None = None
+    notes: str = ""
+
+    def rates_for(self, usage: Usage) -> Rates:
+        if (
+            self.long_context
+            and self.long_context_threshold
+            and usage.input_tokens > self.long_context_threshold
+        ):
+            return self.long_context
+        return self.rates
+
+    def cost(self, usage: Usage) -> Decimal:
+        """The exact USD cost of ``usage`` under this price."""
+        r = self.rates_for(usage)
+        cache_write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+        cache_write_5m = usage.cache_write_tokens - cache_write_1h
+        uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
+        reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+        total = (
+            uncached * r.input
+            + usage.cached_input_tokens * _or(r.cached_input, r.input)
+            + cache_write_5m * _or(r.cache_write, r.input)
+            + cache_write_1h * _or(r.cache_write_1h, _or(r.cache_write, r.input))
+            + (usage.output_tokens - reasoning) * r.output
+            + reasoning * _or(r.reasoning, r.output)
+        )
+        return total / MILLION
+
+
+def _or(value: Decimal | None, default: Decimal) -> Decimal:
+    return default if value is None else value
+
+
+def to_pico(cost: Decimal) -> int:
+    """USD → integer pico-dollars (rounded half-even), the ledger's storage unit."""
+    return int((cost * PICO).to_integral_value())
+
+
+def from_pico(pico: int) -> Decimal:
+    return Decimal(pico) / PICO
+
+
+_DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest|-preview-\d{2}-\d{4}|-\d{3})$")
+
+
+@dataclass(slots=True)
+class PriceCatalog:
+    """Prices keyed by (provider kind, model). Later files override earlier ones."""
+
+    version: str
+    prices: dict[tuple[str, str], ModelPrice] = field(default_factory=dict)
+
+    def price_for(self, provider: str, model: str) -> ModelPrice | None:
+        """The price of ``model`` at ``provider``, also for dated snapshots of a listed model
+        (``gpt-4o-mini-2024-07-18`` is billed as ``gpt-4o-mini``). ``None`` when unknown."""
+        found = self.prices.get((provider, model))
+        if found is None:
+            base = _DATE_SUFFIX.sub("", model)
+            if base != model:
+                found = self.prices.get((provider, base))
+        return found
+
+    def add(self, price: ModelPrice) -> None:
+        self.prices[(price.provider, price.model)] = price
+
+    def __len__(self) -> int:
+        return len(self.prices)
+
+
+def load_catalog(extra_files: tuple[str, ...] | list[str] = ()) -> PriceCatalog:
+    """The bundled catalog, with ``extra_files`` (modelyard YAML or LiteLLM JSON) layered over it."""
+    bundled = resources.files("modelyard.catalog").joinpath("data/prices.yaml").read_text(encoding="utf-8")
+    catalog = parse_price_yaml(yaml.safe_load(bundled), source="bundled prices.yaml")
+    for path in extra_files:
+        layer = load_price_file(path)
+        catalog.prices.update(layer.prices)
+        catalog.version += f"+{Path(path).name}"
+    return catalog
+
+
+def load_price_file(path: str | Path) -> PriceCatalog:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read price file {path}: {exc.strerror}") from None
+    if path.suffix == ".json":
+        from modelyard.catalog.litellm import parse_litellm_prices
+
+        return parse_litellm_prices(orjson.loads(text), source=str(path))
+    return parse_price_yaml(yaml.safe_load(text), source=str(path))
+
+
+def parse_price_yaml(raw: Any, *, source: str) -> PriceCatalog:
+    """Parse modelyard's price format (see ``data/prices.yaml`` for the documented shape)."""
+    if not isinstance(raw, dict) or "models" not in raw or "version" not in raw:
+        raise ConfigError(f"{source}: a price file needs 'version' and 'models'")
+    if not isinstance(raw["models"], list):
+        raise ConfigError(f"{source}: 'models' must be a list of entries")
+    catalog = PriceCatalog(version=str(raw["version"]))
+    for i, entry in enumerate(raw["models"]):
+        name = entry.get("model", "?") if isinstance(entry, dict) else "?"
+        try:
+            if not isinstance(entry, dict):
+                raise TypeError(f"an entry must be a mapping, got {type(entry).__name__}")
+            catalog.add(_parse_entry(entry))
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"{source}: models[{i}] ({name}): {exc!r}") from None
+    return catalog
+
+
+_ENTRY_KEYS = frozenset(
+    {"provider", "model", "input", "output", "cached_input", "cache_write", "cache_write_1h", "reasoning"}
+    | {"batch_input", "batch_output", "long_context", "source", "as_of", "notes"}
+)
+_TIER_KEYS = frozenset(
+    {"threshold", "input", "output", "cached_input", "cache_write", "cache_write_1h", "reasoning"}
+)
+
+
+def _dec(value: Any) -> Decimal | None:
+    # Prices are written as strings in the data file so YAML never turns them into binary floats.
+    return None if value is None else _price(value)
+
+
+def _price(value: Any) -> Decimal:
+    price = Decimal(str(value))
+    if not price.is_finite() or price < 0:
+        raise ValueError(f"a price must be a finite number >= 0, got {value!r}")
+    return price
+
+
+def _reject_unknown(raw: dict[str, Any], allowed: frozenset[str]) -> None:
+    # A typo such as "cached_imput" would otherwise drop a rate silently and bill at the input rate.
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise KeyError(f"unknown keys {unknown}; allowed: {sorted(allowed)}")
+
+
+def _rates(raw: dict[str, Any]) -> Rates:
+    return Rates(
+        input=_price(raw["input"]),
+        output=_price(raw["output"]),
+        cached_input=_dec(raw.get("cached_input")),
+        cache_write=_dec(raw.get("cache_write")),
+        cache_write_1h=_dec(raw.get("cache_write_1h")),
+        reasoning=_dec(raw.get("reasoning")),
+    )
+
+
+def _parse_entry(raw: dict[str, Any]) -> ModelPrice:
+    _reject_unknown(raw, _ENTRY_KEYS)
+    long_context = raw.get("long_context")
+    if long_context is not None:
+        if not isinstance(long_context, dict):
+            raise TypeError("long_context must be a mapping")
+        _reject_unknown(long_context, _TIER_KEYS)
+    as_of = raw["as_of"]
+    return ModelPrice(
+        provider=str(raw["provider"]),
+        model=str(raw["model"]),
+        rates=_rates(raw),
+        source=str(raw["source"]),
+        as_of=as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of)),
+        batch_input=_dec(raw.get("batch_input")),
+        batch_output=_dec(raw.get("batch_output")),
+        long_context_threshold=int(long_context["threshold"]) if long_context else None,
+        long_context=_rates(long_context) if long_context else None,
+        notes=str(raw.get("notes", "")),
+    )

@@ -1,0 +1,70 @@
+"""``modelyard serve``, ``modelyard check`` and ``modelyard openapi``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+import orjson
+
+from modelyard.config.loader import load_config, missing_credentials
+from modelyard.config.schema import Config
+from modelyard.errors import ConfigError
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # libuv's loop: measurably cheaper per request than asyncio's default
+    except ImportError:  # pragma: no cover - uvloop is a hard dependency; kept for other platforms
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@click.command("serve")
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--host", default=None, help="Address to listen on (default: server.host in the config).")
+@click.option("--port", default=None, type=int, help="Port to listen on (default: server.port in the config).")
+def serve_command(config_path: str, host: str | None, port: int | None) -> None:
+    """Run the OpenAI-compatible gateway. Point clients at http://HOST:PORT/v1."""
+    from modelyard.gateway.server import serve_forever
+
+    config = _load(config_path)
+    _run(serve_forever(config, host, port))
+
+
+@click.command("check")
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file.")
+def check_command(config_path: str) -> None:
+    """Validate a config file and say what it routes where."""
+    from modelyard.catalog.prices import load_catalog
+    from modelyard.gateway.targets import unpriced_models
+
+    config = _load(config_path)
+    click.echo(f"{config_path}: valid")
+    for name, model in sorted(config.models.items()):
+        provider = config.providers[model.provider]
+        click.echo(f"  model {name} -> {model.provider} ({provider.kind}) {model.upstream_model or name}")
+    for name, workload in sorted(config.workloads.items()):
+        click.echo(f"  workload {name}: data class {workload.data_class}, default model {workload.model or '-'}")
+    for line in missing_credentials(config):
+        click.echo(f"  warning: {line}", err=True)
+    for name in unpriced_models(config, load_catalog(config.catalog.price_files)):
+        click.echo(f"  warning: model {name} has no catalog price; its calls will be recorded as unpriced", err=True)
+
+
+@click.command("openapi")
+def openapi_command() -> None:
+    """Print the gateway's OpenAPI document (docs/openapi.json is this output)."""
+    from modelyard.http.openapi import openapi_document
+
+    sys.stdout.write(orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    sys.stdout.write("\n")

@@ -1,0 +1,133 @@
+"""The typed configuration: one YAML file, validated strictly at start-up.
+
+Unknown keys are rejected everywhere (``extra="forbid"``), so a typo fails start-up instead of silently
+doing nothing. Cross-references (a model's provider, a workload's model) are checked in
+:meth:`Config.check_references` so the error names the path to fix and the allowed values.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ProviderKind = Literal["openai", "anthropic", "gemini", "openai_compatible", "local"]
+#: Self-hosted servers that speak OpenAI's format but differ in details; see providers/openai_compatible.py.
+ServerProfile = Literal["generic", "vllm", "ollama", "tgi", "llamacpp"]
+DataClass = Literal["public", "internal", "confidential", "restricted"]
+ModelKind = Literal["chat", "embedding"]
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(Strict):
+    """Seconds. ``connect``: TCP+TLS; ``read``: between bytes; ``total``: the whole call."""
+
+    connect: float = Field(5.0, gt=0)
+    read: float = Field(120.0, gt=0)
+    total: float = Field(600.0, gt=0)
+
+
+class ProviderConfig(Strict):
+    kind: ProviderKind
+    #: Where the provider listens. Only config sets it: requests can never redirect the gateway.
+    base_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    #: The name of the environment variable holding the API key; the key itself never goes in config.
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    profile: ServerProfile = "generic"
+    timeouts: Timeouts = Timeouts()
+    #: Connections kept open to this provider.
+    max_connections: int = Field(256, ge=1, le=10_000)
+    #: Anthropic's ``anthropic-version`` header.
+    api_version: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> ProviderConfig:
+        if self.kind != "local" and self.base_url is None:
+            raise ValueError(f"base_url is required for kind '{self.kind}'")
+        if self.kind == "local" and self.base_url is not None:
+            raise ValueError("kind 'local' runs in-process and takes no base_url")
+        return self
+
+
+class ModelConfig(Strict):
+    provider: str
+    #: The model name the provider knows; defaults to the public name.
+    upstream_model: str | None = None
+    kind: ModelKind = "chat"
+    #: The price catalog entry to bill with, when it differs from the upstream model name.
+    price_as: str | None = None
+
+
+class WorkloadConfig(Strict):
+    data_class: DataClass = "internal"
+    #: The model used when a request names none.
+    model: str | None = None
+    #: Store prompt and completion text in the ledger. Off by default: the ledger holds metadata only.
+    log_content: bool = False
+    description: str | None = None
+
+
+class LedgerConfig(Strict):
+    #: ``sqlite:///path.db`` (embedded default) or ``postgresql://...`` (scaled out).
+    url: str = Field("sqlite:///modelyard.db", pattern=r"^(sqlite:///.+|postgres(ql)?://.+)$")
+    #: Append-only spool that keeps answered requests' rows across a crash; defaults beside the database.
+    spool_dir: str | None = None
+    flush_interval_ms: int = Field(200, ge=10, le=60_000)
+    batch_size: int = Field(500, ge=1, le=100_000)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    #: Requests larger than this get 413.
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    #: The workload of a request that names none; unset means such requests are refused.
+    default_workload: str | None = None
+
+
+class CatalogConfig(Strict):
+    #: Extra price files layered over the bundled catalog: modelyard YAML or LiteLLM's
+    #: ``model_prices_and_context_window.json``.
+    price_files: tuple[str, ...] = ()
+
+
+class Config(Strict):
+    providers: dict[Name, ProviderConfig]
+    models: dict[Name, ModelConfig]
+    workloads: dict[Name, WorkloadConfig] = {}
+    ledger: LedgerConfig = LedgerConfig()
+    server: ServerConfig = ServerConfig()
+    catalog: CatalogConfig = CatalogConfig()
+
+    @model_validator(mode="after")
+    def check_references(self) -> Config:
+        providers = sorted(self.providers)
+        for name, model in self.models.items():
+            if model.provider not in self.providers:
+                raise ValueError(
+                    f"models.{name}.provider: unknown provider '{model.provider}'; allowed: {', '.join(providers)}"
+                )
+            kind = self.providers[model.provider].kind
+            if kind == "local" and model.kind != "embedding":
+                raise ValueError(f"models.{name}.kind: provider kind 'local' serves embeddings only")
+        models = sorted(self.models)
+        for name, workload in self.workloads.items():
+            if workload.model is not None and workload.model not in self.models:
+                raise ValueError(
+                    f"workloads.{name}.model: unknown model '{workload.model}'; allowed: {', '.join(models)}"
+                )
+        default = self.server.default_workload
+        if default is not None and default not in self.workloads:
+            raise ValueError(
+                f"server.default_workload: unknown workload '{default}'; allowed: {', '.join(sorted(self.workloads))}"
+            )
+        return self
+
+    def upstream_model(self, public_name: str) -> str:
+        model = self.models[public_name]
+        return model.upstream_model or public_name

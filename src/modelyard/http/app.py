@@ -1,0 +1,169 @@
+"""The thin HTTP layer: parse, call the gateway, serialise. OpenAI-shaped errors for everything.
+
+aiohttp serves it: measured here, uvicorn and granian were within noise of it, and using one library for
+server and upstream client keeps one event-loop stack. Handlers catch errors themselves rather than
+through a middleware, which would add a coroutine hop to every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from time import perf_counter, time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from modelyard.errors import InvalidRequest, ModelyardError, NotFound, PayloadTooLarge
+from modelyard.gateway.metering import RequestContext
+from modelyard.gateway.pipeline import Gateway
+from modelyard.gateway.targets import WORKLOAD_HEADER, Workload
+from modelyard.http.openapi import openapi_document
+from modelyard.http.validation import check_chat_request, check_embedding_request
+
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+JSON_TYPE = "application/json"
+
+
+def error_response(error: ModelyardError, request_id: str | None = None) -> web.Response:
+    headers = {"X-Request-Id": request_id} if request_id else None
+    return web.Response(
+        body=orjson.dumps(error.to_body()), status=error.status, content_type=JSON_TYPE, headers=headers
+    )
+
+
+async def read_json(request: web.Request) -> Any:
+    limit = request.app[GATEWAY_KEY].config.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is {request.content_length} bytes; the limit is {limit}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"could not parse the JSON body of your request: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    return body
+
+
+def _context(endpoint: str) -> RequestContext:
+    return RequestContext(request_id=secrets.token_hex(12), ts=time(), t0=perf_counter(), endpoint=endpoint)
+
+
+async def _admit(
+    request: web.Request, ctx: RequestContext, check: Callable[[Any], None], kind: str
+) -> tuple[dict[str, Any], Workload, Any]:
+    """Parse, validate and resolve; refusals are recorded in the ledger and re-raised."""
+    gateway = request.app[GATEWAY_KEY]
+    body: Any = None
+    workload: Workload | None = None
+    try:
+        body = await read_json(request)
+        check(body)
+        workload, target = gateway.resolve(body, request.headers.get(WORKLOAD_HEADER), kind)  # type: ignore[arg-type]
+    except ModelyardError as error:
+        gateway.record_refusal(ctx, body, error, workload)
+        raise
+    return body, workload, target
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    ctx = _context("chat")
+    gateway = request.app[GATEWAY_KEY]
+    try:
+        body, workload, target = await _admit(request, ctx, check_chat_request, "chat")
+        if body.get("stream"):
+            return await _stream(request, ctx, gateway.stream_chat(ctx, workload, target, body))
+        result = await gateway.chat(ctx, workload, target, body)
+    except ModelyardError as error:
+        return error_response(error, ctx.request_id)
+    payload = result.raw if result.raw is not None else orjson.dumps(result.body)
+    return web.Response(body=payload, content_type=JSON_TYPE, headers={"X-Request-Id": ctx.request_id})
+
+
+async def _stream(request: web.Request, ctx: RequestContext, frames: Any) -> web.StreamResponse:
+    # Pull the first frame before sending headers: an upstream that fails at once (429, 5xx, refused
+    # connection) then gets a real HTTP status instead of a 200 followed by an error event.
+    first = await frames.__anext__()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Request-Id": ctx.request_id,
+        }
+    )
+    try:
+        await response.prepare(request)
+        await response.write(first)
+        async for frame in frames:
+            await response.write(frame)
+    except (ConnectionResetError, asyncio.CancelledError):
+        await frames.aclose()  # records the cancelled stream and stops the upstream call
+        raise
+    await response.write_eof()
+    return response
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    ctx = _context("embeddings")
+    gateway = request.app[GATEWAY_KEY]
+    try:
+        body, workload, target = await _admit(request, ctx, check_embedding_request, "embedding")
+        result = await gateway.embeddings(ctx, workload, target, body)
+    except ModelyardError as error:
+        return error_response(error, ctx.request_id)
+    payload = result.raw if result.raw is not None else orjson.dumps(result.body)
+    return web.Response(body=payload, content_type=JSON_TYPE, headers={"X-Request-Id": ctx.request_id})
+
+
+async def list_models(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": target.provider, "kind": target.kind}
+        for name, target in sorted(gateway.targets.items())
+    ]
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=JSON_TYPE)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', content_type=JSON_TYPE)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(openapi_document()), content_type=JSON_TYPE)
+
+
+ROUTES: dict[str, tuple[str, Callable[[web.Request], Any]]] = {
+    "/v1/chat/completions": ("POST", chat_completions),
+    "/v1/embeddings": ("POST", embeddings),
+    "/v1/models": ("GET", list_models),
+    "/healthz": ("GET", healthz),
+    "/openapi.json": ("GET", openapi),
+}
+
+
+async def fallback(request: web.Request) -> web.Response:
+    """Unknown paths and wrong methods, answered in OpenAI's error shape rather than aiohttp's HTML."""
+    known = ROUTES.get(request.path) or ROUTES.get(request.path.rstrip("/"))
+    if known is not None:
+        error = InvalidRequest(
+            f"method {request.method} is not allowed on {request.path}; use {known[0]}", code="method_not_allowed"
+        )
+        error.status = 405
+        return error_response(error)
+    return error_response(NotFound(f"unknown path {request.path}", code="unknown_url"))
+
+
+def create_app(gateway: Gateway) -> web.Application:
+    # client_max_size is a second guard for bodies sent without Content-Length (chunked).
+    app = web.Application(client_max_size=gateway.config.server.max_body_bytes)
+    app[GATEWAY_KEY] = gateway
+    for path, (method, handler) in ROUTES.items():
+        app.router.add_route(method, path, handler)
+    app.router.add_route("*", "/{tail:.*}", fallback)
+    return app

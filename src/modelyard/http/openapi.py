@@ -1,0 +1,141 @@
+"""The OpenAPI 3.1 document of the gateway's HTTP API, served at ``/openapi.json``.
+
+The request schemas are generated from the same TypedDicts that validate requests (http/validation.py),
+so the document cannot drift from what the gateway accepts. ``docs/openapi.json`` is this document,
+kept in the repo; a test fails when they differ (regenerate with ``modelyard openapi > docs/openapi.json``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from modelyard import __version__
+from modelyard.http.validation import ChatRequest, EmbeddingRequest
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "code": {"type": ["string", "null"]},
+                "param": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    meaning = {
+        400: "Invalid JSON, wrong types, unknown workload",
+        403: "Refused by data-class policy",
+        404: "Unknown model",
+        413: "Body too large",
+        429: "Upstream rate limit",
+        502: "Upstream failed",
+        503: "Upstream unavailable",
+        504: "Upstream timed out",
+    }
+    return {
+        str(s): {
+            "description": meaning[s],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for s in statuses
+    }
+
+
+_WORKLOAD = {
+    "name": "X-Modelyard-Workload",
+    "in": "header",
+    "required": False,
+    "description": "The workload this call belongs to (or body metadata.workload; else the configured default).",
+    "schema": {"type": "string"},
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    upstream_errors = _errors(400, 404, 413, 429, 502, 503, 504)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "modelyard gateway",
+            "version": __version__,
+            "description": "OpenAI-compatible gateway: every call metered in the ledger.",
+        },
+        "paths": {
+            "/v1/chat/completions": {
+                "post": {
+                    "summary": "Create a chat completion (JSON, or SSE when stream is true)",
+                    "parameters": [_WORKLOAD],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "chat.completion object, or a text/event-stream of chunks ending in [DONE]",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **upstream_errors,
+                    },
+                }
+            },
+            "/v1/embeddings": {
+                "post": {
+                    "summary": "Create embeddings",
+                    "parameters": [_WORKLOAD],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/EmbeddingRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "list of embeddings", "content": {"application/json": {}}},
+                        **upstream_errors,
+                    },
+                }
+            },
+            "/v1/models": {
+                "get": {
+                    "summary": "List the models this gateway serves",
+                    "responses": {"200": {"description": "list of models", "content": {"application/json": {}}}},
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}},
+            },
+            "/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}},
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": _ERROR,
+                **_schemas(ChatRequest=ChatRequest, EmbeddingRequest=EmbeddingRequest),
+            }
+        },
+    }
+
+
+def _schemas(**kinds: Any) -> dict[str, Any]:
+    """JSON Schemas of the request types, with their nested definitions hoisted into components."""
+    out: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        schema: dict[str, Any] = TypeAdapter(kind).json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[name] = schema
+    return out

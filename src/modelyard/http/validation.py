@@ -1,0 +1,145 @@
+"""Request bodies checked against OpenAI's published request shapes before anything goes upstream.
+
+Validation only checks: the client's body is forwarded as it came (unknown, newer parameters included),
+so a field OpenAI adds tomorrow still reaches providers that understand it. Errors name the parameter the
+way OpenAI does (``messages[0].role``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import NotRequired, TypedDict
+
+from modelyard.errors import InvalidRequest
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+_Allow = ConfigDict(extra="allow")
+
+
+@with_config(_Allow)
+class _FunctionCall(TypedDict):
+    name: str
+    arguments: str
+
+
+@with_config(_Allow)
+class _ToolCall(TypedDict):
+    id: str
+    type: NotRequired[str]
+    function: _FunctionCall
+
+
+@with_config(_Allow)
+class _ContentPart(TypedDict):
+    type: str
+
+
+@with_config(_Allow)
+class _Message(TypedDict):
+    role: Role
+    content: NotRequired[str | list[_ContentPart] | None]
+    name: NotRequired[str]
+    tool_calls: NotRequired[list[_ToolCall]]
+    tool_call_id: NotRequired[str]
+
+
+@with_config(_Allow)
+class _Function(TypedDict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+    description: NotRequired[str]
+    parameters: NotRequired[dict[str, Any]]
+    strict: NotRequired[bool | None]
+
+
+@with_config(_Allow)
+class _Tool(TypedDict):
+    type: Literal["function"]
+    function: _Function
+
+
+@with_config(_Allow)
+class _JsonSchema(TypedDict):
+    name: str
+    schema: NotRequired[dict[str, Any]]
+    strict: NotRequired[bool | None]
+    description: NotRequired[str]
+
+
+@with_config(_Allow)
+class _ResponseFormat(TypedDict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: NotRequired[_JsonSchema]
+
+
+@with_config(_Allow)
+class _StreamOptions(TypedDict):
+    include_usage: NotRequired[bool]
+
+
+@with_config(_Allow)
+class ChatRequest(TypedDict):
+    model: NotRequired[str]
+    messages: Annotated[list[_Message], Field(min_length=1)]
+    stream: NotRequired[bool | None]
+    stream_options: NotRequired[_StreamOptions | None]
+    temperature: NotRequired[Annotated[float, Field(ge=0, le=2)] | None]
+    top_p: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
+    n: NotRequired[Literal[1] | None]
+    max_tokens: NotRequired[Annotated[int, Field(ge=1)] | None]
+    max_completion_tokens: NotRequired[Annotated[int, Field(ge=1)] | None]
+    stop: NotRequired[str | list[str] | None]
+    tools: NotRequired[list[_Tool] | None]
+    tool_choice: NotRequired[Literal["none", "auto", "required"] | dict[str, Any] | None]
+    parallel_tool_calls: NotRequired[bool | None]
+    response_format: NotRequired[_ResponseFormat | None]
+    seed: NotRequired[int | None]
+    user: NotRequired[str]
+    metadata: NotRequired[dict[str, Any] | None]
+
+
+@with_config(_Allow)
+class EmbeddingRequest(TypedDict):
+    model: NotRequired[str]
+    input: str | Annotated[list[str], Field(min_length=1)] | list[int] | list[list[int]]
+    encoding_format: NotRequired[Literal["float", "base64"]]
+    dimensions: NotRequired[Annotated[int, Field(ge=1)]]
+    user: NotRequired[str]
+    metadata: NotRequired[dict[str, Any] | None]
+
+
+_CHAT = TypeAdapter(ChatRequest)
+_EMBEDDING = TypeAdapter(EmbeddingRequest)
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not (isinstance(part, str) and (part.startswith(("list[", "str", "dict[", "int", "bool")) or "[" in part)):
+            out += f".{part}" if out else part
+    return out
+
+
+def _check(adapter: TypeAdapter[Any], body: Any) -> None:
+    try:
+        adapter.validate_python(body, strict=True)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        param = _param(error["loc"])
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = "Missing required parameter"
+        raise InvalidRequest(f"{param}: {message}" if param else message, param=param or None) from None
+
+
+def check_chat_request(body: Any) -> None:
+    if isinstance(body, dict) and body.get("n") not in (None, 1):
+        raise InvalidRequest("n: only n=1 is supported", code="unsupported_value", param="n")
+    _check(_CHAT, body)
+
+
+def check_embedding_request(body: Any) -> None:
+    _check(_EMBEDDING, body)

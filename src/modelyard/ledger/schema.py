@@ -1,0 +1,94 @@
+"""The ledger's row schema: the contract between the gateway and everything that analyses traffic.
+
+One :class:`RequestRow` per client request and one :class:`AttemptRow` per upstream attempt (a request
+retried or failed over has several attempts). Documented column by column in ``docs/ledger.md``; the SQL
+tables are created by the numbered migrations in ``ledger/migrations/``. Rows are append-only.
+
+Costs are integers of pico-dollars (1e-12 USD) so that they are exact and ``SUM()`` stays exact in SQLite
+and PostgreSQL alike; ``cost_pico_usd`` is NULL when the model has no known price (``priced`` = 0), never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+#: Bumped when a migration changes the row shape; written into every spool line.
+SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class RequestRow:
+    request_id: str
+    #: Unix time (seconds, float) the gateway received the request.
+    ts: float
+    endpoint: str  # "chat" | "embeddings"
+    workload: str | None
+    data_class: str | None
+    tenant: str | None
+    api_key_id: str | None
+    #: The public model name the client asked for, and where it went.
+    model: str
+    provider: str | None
+    provider_kind: str | None
+    upstream_model: str | None
+    #: HTTP status returned to the client.
+    status: int
+    error_kind: str | None
+    streamed: bool
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_estimated: bool = False
+    cost_pico_usd: int | None = None
+    priced: bool = False
+    price_version: str | None = None
+    #: Milliseconds: whole request as the client saw it; first byte of the answer; time spent waiting on
+    #: upstreams; and the gateway's own share (total − upstream).
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    upstream_latency_ms: float | None = None
+    overhead_ms: float | None = None
+    attempts: int = 0
+    retries: int = 0
+    finish_reason: str | None = None
+    client_cancelled: bool = False
+    #: Which target served it and why (routing decisions, cache hits, fallbacks).
+    route: str | None = None
+    #: Only when the workload opted in with ``log_content``: JSON text of the messages and the answer.
+    prompt: str | None = None
+    completion: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class AttemptRow:
+    request_id: str
+    attempt: int
+    ts: float
+    provider: str
+    provider_kind: str
+    upstream_model: str
+    status: int
+    error_kind: str | None
+    latency_ms: float
+    ttft_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_estimated: bool = False
+    cost_pico_usd: int | None = None
+    priced: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+REQUEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
+ATTEMPT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRow))

@@ -1,0 +1,157 @@
+"""The spool: append-only files that hold ledger rows until the database has committed them.
+
+Each answered request becomes one line, ``{"v": SCHEMA_VERSION, "request": {...}, "attempts": [...]}``,
+written with a single ``os.write`` on an ``O_APPEND`` descriptor. Once ``write`` returns the bytes are in
+the kernel's page cache, so they survive a crash (even ``kill -9``) of the process; they do not survive
+a crash of the machine before the kernel writes them back (an ``fsync`` per request would cost far more).
+
+A *segment* is one spool file. A live writer holds an exclusive ``flock`` on each segment it owns until
+the rows are committed and the file deleted; the kernel drops the lock when the process dies, so any
+unlocked segment is a leftover that can be replayed. Replays are idempotent (the stores skip rows they
+already hold), so two processes replaying the same leftover is harmless.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+
+import orjson
+
+from modelyard.ledger.schema import SCHEMA_VERSION, AttemptRow, RequestRow
+
+log = logging.getLogger("modelyard.ledger")
+
+SUFFIX = ".jsonl"
+_sequence = count()
+
+
+def encode_line(request: RequestRow, attempts: Sequence[AttemptRow]) -> bytes:
+    """One spool line. orjson serialises the dataclasses directly, in about a microsecond."""
+    return orjson.dumps({"v": SCHEMA_VERSION, "request": request, "attempts": attempts}) + b"\n"
+
+
+class SpoolSegment:
+    """One spool file this process appends to, locked for as long as this object holds it."""
+
+    def __init__(self, directory: Path) -> None:
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_sequence)}"
+        # Create and lock under a temporary name, then rename: a replaying process never sees a
+        # segment between its creation and its lock (it would take it for a dead writer's leftover).
+        tmp = directory / f"{name}.tmp"
+        self.path = directory / f"{name}{SUFFIX}"
+        self.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        os.rename(tmp, self.path)
+        self.rows = 0
+
+    def append(self, line: bytes) -> None:
+        written = os.write(self.fd, line)
+        if written != len(line):
+            # Only a full disk does this to a regular file; the torn line is skipped on replay.
+            raise OSError(f"spool {self.path}: wrote {written} of {len(line)} bytes (disk full?)")
+        self.rows += 1
+
+    def release(self) -> None:
+        """Unlock and close, leaving the file for a later replay."""
+        os.close(self.fd)
+
+    def delete(self) -> None:
+        """The rows are committed: remove the file (while still locked), then unlock."""
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A leftover segment locked by this process, with the rows read from it."""
+
+    path: Path
+    fd: int
+    requests: list[RequestRow] = field(default_factory=list)
+    attempts: list[AttemptRow] = field(default_factory=list)
+    #: Line numbers that could not be read, other than a torn last line.
+    bad_lines: list[int] = field(default_factory=list)
+    #: Lines written by a newer modelyard (higher schema version) that this one cannot store.
+    newer_lines: int = 0
+
+    def done(self) -> None:
+        """The rows are committed. Delete the file, unless it holds lines we could not store."""
+        if self.newer_lines:
+            log.warning(
+                "spool %s: kept, %d line(s) have a newer schema version; upgrade modelyard to store them",
+                self.path,
+                self.newer_lines,
+            )
+        elif self.bad_lines:
+            kept = self.path.with_suffix(".bad")
+            self.path.rename(kept)
+            log.error("spool %s: unreadable line(s) %s; file kept as %s", self.path, self.bad_lines, kept)
+        else:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+    def release(self) -> None:
+        """Storing failed: unlock and leave the file for the next attempt."""
+        os.close(self.fd)
+
+
+def leftovers(directory: Path) -> list[Path]:
+    """Spool segments in ``directory``, oldest first (names start with a nanosecond timestamp)."""
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob(f"*{SUFFIX}"))
+
+
+def claim(path: Path) -> Claimed | None:
+    """Lock and read a leftover segment; ``None`` if a live writer holds it or it is already gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_nlink == 0:  # another replayer committed and deleted it before we locked it
+            os.close(fd)
+            return None
+        with os.fdopen(os.dup(fd), "rb") as file:
+            data = file.read()
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    claimed = Claimed(path, fd)
+    _parse(data, claimed)
+    return claimed
+
+
+def _parse(data: bytes, into: Claimed) -> None:
+    lines = data.split(b"\n")
+    # Every complete line ends with "\n", so the last piece is b"" unless the final write was cut short.
+    if lines[-1]:
+        log.warning(
+            "spool %s: skipping a torn last line (%d bytes, a partial write)", into.path, len(lines[-1])
+        )
+    for number, line in enumerate(lines[:-1], start=1):
+        if not line:
+            continue
+        try:
+            entry = orjson.loads(line)
+            if entry["v"] > SCHEMA_VERSION:
+                into.newer_lines += 1
+                continue
+            request = RequestRow(**entry["request"])
+            attempts = [AttemptRow(**a) for a in entry["attempts"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            into.bad_lines.append(number)
+            continue
+        into.requests.append(request)
+        into.attempts.extend(attempts)

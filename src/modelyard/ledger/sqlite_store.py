@@ -1,0 +1,114 @@
+"""The embedded ledger: one SQLite file, in WAL mode so the CLI can read while the gateway writes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from modelyard.ledger import migrate
+from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
+from modelyard.ledger.store import (
+    EVERYTHING,
+    RequestFilter,
+    attempt_from_db,
+    attempt_values,
+    insert_sql,
+    request_from_db,
+    request_values,
+    select_attempts_sql,
+    select_requests_sql,
+    select_summary_sql,
+)
+from modelyard.ledger.summary import GroupKey, SummaryRow, summarise
+
+_INSERT_REQUEST = insert_sql("requests", REQUEST_COLUMNS, "?")
+_INSERT_ATTEMPT = insert_sql("attempts", ATTEMPT_COLUMNS, "?")
+
+
+class SQLiteStore:
+    """A :class:`~modelyard.ledger.store.LedgerStore` on a SQLite file (or ``":memory:"``).
+
+    The connection is shared by the writer's worker threads and guarded by a lock; transactions are
+    explicit (``isolation_level=None``) so a batch and a migration each commit exactly once.
+    """
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        # WAL: readers never block the writer. synchronous=NORMAL: a commit survives a process crash
+        # (the spool covers the rest) without an fsync per batch.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self.migrate()
+
+    def migrate(self) -> list[int]:
+        """Apply the missing migrations in one transaction. Returns the versions applied."""
+        with self._write() as db:
+            db.execute(migrate.SCHEMA_MIGRATIONS_DDL)
+            applied = {v for (v,) in db.execute("SELECT version FROM schema_migrations")}
+            todo = migrate.pending("sqlite", applied)
+            for migration in todo:
+                for statement in migration.statements():
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (migration.version, time.time()),
+                )
+        return [m.version for m in todo]
+
+    def applied_versions(self) -> list[int]:
+        with self._lock:
+            return [v for (v,) in self._db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+
+    def insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> int:
+        with self._write() as db:
+            new = db.executemany(_INSERT_REQUEST, request_values(requests)).rowcount
+            db.executemany(_INSERT_ATTEMPT, attempt_values(attempts))
+        return new
+
+    def query(
+        self, where: RequestFilter = EVERYTHING, *, limit: int | None = None, newest_first: bool = True
+    ) -> list[RequestRow]:
+        where_sql, params = where.where("?")
+        if limit is not None:
+            params.append(limit)
+        with self._lock:
+            cursor = self._db.execute(select_requests_sql(where_sql, limit, newest_first, "?"), params)
+            return [request_from_db(values) for values in cursor]
+
+    def query_attempts(self, where: RequestFilter = EVERYTHING) -> list[AttemptRow]:
+        where_sql, params = where.where("?")
+        with self._lock:
+            return [attempt_from_db(v) for v in self._db.execute(select_attempts_sql(where_sql), params)]
+
+    def summary(
+        self, group_by: Sequence[GroupKey] = ("workload", "model"), where: RequestFilter = EVERYTHING
+    ) -> list[SummaryRow]:
+        where_sql, params = where.where("?")
+        with self._lock:
+            return summarise(self._db.execute(select_summary_sql(where_sql), params), group_by)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. IMMEDIATE takes the write lock up front, so a second process (another
+        gateway, or two starting at once and migrating) waits for us instead of failing mid-way."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

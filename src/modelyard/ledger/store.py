@@ -1,0 +1,165 @@
+"""The one storage contract of the ledger, and :func:`open_store` that picks a backend from a URL.
+
+Two backends implement :class:`LedgerStore`: SQLite (embedded default, ``sqlite:///path.db``) and
+PostgreSQL (scaled out, ``postgresql://...``). Both are synchronous: the writer calls them from a worker
+thread, never on the event loop, and the CLI calls them directly. The SQL they share is built here from
+the row schema, so a column added to :mod:`modelyard.ledger.schema` (and a migration) reaches both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
+from modelyard.ledger.summary import GroupKey, SummaryRow
+
+#: Columns :func:`modelyard.ledger.summary.summarise` needs, in the order it expects them.
+SUMMARY_COLUMNS = (
+    "workload",
+    "model",
+    "provider",
+    "status",
+    "error_kind",
+    "input_tokens",
+    "output_tokens",
+    "cost_pico_usd",
+    "latency_ms",
+    "ttft_ms",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """Which requests to read. ``since`` is inclusive and ``until`` exclusive, both unix seconds."""
+
+    since: float | None = None
+    until: float | None = None
+    workload: str | None = None
+    model: str | None = None
+    status: int | None = None
+
+    def where(self, placeholder: str) -> tuple[str, list[Any]]:
+        """A ``WHERE`` clause (or ``""``) and its parameters, for a driver's placeholder style."""
+        tests: list[str] = []
+        params: list[Any] = []
+        for column, op, value in (
+            ("ts", ">=", self.since),
+            ("ts", "<", self.until),
+            ("workload", "=", self.workload),
+            ("model", "=", self.model),
+            ("status", "=", self.status),
+        ):
+            if value is not None:
+                tests.append(f"{column} {op} {placeholder}")
+                params.append(value)
+        return (" WHERE " + " AND ".join(tests) if tests else ""), params
+
+
+#: The default filter: every request.
+EVERYTHING = RequestFilter()
+
+
+class LedgerStore(Protocol):
+    """Where ledger rows live. Writes are idempotent: replaying rows already stored changes nothing."""
+
+    def insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> int:
+        """Store rows in one transaction, skipping any already present. Returns how many requests were new."""
+        ...
+
+    def query(
+        self, where: RequestFilter = EVERYTHING, *, limit: int | None = None, newest_first: bool = True
+    ) -> list[RequestRow]:
+        """Requests matching ``where``, ordered by time."""
+        ...
+
+    def query_attempts(self, where: RequestFilter = EVERYTHING) -> list[AttemptRow]:
+        """Attempts of the requests matching ``where``, oldest first."""
+        ...
+
+    def summary(
+        self, group_by: Sequence[GroupKey] = ("workload", "model"), where: RequestFilter = EVERYTHING
+    ) -> list[SummaryRow]:
+        """Per-group figures: see :class:`~modelyard.ledger.summary.SummaryRow`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> LedgerStore:
+    """Open (and migrate) the store ``url`` names: ``sqlite:///path.db`` or ``postgresql://...``."""
+    if url.startswith("sqlite:///"):
+        from modelyard.ledger.sqlite_store import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        from modelyard.ledger.postgres_store import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path.db or postgresql://user@host/db")
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:///`` URL: ``sqlite:///rel.db`` is relative, ``sqlite:////abs.db`` absolute."""
+    return url.removeprefix("sqlite:///")
+
+
+def _bool_columns(cls: type) -> frozenset[str]:
+    # The row modules use postponed annotations, so field types are strings.
+    return frozenset(f.name for f in fields(cls) if f.type in ("bool", bool))
+
+
+REQUEST_BOOLS = _bool_columns(RequestRow)
+ATTEMPT_BOOLS = _bool_columns(AttemptRow)
+
+
+def insert_sql(table: str, columns: Sequence[str], placeholder: str) -> str:
+    """An idempotent ``INSERT`` of one row: a row whose key is already stored is skipped.
+
+    ``ON CONFLICT DO NOTHING`` (SQLite ≥ 3.24 and PostgreSQL) rather than SQLite's ``INSERT OR IGNORE``,
+    which would also silently drop rows that break a ``NOT NULL`` constraint.
+    """
+    marks = ", ".join([placeholder] * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+
+
+def request_values(rows: Iterable[RequestRow]) -> list[tuple[Any, ...]]:
+    return [tuple(getattr(row, c) for c in REQUEST_COLUMNS) for row in rows]
+
+
+def attempt_values(rows: Iterable[AttemptRow]) -> list[tuple[Any, ...]]:
+    return [tuple(getattr(row, c) for c in ATTEMPT_COLUMNS) for row in rows]
+
+
+def request_from_db(values: Sequence[Any]) -> RequestRow:
+    """A :class:`RequestRow` from a ``SELECT`` of :data:`REQUEST_COLUMNS` (SQLite booleans are 0/1)."""
+    data = dict(zip(REQUEST_COLUMNS, values, strict=True))
+    for name in REQUEST_BOOLS:
+        data[name] = bool(data[name])
+    return RequestRow(**data)
+
+
+def attempt_from_db(values: Sequence[Any]) -> AttemptRow:
+    data = dict(zip(ATTEMPT_COLUMNS, values, strict=True))
+    for name in ATTEMPT_BOOLS:
+        data[name] = bool(data[name])
+    return AttemptRow(**data)
+
+
+def select_requests_sql(where_sql: str, limit: int | None, newest_first: bool, placeholder: str) -> str:
+    order = "DESC" if newest_first else "ASC"
+    sql = f"SELECT {', '.join(REQUEST_COLUMNS)} FROM requests{where_sql}"
+    sql += f" ORDER BY ts {order}, request_id {order}"
+    return sql + (f" LIMIT {placeholder}" if limit is not None else "")
+
+
+def select_attempts_sql(where_sql: str) -> str:
+    columns = ", ".join(f"a.{c}" for c in ATTEMPT_COLUMNS)
+    inner = f"SELECT request_id FROM requests{where_sql}"
+    order = "ORDER BY a.ts, a.request_id, a.attempt"
+    return f"SELECT {columns} FROM attempts a WHERE a.request_id IN ({inner}) {order}"
+
+
+def select_summary_sql(where_sql: str) -> str:
+    return f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM requests{where_sql}"

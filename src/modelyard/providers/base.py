@@ -1,0 +1,154 @@
+"""The adapter contract every provider module implements, and the types that cross it.
+
+The gateway speaks OpenAI's Chat Completions format internally: requests arrive in it, responses leave in
+it. An adapter translates that format to one API family's wire format and back (pure functions in its
+module), and owns the HTTP call. Streaming adapters yield OpenAI ``chat.completion.chunk`` dicts and fill
+in a :class:`StreamMeter` as they go, so usage survives a stream that is cut or cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Usage:
+    """Tokens as the provider bills them, normalised to one convention.
+
+    ``input_tokens`` counts every prompt token (uncached, cache reads and cache writes);
+    ``cached_input_tokens`` and ``cache_write_tokens`` are parts of it. ``output_tokens`` counts every
+    generated token billed at the output rate, reasoning included; ``reasoning_tokens`` is part of it.
+    Providers differ (Anthropic reports cache tokens *beside* input tokens; Gemini reports thinking tokens
+    *beside* candidates); each adapter converts to this convention so pricing is one formula.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    #: True when we counted or estimated the tokens because the provider never reported them
+    #: (a stream the client cancelled, or the upstream cut before its usage event).
+    estimated: bool = False
+    #: Anthropic bills 1-hour cache writes at a higher rate than 5-minute ones; part of cache_write_tokens.
+    cache_write_1h_tokens: int = 0
+
+    def to_openai(self) -> JSON:
+        """The ``usage`` object of an OpenAI response."""
+        return {
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_input_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A finished non-streaming chat completion, already in OpenAI format."""
+
+    body: JSON
+    usage: Usage | None
+    finish_reason: str | None = None
+    #: The bytes to send as-is when the adapter could pass the upstream body through untouched.
+    raw: bytes | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingResult:
+    body: JSON
+    usage: Usage | None
+    raw: bytes | None = None
+
+
+@dataclass(slots=True)
+class StreamMeter:
+    """What a stream has produced so far; the adapter updates it while yielding chunks."""
+
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    chunks: int = 0
+    #: Characters of generated text and tool arguments, to estimate output tokens if the stream is cut.
+    output_chars: int = 0
+    upstream_model: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an adapter supports, declared as data so the gateway can refuse early and explain why."""
+
+    chat: bool = True
+    streaming: bool = True
+    tools: bool = True
+    json_schema: bool = True
+    embeddings: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """One upstream chat call: the validated OpenAI-format body and the model to ask for upstream."""
+
+    body: JSON
+    upstream_model: str
+    #: The client asked for usage in the stream (``stream_options.include_usage``); adapters always ask the
+    #: upstream for usage so metering is exact, and the gateway strips it when the client did not ask.
+    client_wants_stream_usage: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingCall:
+    body: JSON
+    upstream_model: str
+
+
+class Adapter(Protocol):
+    """One configured provider. Instances hold the pooled HTTP session and the credential."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        """Run a non-streaming chat completion; raise :class:`modelyard.errors.UpstreamError` on failure."""
+        ...
+
+    def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON]:
+        """Yield OpenAI ``chat.completion.chunk`` dicts; keep ``meter`` current; raise UpstreamError on failure.
+
+        The final usage-only chunk (``choices: []``) is yielded too; the gateway decides whether the client
+        sees it.
+        """
+        ...
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResult:
+        """Create embeddings; adapters without ``capabilities.embeddings`` raise UpstreamError."""
+        ...
+
+    async def close(self) -> None:
+        """Release pooled connections."""
+        ...
+
+
+def estimate_tokens(chars: int) -> int:
+    """A rough token count from characters (~4 per token for English), used only when the provider never
+    reported usage; rows built from it carry ``usage_estimated``."""
+    return (chars + 3) // 4
+
+
+def message_chars(body: JSON) -> int:
+    """Characters of prompt text in an OpenAI chat body, for estimating input tokens of a cut stream."""
+    total = 0
+    for message in body.get("messages", ()):
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    total += len(part["text"])
+    return total

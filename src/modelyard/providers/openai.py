@@ -1,0 +1,194 @@
+"""The OpenAI API family: Chat Completions and Embeddings.
+
+The gateway already speaks this format, so translation is small: swap in the upstream model, always ask for
+usage in streams (metering must not depend on the client remembering ``stream_options``), and normalise
+usage. OpenAI's usage already follows our convention: ``prompt_tokens`` includes
+``prompt_tokens_details.cached_tokens`` and ``completion_tokens`` includes
+``completion_tokens_details.reasoning_tokens`` (platform.openai.com/docs/api-reference/chat/object).
+Non-streaming bodies pass through as received bytes: re-encoding them would only cost time.
+
+Self-hosted servers that copy this format (vLLM, Ollama, TGI, llama.cpp) reuse this module through
+``openai_compatible.py``, which only sets :class:`Profile` flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from modelyard.config.schema import ProviderConfig
+from modelyard.errors import UpstreamError, UpstreamStreamCut, upstream_error_for_status
+from modelyard.providers.base import (
+    JSON,
+    Capabilities,
+    ChatCall,
+    ChatResult,
+    EmbeddingCall,
+    EmbeddingResult,
+    StreamMeter,
+    Usage,
+)
+from modelyard.providers.http import UpstreamClient, error_message_of
+from modelyard.providers.sse import SSEDecoder
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How one server differs from OpenAI's own API. Each flag exists because a real server needs it."""
+
+    #: Send ``stream_options: {include_usage: true}``; servers that reject unknown fields get False.
+    stream_usage_option: bool = True
+    #: The server ends streams with ``data: [DONE]``; if not, a clean end of the body counts as complete.
+    sends_done: bool = True
+    #: How ``response_format: json_schema`` is expressed: OpenAI's shape, or TGI's ``{"type": "json"}``.
+    json_schema_style: str = "openai"
+    capabilities: Capabilities = Capabilities(embeddings=True)
+
+
+OPENAI_PROFILE = Profile()
+
+
+def to_request(body: JSON, upstream_model: str, profile: Profile, *, stream: bool) -> JSON:
+    """The upstream request: the client's body with the upstream model and our streaming options."""
+    request = dict(body)
+    request["model"] = upstream_model
+    request.pop("metadata", None)  # gateway routing data; OpenAI accepts metadata only with store=true
+    if stream:
+        request["stream"] = True
+        if profile.stream_usage_option:
+            request["stream_options"] = {"include_usage": True}
+        else:
+            request.pop("stream_options", None)
+    else:
+        request.pop("stream", None)
+        request.pop("stream_options", None)
+    response_format = request.get("response_format")
+    if profile.json_schema_style == "tgi" and isinstance(response_format, dict):
+        if response_format.get("type") == "json_schema":
+            schema = response_format.get("json_schema", {}).get("schema", {})
+            request["response_format"] = {"type": "json", "value": schema}
+        elif response_format.get("type") == "json_object":
+            request["response_format"] = {"type": "json", "value": {"type": "object"}}
+    return request
+
+
+def usage_from(raw: Any) -> Usage | None:
+    """OpenAI's ``usage`` object → :class:`Usage` (already our convention)."""
+    if not isinstance(raw, dict):
+        return None
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+        cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
+        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+    )
+
+
+def finish_reason_of(body: JSON) -> str | None:
+    choices = body.get("choices") or ()
+    return str(choices[0].get("finish_reason")) if choices and choices[0].get("finish_reason") else None
+
+
+def chunk_output_chars(chunk: JSON) -> int:
+    """Characters of text and tool arguments in a chunk, for estimating a cut stream's output."""
+    total = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        for call in delta.get("tool_calls") or ():
+            arguments = (call.get("function") or {}).get("arguments")
+            if isinstance(arguments, str):
+                total += len(arguments)
+    return total
+
+
+def track_chunk(chunk: JSON, meter: StreamMeter) -> None:
+    """Update ``meter`` from one OpenAI-format chunk."""
+    meter.chunks += 1
+    meter.output_chars += chunk_output_chars(chunk)
+    usage = chunk.get("usage")
+    if usage:
+        meter.usage = usage_from(usage)
+    finish = finish_reason_of(chunk)
+    if finish:
+        meter.finish_reason = finish
+    if meter.upstream_model is None and isinstance(chunk.get("model"), str):
+        meter.upstream_model = chunk["model"]
+
+
+class OpenAIAdapter:
+    """OpenAI's API, or any server speaking it (with a :class:`Profile` for its differences)."""
+
+    profile: Profile = OPENAI_PROFILE
+
+    def __init__(self, name: str, config: ProviderConfig, api_key: str | None) -> None:
+        self.name = name
+        self.capabilities = self.profile.capabilities
+        self._base = (config.base_url or "").rstrip("/")
+        self._client = UpstreamClient(name, config, api_key)
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        request = to_request(call.body, call.upstream_model, self.profile, stream=False)
+        raw, body = await self._client.post_json(
+            f"{self._base}/chat/completions", orjson.dumps(request), self._headers
+        )
+        if not isinstance(body, dict) or "choices" not in body:
+            raise UpstreamError(f"{self.name} answered without choices", provider=self.name)
+        return ChatResult(body=body, usage=usage_from(body.get("usage")), finish_reason=finish_reason_of(body), raw=raw)
+
+    async def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON]:
+        request = to_request(call.body, call.upstream_model, self.profile, stream=True)
+        url = f"{self._base}/chat/completions"
+        done = False
+        async with self._client.post_stream(url, orjson.dumps(request), self._headers) as chunks:
+            decoder = SSEDecoder()
+            async for data in chunks:
+                for event in decoder.feed(data):
+                    if event.data == "[DONE]":
+                        done = True
+                        continue
+                    chunk = self._parse_event(event.data)
+                    track_chunk(chunk, meter)
+                    yield chunk
+        if not done and (self.profile.sends_done or meter.finish_reason is None):
+            raise UpstreamStreamCut(f"{self.name} ended the stream before it was complete", provider=self.name)
+
+    def _parse_event(self, data: str) -> JSON:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamStreamCut(f"{self.name} sent a malformed stream event", provider=self.name) from None
+        if not isinstance(chunk, dict):
+            raise UpstreamStreamCut(f"{self.name} sent a malformed stream event", provider=self.name)
+        if "error" in chunk:
+            # OpenAI-style servers report failures after the headers as an error object in the stream.
+            message = self._client.scrub(error_message_of(chunk) or "error in stream")
+            status = chunk["error"].get("code") if isinstance(chunk["error"], dict) else None
+            raise upstream_error_for_status(self.name, status if isinstance(status, int) else 500, message)
+        return chunk
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResult:
+        if not self.capabilities.embeddings:
+            raise UpstreamError(
+                f"{self.name} does not serve embeddings", provider=self.name, code="unsupported", status=400
+            )
+        request = dict(call.body)
+        request["model"] = call.upstream_model
+        request.pop("metadata", None)
+        raw, body = await self._client.post_json(f"{self._base}/embeddings", orjson.dumps(request), self._headers)
+        if not isinstance(body, dict) or "data" not in body:
+            raise UpstreamError(f"{self.name} answered without embeddings", provider=self.name)
+        return EmbeddingResult(body=body, usage=usage_from(body.get("usage")), raw=raw)
+
+    async def close(self) -> None:
+        await self._client.close()
