@@ -51,11 +51,13 @@ class GatewayUnderTest:
         with sqlite3.connect(self.db_path) as conn:
             conn.row_factory = sqlite3.Row
             try:
-                return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY ts")]  # noqa: S608
+                return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY ts")]
             except sqlite3.OperationalError:
                 return []
 
-    async def wait_rows(self, count: int, table: str = "requests", timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def wait_rows(
+        self, count: int, table: str = "requests", timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
         """The ledger writes off the request path: wait until ``count`` rows have landed."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -70,11 +72,24 @@ def gateway_config(tmp_path: Path, bases: dict[str, str], **overrides: Any) -> C
     models: dict[str, Any] = {}
     upstream = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
     for kind, base in bases.items():
-        providers[f"{kind}-fake"] = {"kind": kind, "base_url": base, "api_key_env": f"FAKE_{kind.upper()}_KEY"}
+        providers[f"{kind}-fake"] = {
+            "kind": kind,
+            "base_url": base,
+            "api_key_env": f"FAKE_{kind.upper()}_KEY",
+        }
         models[f"{kind}-chat"] = {"provider": f"{kind}-fake", "upstream_model": upstream[kind]}
     if "openai" in bases:
-        models["openai-embed"] = {"provider": "openai-fake", "upstream_model": "text-embedding-3-small", "kind": "embedding"}
-        providers["selfhosted"] = {"kind": "openai_compatible", "profile": "vllm", "base_url": bases["openai"]}
+        models["openai-embed"] = {
+            "provider": "openai-fake",
+            "upstream_model": "text-embedding-3-small",
+            "kind": "embedding",
+        }
+        providers["selfhosted"] = {
+            "kind": "openai_compatible",
+            "profile": "vllm",
+            "base_url": bases["openai"],
+            "api_key_env": "FAKE_OPENAI_KEY",  # vLLM started with --api-key
+        }
         models["llama"] = {"provider": "selfhosted", "upstream_model": "meta-llama/Llama-3.1-8B-Instruct"}
     raw: dict[str, Any] = {
         "providers": providers,
@@ -92,7 +107,9 @@ def gateway_config(tmp_path: Path, bases: dict[str, str], **overrides: Any) -> C
 
 
 @pytest.fixture
-async def fakes(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[dict[str, str], dict[str, FakeState]]]:
+async def fakes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[dict[str, str], dict[str, FakeState]]]:
     from contextlib import AsyncExitStack
 
     bases: dict[str, str] = {}

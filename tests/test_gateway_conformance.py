@@ -22,7 +22,11 @@ TOOLS = [
         "function": {
             "name": "get_weather",
             "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
 ]
@@ -47,7 +51,11 @@ def chat_body(kind: str, scenario: str, *, stream: bool) -> dict[str, Any]:
             "type": "json_schema",
             "json_schema": {
                 "name": "answer",
-                "schema": {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]},
+                "schema": {
+                    "type": "object",
+                    "properties": {"answer": {"type": "integer"}},
+                    "required": ["answer"],
+                },
             },
         }
     if stream:
@@ -57,7 +65,10 @@ def chat_body(kind: str, scenario: str, *, stream: bool) -> dict[str, Any]:
 
 
 async def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
-    async with aiohttp.ClientSession() as session, session.post(url, data=orjson.dumps(body), headers=headers) as r:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=orjson.dumps(body), headers=headers) as r,
+    ):
         return r.status, await r.read(), r.headers
 
 
@@ -162,7 +173,9 @@ async def test_stream_and_non_stream_agree(gateway: GatewayUnderTest, kind: str,
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_stream_without_include_usage_hides_usage_but_meters_it(gateway: GatewayUnderTest, kind: str) -> None:
+async def test_stream_without_include_usage_hides_usage_but_meters_it(
+    gateway: GatewayUnderTest, kind: str
+) -> None:
     body = chat_body(kind, "text", stream=True)
     del body["stream_options"]
     status, raw, _ = await post(f"{gateway.url}/v1/chat/completions", body)
@@ -209,7 +222,9 @@ async def test_upstream_errors_are_mapped(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_cut_stream_ends_with_an_error_event_and_estimated_usage(gateway: GatewayUnderTest, kind: str) -> None:
+async def test_cut_stream_ends_with_an_error_event_and_estimated_usage(
+    gateway: GatewayUnderTest, kind: str
+) -> None:
     gateway.states[kind].scenario = "stream_cut"
     status, raw, _ = await post(f"{gateway.url}/v1/chat/completions", chat_body(kind, "text", stream=True))
     assert status == 200

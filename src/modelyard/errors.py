@@ -148,7 +148,10 @@ def upstream_error_for_status(
     """
     if upstream_status == 429:
         return UpstreamRateLimited(
-            f"{provider} rate limit: {message}", provider=provider, upstream_status=429, retry_after=retry_after
+            f"{provider} rate limit: {message}",
+            provider=provider,
+            upstream_status=429,
+            retry_after=retry_after,
         )
     if upstream_status in (503, 529):
         return UpstreamUnavailable(
@@ -159,9 +162,13 @@ def upstream_error_for_status(
             status=503,
         )
     if upstream_status in (408, 504):
-        return UpstreamTimeout(f"{provider} timed out: {message}", provider=provider, upstream_status=upstream_status)
+        return UpstreamTimeout(
+            f"{provider} timed out: {message}", provider=provider, upstream_status=upstream_status
+        )
     if upstream_status >= 500:
-        return UpstreamUnavailable(f"{provider} failed: {message}", provider=provider, upstream_status=upstream_status)
+        return UpstreamUnavailable(
+            f"{provider} failed: {message}", provider=provider, upstream_status=upstream_status
+        )
     if upstream_status in (401, 403):
         return UpstreamError(
             f"{provider} refused the gateway's credentials; check the provider's api_key_env in the config",
@@ -171,7 +178,11 @@ def upstream_error_for_status(
         )
     if upstream_status == 404:
         return UpstreamError(
-            f"{provider}: {message}", provider=provider, upstream_status=404, code="model_not_found", status=404
+            f"{provider}: {message}",
+            provider=provider,
+            upstream_status=404,
+            code="model_not_found",
+            status=404,
         )
     return UpstreamError(
         f"{provider} rejected the request: {message}",

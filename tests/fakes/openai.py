@@ -46,7 +46,11 @@ def _usage(scenario: str) -> dict[str, Any]:
 
 def _message(scenario: str) -> tuple[dict[str, Any], str]:
     if scenario == "tool_call":
-        call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+        call = {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
         return {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None}, "tool_calls"
     finish = "length" if scenario == "length" else "stop"
     return {"role": "assistant", "content": EXPECTED_TEXT[scenario], "refusal": None}, finish
@@ -59,7 +63,9 @@ def _check(state: FakeState, request: web.Request, body: Any) -> web.Response | 
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or "model" not in body:
         return _error(400, "invalid_request_error", "'messages' and 'model' are required")
     if state.scenario == "auth_error":
-        return _error(401, "invalid_request_error", f"Incorrect API key provided: {API_KEY}.", "invalid_api_key")
+        return _error(
+            401, "invalid_request_error", f"Incorrect API key provided: {API_KEY}.", "invalid_api_key"
+        )
     if state.scenario in _ERRORS:
         status, kind, message = _ERRORS[state.scenario]
         return _error(status, kind, message)
@@ -76,7 +82,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if body.get("stream"):
         return await _stream(request, state, body)
     if state.scenario in ("stream_cut", "stream_error"):
-        return web.Response(body=b'{"id": "chatcmpl-1", "object": "chat.comp', content_type="application/json")
+        return web.Response(
+            body=b'{"id": "chatcmpl-1", "object": "chat.comp', content_type="application/json"
+        )
     message, finish = _message(state.scenario)
     return web.json_response(
         {
@@ -116,10 +124,17 @@ async def _stream(request: web.Request, state: FakeState, body: dict[str, Any]) 
         await cut_connection(response, request)
         return response
     if state.scenario == "tool_call":
-        call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+        call = {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": ""},
+        }
         await response.write(_chunk(model, {"tool_calls": [call]}))
         for piece in ('{"city"', ': "Paris"}'):
-            await response.write(_chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+            await response.write(
+                _chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            )
         finish = "tool_calls"
     else:
         text = EXPECTED_TEXT[state.scenario]
@@ -151,10 +166,18 @@ async def embeddings(request: web.Request) -> web.Response:
         status, kind, message = _ERRORS[state.scenario]
         return _error(status, kind, message)
     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-    data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]} for i in range(len(inputs))]
+    data = [
+        {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
+        for i in range(len(inputs))
+    ]
     tokens = 2 * len(inputs)
     return web.json_response(
-        {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
     )
 
 

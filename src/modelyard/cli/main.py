@@ -16,6 +16,8 @@ COMMANDS = {
     "openapi": "modelyard.cli.serve:openapi_command",
     "ledger": "modelyard.cli.ledger:ledger_group",
     "decide": "modelyard.cli.decide:decide_command",
+    "eval": "modelyard.cli.eval:eval_command",
+    "bench-endpoint": "modelyard.cli.bench_endpoint:bench_endpoint_command",
 }
 
 
@@ -54,7 +56,9 @@ def cli(verbose: bool) -> None:
       modelyard decide                                   the decision report on the bundled example
       modelyard ledger summary --config FILE             spend and latency per workload
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main() -> None:

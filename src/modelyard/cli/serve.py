@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import click
 import orjson
@@ -20,19 +22,23 @@ def _load(path: str) -> Config:
         raise click.ClickException(str(exc)) from None
 
 
-def _run(coro: object) -> None:
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
 
         uvloop.run(coro)  # libuv's loop: measurably cheaper per request than asyncio's default
     except ImportError:  # pragma: no cover - uvloop is a hard dependency; kept for other platforms
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(coro)
 
 
 @click.command("serve")
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option(
+    "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file."
+)
 @click.option("--host", default=None, help="Address to listen on (default: server.host in the config).")
-@click.option("--port", default=None, type=int, help="Port to listen on (default: server.port in the config).")
+@click.option(
+    "--port", default=None, type=int, help="Port to listen on (default: server.port in the config)."
+)
 def serve_command(config_path: str, host: str | None, port: int | None) -> None:
     """Run the OpenAI-compatible gateway. Point clients at http://HOST:PORT/v1."""
     from modelyard.gateway.server import serve_forever
@@ -42,7 +48,9 @@ def serve_command(config_path: str, host: str | None, port: int | None) -> None:
 
 
 @click.command("check")
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option(
+    "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file."
+)
 def check_command(config_path: str) -> None:
     """Validate a config file and say what it routes where."""
     from modelyard.catalog.prices import load_catalog
@@ -54,11 +62,15 @@ def check_command(config_path: str) -> None:
         provider = config.providers[model.provider]
         click.echo(f"  model {name} -> {model.provider} ({provider.kind}) {model.upstream_model or name}")
     for name, workload in sorted(config.workloads.items()):
-        click.echo(f"  workload {name}: data class {workload.data_class}, default model {workload.model or '-'}")
+        click.echo(
+            f"  workload {name}: data class {workload.data_class}, default model {workload.model or '-'}"
+        )
     for line in missing_credentials(config):
         click.echo(f"  warning: {line}", err=True)
     for name in unpriced_models(config, load_catalog(config.catalog.price_files)):
-        click.echo(f"  warning: model {name} has no catalog price; its calls will be recorded as unpriced", err=True)
+        click.echo(
+            f"  warning: model {name} has no catalog price; its calls will be recorded as unpriced", err=True
+        )
 
 
 @click.command("openapi")
@@ -66,5 +78,7 @@ def openapi_command() -> None:
     """Print the gateway's OpenAPI document (docs/openapi.json is this output)."""
     from modelyard.http.openapi import openapi_document
 
-    sys.stdout.write(orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    sys.stdout.write(
+        orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    )
     sys.stdout.write("\n")

@@ -60,7 +60,9 @@ def _resolve_relative_paths(config: Config, base: Path) -> Config:
             ledger = ledger.model_copy(update={"url": f"sqlite:///{(base / db).resolve()}"})
     if ledger.spool_dir is not None and not os.path.isabs(ledger.spool_dir):
         ledger = ledger.model_copy(update={"spool_dir": str((base / ledger.spool_dir).resolve())})
-    files = tuple(str((base / f).resolve()) if not os.path.isabs(f) else f for f in config.catalog.price_files)
+    files = tuple(
+        str((base / f).resolve()) if not os.path.isabs(f) else f for f in config.catalog.price_files
+    )
     catalog = config.catalog.model_copy(update={"price_files": files})
     return config.model_copy(update={"ledger": ledger, "catalog": catalog})
 

@@ -137,6 +137,8 @@ class WorkloadPolicy(Strict):
     slo: Slo = Slo()
     #: Minimum eval score (0–1) a model must have measured for this workload.
     quality_floor: float | None = Field(None, ge=0, le=1)
+    #: Work that can wait in a queue (batch jobs): capacity is sized for the average, not the busiest hour.
+    deferrable: bool = False
     description: str | None = None
 
 

@@ -12,6 +12,8 @@ hourly totals per (workload, data class, model, provider kind), and a log-bucket
 
 from __future__ import annotations
 
+import gzip
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +70,13 @@ _FLOOR = {
 
 def _hour_sql(dialect: str) -> str:
     hour = _FLOOR[dialect].format(x="ts / 3600") + " * 3600"
+    w = "weight" if dialect == "duckdb" else "1"  # a sampled JSONL row stands for `weight` identical calls
     return f"""
         SELECT COALESCE(workload, '(none)'), data_class, model, provider_kind, {hour} AS hour,
-               COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),
-               SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(latency_ms),
-               COALESCE(SUM(cost_pico_usd), 0), SUM(CASE WHEN cost_pico_usd IS NULL THEN 1 ELSE 0 END)
+               SUM({w}), SUM(CASE WHEN status >= 400 THEN {w} ELSE 0 END),
+               SUM(input_tokens * {w}), SUM(cached_input_tokens * {w}), SUM(output_tokens * {w}),
+               SUM(latency_ms * {w}), COALESCE(SUM(cost_pico_usd * {w}), 0),
+               SUM(CASE WHEN cost_pico_usd IS NULL THEN {w} ELSE 0 END)
         FROM requests WHERE endpoint = 'chat'
         GROUP BY 1, 2, 3, 4, 5"""
 
@@ -83,8 +87,9 @@ def _hist_sql(dialect: str) -> str:
     ttft = (
         f"CASE WHEN ttft_ms IS NULL THEN NULL ELSE {floor.format(x=f'ln(ttft_ms + 1) * {BUCKETS_PER_E}')} END"
     )
+    w = "weight" if dialect == "duckdb" else "1"
     return f"""
-        SELECT COALESCE(workload, '(none)'), {lat}, {ttft}, COUNT(*)
+        SELECT COALESCE(workload, '(none)'), {lat}, {ttft}, SUM({w})
         FROM requests WHERE endpoint = 'chat' AND status < 400
         GROUP BY 1, 2, 3"""
 
@@ -105,7 +110,7 @@ def _build(source: str, hour_rows: list[Any], hist_rows: list[Any]) -> Traffic:
             float(r[10] or 0),
             int(r[11] or 0),
             int(r[12] or 0),
-        )  # fmt: skip
+        )
         for r in hour_rows
     ]
     hist = [HistRow(str(r[0]), int(r[1]), None if r[2] is None else int(r[2]), int(r[3])) for r in hist_rows]
@@ -157,6 +162,7 @@ JSONL_COLUMNS = {
     "status": "INTEGER",
     "data_class": "VARCHAR",
     "cost_usd": "DOUBLE",
+    "weight": "BIGINT",
 }
 _REQUIRED = ("ts", "workload", "model", "input_tokens", "output_tokens", "latency_ms")
 
@@ -170,15 +176,20 @@ def read_jsonl(path: str | Path) -> Traffic:
                COALESCE(TRY_CAST(ts AS DOUBLE), epoch(TRY_CAST(ts AS TIMESTAMPTZ))) AS ts, 'chat' AS endpoint,
                workload, data_class, model, provider AS provider_kind, COALESCE(status, 200) AS status,
                input_tokens, output_tokens, COALESCE(cached_input_tokens, 0) AS cached_input_tokens,
-               latency_ms, ttft_ms, CAST(ROUND(cost_usd * 1e12) AS BIGINT) AS cost_pico_usd, ts AS raw_ts
+               latency_ms, ttft_ms, CAST(ROUND(cost_usd * 1e12) AS BIGINT) AS cost_pico_usd,
+               COALESCE(weight, 1) AS weight
         FROM scan"""
     return _via_duckdb(path, scan, normalise, "JSONL")
+
+
+_FIRST_TAG = "NULLIF(string_split(regexp_replace(request_tags, '[\\[\\]\" ]', '', 'g'), ',')[1], '')"
 
 
 def read_litellm_csv(path: str | Path, workload_from: str = "request_tag") -> Traffic:
     """Aggregate a LiteLLM spend-log export (CSV of ``LiteLLM_SpendLogs``). ``spend`` is LiteLLM's cost."""
     workload = {
-        "request_tag": "NULLIF(TRIM(string_split(regexp_replace(request_tags, '[\\[\\]\" ]', '', 'g'), ',')[1]), '')",
+        # request_tags is a JSON array as text ('["tag"]'): its first tag names the workload.
+        "request_tag": _FIRST_TAG,
         "model_group": "model_group",
         "team_id": "team_id",
         "user": '"user"',
@@ -186,7 +197,8 @@ def read_litellm_csv(path: str | Path, workload_from: str = "request_tag") -> Tr
         "model": "model",
     }[workload_from]
     scan = "read_csv(?, header=true, all_varchar=true)"
-    ttft = '(epoch(TRY_CAST("completionStartTime" AS TIMESTAMPTZ)) - epoch(TRY_CAST("startTime" AS TIMESTAMPTZ))) * 1000'
+    start = 'epoch(TRY_CAST("startTime" AS TIMESTAMPTZ))'
+    ttft = f'(epoch(TRY_CAST("completionStartTime" AS TIMESTAMPTZ)) - {start}) * 1000'
     normalise = f"""
         SELECT row_number() OVER () + 1 AS line, epoch(TRY_CAST("startTime" AS TIMESTAMPTZ)) AS ts,
                'chat' AS endpoint, {workload} AS workload, NULL AS data_class, model,
@@ -194,10 +206,9 @@ def read_litellm_csv(path: str | Path, workload_from: str = "request_tag") -> Tr
                CASE WHEN lower(COALESCE(status, 'success')) = 'failure' THEN 500 ELSE 200 END AS status,
                TRY_CAST(prompt_tokens AS BIGINT) AS input_tokens,
                TRY_CAST(completion_tokens AS BIGINT) AS output_tokens, 0 AS cached_input_tokens,
-               (epoch(TRY_CAST("endTime" AS TIMESTAMPTZ)) - epoch(TRY_CAST("startTime" AS TIMESTAMPTZ))) * 1000
-                   AS latency_ms,
+               (epoch(TRY_CAST("endTime" AS TIMESTAMPTZ)) - {start}) * 1000 AS latency_ms,
                {ttft} AS ttft_ms,
-               CAST(ROUND(TRY_CAST(spend AS DOUBLE) * 1e12) AS BIGINT) AS cost_pico_usd, "startTime" AS raw_ts
+               CAST(ROUND(TRY_CAST(spend AS DOUBLE) * 1e12) AS BIGINT) AS cost_pico_usd, 1 AS weight
         FROM scan"""
     return _via_duckdb(
         path, scan, normalise, "LiteLLM spend-log CSV", optional={"completionStartTime", "status"}
@@ -212,11 +223,12 @@ def _via_duckdb(
         raise ConfigError(f"traffic file {path} does not exist")
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE VIEW scan AS SELECT * FROM {scan}", [str(path)])
+        scan = scan.replace("?", "'" + str(path).replace("'", "''") + "'")  # views take no parameters
+        con.execute(f"CREATE VIEW scan AS SELECT * FROM {scan}")
         present = {d[0] for d in con.execute("SELECT * FROM scan LIMIT 0").description}
-        for col in optional - present:
-            con.execute(f'CREATE OR REPLACE VIEW scan AS SELECT *, NULL AS "{col}" FROM {scan}', [str(path)])
-            present.add(col)
+        if missing := sorted(optional - present):
+            nulls = ", ".join(f'NULL AS "{col}"' for col in missing)
+            con.execute(f"CREATE OR REPLACE VIEW scan AS SELECT *, {nulls} FROM {scan}")
         con.execute(f"CREATE TEMP TABLE requests AS {normalise}")
         _check_required(con, path, kind)
         return _build(
@@ -225,9 +237,26 @@ def _via_duckdb(
             con.execute(_hist_sql("duckdb")).fetchall(),
         )
     except duckdb.Error as exc:
+        where = _first_bad_json_line(path) if kind == "JSONL" else None
+        if where is not None:
+            raise ConfigError(f"{path}: line {where[0]}: not valid JSON ({where[1]}); fix or remove that line") from None
         raise ConfigError(f"{path}: not a valid {kind} file: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
+
+
+def _first_bad_json_line(path: Path) -> tuple[int, str] | None:
+    """Only on the error path: DuckDB's own line numbers are not reliable, so find the line ourselves."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as exc:
+                return number, exc.msg
+    return None
 
 
 def _check_required(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> None:
@@ -239,16 +268,18 @@ def _check_required(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> No
                 f"{path}: line {row[0]}: field '{field}' is missing or not readable "
                 f"(a {kind} row needs {', '.join(_REQUIRED)}); fix or remove that line"
             )
-    bad = con.execute("SELECT min(line) FROM requests WHERE input_tokens < 0 OR output_tokens < 0").fetchone()
+    bad = con.execute(
+        "SELECT min(line) FROM requests WHERE input_tokens < 0 OR output_tokens < 0 OR weight < 1"
+    ).fetchone()
     if bad is not None and bad[0] is not None:
-        raise ConfigError(f"{path}: line {bad[0]}: token counts must not be negative")
+        raise ConfigError(f"{path}: line {bad[0]}: token counts must not be negative and weight must be ≥ 1")
 
 
 def read_traffic(spec: str, *, litellm_workload_from: str = "request_tag") -> Traffic:
     """Dispatch on the spec: a ledger URL, ``*.jsonl``, or ``*.csv`` (LiteLLM spend logs)."""
     if "://" in spec:
         return read_ledger(spec)
-    suffix = Path(spec).suffix.lower()
+    suffix = Path(spec.removesuffix(".gz")).suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return read_jsonl(spec)
     if suffix == ".csv":

@@ -76,7 +76,12 @@ class Outcome:
 
 
 def build_rows(
-    ctx: RequestContext, workload: Workload, target: Target | None, model: str, streamed: bool, outcome: Outcome
+    ctx: RequestContext,
+    workload: Workload,
+    target: Target | None,
+    model: str,
+    streamed: bool,
+    outcome: Outcome,
 ) -> tuple[RequestRow, list[AttemptRow]]:
     latency = perf_counter() - ctx.t0
     usage = outcome.usage

@@ -28,7 +28,15 @@ from modelyard.gateway.targets import (
     resolve_workload,
 )
 from modelyard.ledger.schema import AttemptRow, RequestRow
-from modelyard.providers.base import JSON, Adapter, ChatCall, ChatResult, EmbeddingCall, EmbeddingResult, StreamMeter
+from modelyard.providers.base import (
+    JSON,
+    Adapter,
+    ChatCall,
+    ChatResult,
+    EmbeddingCall,
+    EmbeddingResult,
+    StreamMeter,
+)
 
 
 class LedgerSink(Protocol):
@@ -61,7 +69,11 @@ class Gateway:
         return workload, resolve_target(self.targets, body.get("model"), workload, kind)
 
     def record_refusal(
-        self, ctx: RequestContext, body: Mapping[str, Any] | None, error: ModelyardError, workload: Workload | None
+        self,
+        ctx: RequestContext,
+        body: Mapping[str, Any] | None,
+        error: ModelyardError,
+        workload: Workload | None,
     ) -> None:
         """A request refused before any upstream call still gets its row (the audit trail)."""
         model = body.get("model") if isinstance(body, Mapping) else None
@@ -99,7 +111,9 @@ class Gateway:
         options = body.get("stream_options")
         wants_usage = isinstance(options, dict) and options.get("include_usage") is True
         meter = StreamMeter()
-        call = ChatCall(body=body, upstream_model=target.upstream_model, client_wants_stream_usage=wants_usage)
+        call = ChatCall(
+            body=body, upstream_model=target.upstream_model, client_wants_stream_usage=wants_usage
+        )
         outcome = Outcome(status=200)
         completion: list[str] = []
         started = perf_counter()
@@ -176,7 +190,13 @@ class Gateway:
         return result
 
     def _record(
-        self, ctx: RequestContext, workload: Workload, target: Target, body: JSON, streamed: bool, outcome: Outcome
+        self,
+        ctx: RequestContext,
+        workload: Workload,
+        target: Target,
+        body: JSON,
+        streamed: bool,
+        outcome: Outcome,
     ) -> None:
         row, attempts = build_rows(ctx, workload, target, target.public_model, streamed, outcome)
         self.ledger.record(row, attempts)

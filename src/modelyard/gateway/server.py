@@ -23,7 +23,9 @@ log = logging.getLogger("modelyard.server")
 
 
 @asynccontextmanager
-async def running_gateway(config: Config, host: str | None = None, port: int | None = None) -> AsyncIterator[str]:
+async def running_gateway(
+    config: Config, host: str | None = None, port: int | None = None
+) -> AsyncIterator[str]:
     """Start the gateway on ``host:port`` (config defaults; port 0 picks a free one); yield its base URL.
 
     The ledger replays any spool left by a crash before the first request is accepted.
@@ -37,7 +39,7 @@ async def running_gateway(config: Config, host: str | None = None, port: int | N
     await runner.setup()
     site = web.TCPSite(runner, host or config.server.host, config.server.port if port is None else port)
     await site.start()
-    server = site._server  # noqa: SLF001 - the only way to learn the port chosen for port 0
+    server = site._server
     sockets = getattr(server, "sockets", None) or []
     bound_port = sockets[0].getsockname()[1] if sockets else port
     try:

@@ -43,7 +43,9 @@ class Workload:
 NO_WORKLOAD = Workload(None, None, False, None)
 
 
-def build_targets(config: Config, adapters: Mapping[str, Adapter], catalog: PriceCatalog) -> dict[str, Target]:
+def build_targets(
+    config: Config, adapters: Mapping[str, Adapter], catalog: PriceCatalog
+) -> dict[str, Target]:
     """One :class:`Target` per configured public model name."""
     targets: dict[str, Target] = {}
     for name, model in config.models.items():
@@ -68,7 +70,9 @@ def unpriced_models(config: Config, catalog: PriceCatalog) -> list[str]:
     return [
         name
         for name, model in config.models.items()
-        if catalog.price_for(config.providers[model.provider].kind, model.price_as or model.upstream_model or name)
+        if catalog.price_for(
+            config.providers[model.provider].kind, model.price_as or model.upstream_model or name
+        )
         is None
     ]
 
@@ -111,9 +115,7 @@ def resolve_workload(config: Config, header: str | None, body: Mapping[str, Any]
     return _workload(name, workload)
 
 
-def resolve_target(
-    targets: Mapping[str, Target], model: Any, workload: Workload, kind: ModelKind
-) -> Target:
+def resolve_target(targets: Mapping[str, Target], model: Any, workload: Workload, kind: ModelKind) -> Target:
     """The target for the requested model (or the workload's default model)."""
     if model is None:
         model = workload.default_model

@@ -45,7 +45,9 @@ async def read_json(request: web.Request) -> Any:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"could not parse the JSON body of your request: {exc}", code="invalid_json") from None
+        raise InvalidRequest(
+            f"could not parse the JSON body of your request: {exc}", code="invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     return body
@@ -152,7 +154,8 @@ async def fallback(request: web.Request) -> web.Response:
     known = ROUTES.get(request.path) or ROUTES.get(request.path.rstrip("/"))
     if known is not None:
         error = InvalidRequest(
-            f"method {request.method} is not allowed on {request.path}; use {known[0]}", code="method_not_allowed"
+            f"method {request.method} is not allowed on {request.path}; use {known[0]}",
+            code="method_not_allowed",
         )
         error.status = 405
         return error_response(error)

@@ -79,7 +79,9 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [_WORKLOAD],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}},
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
+                        },
                     },
                     "responses": {
                         "200": {
@@ -112,7 +114,9 @@ def openapi_document() -> dict[str, Any]:
             "/v1/models": {
                 "get": {
                     "summary": "List the models this gateway serves",
-                    "responses": {"200": {"description": "list of models", "content": {"application/json": {}}}},
+                    "responses": {
+                        "200": {"description": "list of models", "content": {"application/json": {}}}
+                    },
                 }
             },
             "/healthz": {

@@ -7,10 +7,10 @@ way OpenAI does (``messages[0].role``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from modelyard.errors import InvalidRequest
 
@@ -113,12 +113,18 @@ _CHAT = TypeAdapter(ChatRequest)
 _EMBEDDING = TypeAdapter(EmbeddingRequest)
 
 
+#: Parts of a pydantic error location that name a union member's type, not a field.
+_TYPE_TAGS = frozenset({"str", "bool", "int", "float", "none", "dict", "list", "typed-dict"})
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not (isinstance(part, str) and (part.startswith(("list[", "str", "dict[", "int", "bool")) or "[" in part)):
+        elif (
+            part not in _TYPE_TAGS and "[" not in part and not part.startswith(("function-", "constrained-"))
+        ):
             out += f".{part}" if out else part
     return out
 

@@ -22,6 +22,7 @@ from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow
 from modelyard.ledger.store import (
     EVERYTHING,
     RequestFilter,
+    RowsRejected,
     attempt_from_db,
     attempt_values,
     insert_sql,
@@ -71,10 +72,13 @@ class PostgresStore:
         return [int(v) for (v,) in rows]
 
     def insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> int:
-        with self._transaction() as conn, conn.cursor() as cursor:
-            cursor.executemany(_INSERT_REQUEST, request_values(requests))
-            new = cursor.rowcount
-            cursor.executemany(_INSERT_ATTEMPT, attempt_values(attempts))
+        try:
+            with self._transaction() as conn, conn.cursor() as cursor:
+                cursor.executemany(_INSERT_REQUEST, request_values(requests))
+                new = cursor.rowcount
+                cursor.executemany(_INSERT_ATTEMPT, attempt_values(attempts))
+        except (psycopg.IntegrityError, psycopg.DataError) as exc:
+            raise RowsRejected(str(exc).splitlines()[0]) from exc
         return max(new, 0)
 
     def query(

@@ -33,7 +33,7 @@ _sequence = count()
 
 
 def encode_line(request: RequestRow, attempts: Sequence[AttemptRow]) -> bytes:
-    """One spool line. orjson serialises the dataclasses directly, in about a microsecond."""
+    """One spool line. orjson serialises the dataclasses directly (a few microseconds)."""
     return orjson.dumps({"v": SCHEMA_VERSION, "request": request, "attempts": attempts}) + b"\n"
 
 

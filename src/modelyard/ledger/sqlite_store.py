@@ -14,6 +14,7 @@ from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow
 from modelyard.ledger.store import (
     EVERYTHING,
     RequestFilter,
+    RowsRejected,
     attempt_from_db,
     attempt_values,
     insert_sql,
@@ -68,9 +69,12 @@ class SQLiteStore:
             return [v for (v,) in self._db.execute("SELECT version FROM schema_migrations ORDER BY version")]
 
     def insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> int:
-        with self._write() as db:
-            new = db.executemany(_INSERT_REQUEST, request_values(requests)).rowcount
-            db.executemany(_INSERT_ATTEMPT, attempt_values(attempts))
+        try:
+            with self._write() as db:
+                new = db.executemany(_INSERT_REQUEST, request_values(requests)).rowcount
+                db.executemany(_INSERT_ATTEMPT, attempt_values(attempts))
+        except (sqlite3.IntegrityError, OverflowError) as exc:  # a NOT NULL broken; an int beyond 64 bits
+            raise RowsRejected(str(exc)) from exc
         return new
 
     def query(

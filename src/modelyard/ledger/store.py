@@ -57,6 +57,10 @@ class RequestFilter:
         return (" WHERE " + " AND ".join(tests) if tests else ""), params
 
 
+class RowsRejected(Exception):
+    """The database refused the rows themselves (a constraint or type violation): retrying cannot help."""
+
+
 #: The default filter: every request.
 EVERYTHING = RequestFilter()
 
@@ -65,7 +69,10 @@ class LedgerStore(Protocol):
     """Where ledger rows live. Writes are idempotent: replaying rows already stored changes nothing."""
 
     def insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> int:
-        """Store rows in one transaction, skipping any already present. Returns how many requests were new."""
+        """Store rows in one transaction, skipping any already present. Returns how many requests were new.
+
+        Raises :class:`RowsRejected` if a row breaks a constraint; the driver's own errors otherwise.
+        """
         ...
 
     def query(

@@ -22,7 +22,7 @@ from pathlib import Path
 from modelyard.config.schema import LedgerConfig
 from modelyard.ledger import spool
 from modelyard.ledger.schema import AttemptRow, RequestRow
-from modelyard.ledger.store import LedgerStore, open_store, sqlite_path
+from modelyard.ledger.store import LedgerStore, RowsRejected, open_store, sqlite_path
 
 log = logging.getLogger("modelyard.ledger")
 
@@ -107,11 +107,9 @@ class Ledger:
 
     async def _run(self) -> None:
         while not self._closing:
-            if self._failures:
-                await asyncio.sleep(self._backoff())
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.flush_interval_ms / 1000)
+            # The flush interval, longer after each failure; close() (and a full batch) wakes us early.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._backoff())
             self._wake.clear()
             await self._flush()
         await self._flush()
@@ -169,12 +167,34 @@ class Ledger:
             if claimed is None:  # a live writer owns it, or another replayer finished it
                 continue
             try:
-                self._insert(claimed.requests, claimed.attempts)
+                try:
+                    self._insert(claimed.requests, claimed.attempts)
+                except RowsRejected as exc:
+                    self._insert_one_by_one(claimed, exc)
             except Exception as exc:
                 claimed.release()
                 return paths[index:], exc
             claimed.done()
         return [], None
+
+    def _insert_one_by_one(self, claimed: spool.Claimed, error: RowsRejected) -> None:
+        """The database refused part of a segment: store what it accepts, set the rest aside.
+
+        Retrying a row that breaks a constraint can never succeed, and would hold up every row behind it.
+        """
+        attempts: dict[str, list[AttemptRow]] = {}
+        for row in claimed.attempts:
+            attempts.setdefault(row.request_id, []).append(row)
+        rejected = []
+        for request in claimed.requests:
+            try:
+                self._insert([request], attempts.get(request.request_id, []))
+            except RowsRejected:
+                rejected.append(spool.encode_line(request, attempts.get(request.request_id, [])))
+        kept = claimed.path.with_suffix(".rejected")
+        with open(kept, "ab") as file:
+            file.writelines(rejected)
+        log.error("ledger: the database refused %d row(s) (%s); kept in %s", len(rejected), error, kept)
 
     def _insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> None:
         if self._store is None:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -305,11 +304,9 @@ class AnthropicAdapter:
         request = to_anthropic_request(call.body, call.upstream_model, stream=True)
         translator = StreamTranslator(self.name, json_tool=json_tool_of(call.body), scrub=self._client.scrub)
         try:
-            async with (
-                self._client.post_stream(self._url, orjson.dumps(request), self._headers) as body,
-                aclosing(self._events(body)) as events,
-            ):
-                async for event in events:
+            # A transport failure after the answer began arrives from the client as UpstreamStreamCut.
+            async with self._client.post_stream(self._url, orjson.dumps(request), self._headers) as body:
+                async for event in iter_sse(body):
                     chunks = translator.feed(event.event, self._event_data(event))
                     _update_meter(meter, translator)
                     for chunk in chunks:
@@ -320,16 +317,6 @@ class AnthropicAdapter:
         except UpstreamError:
             meter.usage = translator.partial_usage() if not translator.done else translator.usage
             raise
-
-    async def _events(self, body: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, None]:
-        """SSE events; a transport failure after the response started is reported as a cut stream."""
-        try:
-            async for event in iter_sse(body):
-                yield event
-        except UpstreamError as exc:
-            raise UpstreamStreamCut(
-                f"{self.name} stream broke before message_stop: {exc.message}", provider=self.name
-            ) from None
 
     def _event_data(self, event: SSEEvent) -> JSON:
         try:

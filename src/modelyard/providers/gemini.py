@@ -1,8 +1,8 @@
 """The Google Gemini API adapter (``generateContent``, ``streamGenerateContent``, ``batchEmbedContents``).
 
 This module owns the HTTP calls; the translation is pure and lives beside it:
-:mod:`modelyard.providers.gemini_wire` (OpenAI request → Gemini) and
-:mod:`modelyard.providers.gemini_read` (Gemini answers, stream events, usage, errors → OpenAI).
+:mod:`modelyard.providers.gemini_request` (OpenAI request → Gemini) and
+:mod:`modelyard.providers.gemini_response` (Gemini answers, stream events, usage, errors → OpenAI).
 
 Wire facts (https://ai.google.dev/api/generate-content): the key goes in the ``x-goog-api-key`` header;
 streaming is ``:streamGenerateContent?alt=sse`` where each ``data:`` line is a whole
@@ -20,7 +20,7 @@ from urllib.parse import quote
 import orjson
 
 from modelyard.config.schema import ProviderConfig
-from modelyard.errors import UpstreamError, UpstreamStreamCut, UpstreamTimeout, UpstreamUnavailable
+from modelyard.errors import UpstreamError, UpstreamStreamCut, UpstreamUnavailable
 from modelyard.providers.base import (
     JSON,
     Capabilities,
@@ -30,13 +30,17 @@ from modelyard.providers.base import (
     EmbeddingResult,
     StreamMeter,
 )
-from modelyard.providers.gemini_read import (
+from modelyard.providers.gemini_request import (
+    embedding_inputs,
+    to_gemini_embedding_request,
+    to_gemini_request,
+)
+from modelyard.providers.gemini_response import (
     StreamTranslator,
     error_from_body,
     from_gemini_embeddings,
     from_gemini_response,
 )
-from modelyard.providers.gemini_wire import embedding_inputs, to_gemini_embedding_request, to_gemini_request
 from modelyard.providers.http import UpstreamClient
 from modelyard.providers.sse import iter_sse
 
@@ -107,7 +111,7 @@ class GeminiAdapter:
                     _update(meter, translator)
                     meter.chunks += 1
                     yield chunk
-                _update(meter, translator)
+                _update(meter, translator)  # an event may bring usage but no chunk
         if not translator.finished:
             raise UpstreamStreamCut(
                 f"{self.name} stream ended before its final chunk", provider=self.name, upstream_status=200
@@ -116,18 +120,21 @@ class GeminiAdapter:
         yield translator.finish()
 
     async def _events(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[JSON]:
-        """Decoded ``data:`` payloads; a connection lost or a payload truncated mid-stream is a cut."""
-        try:
-            async for event in iter_sse(chunks):
-                if event.data.strip():
-                    payload = orjson.loads(event.data)
-                    if not isinstance(payload, dict):
-                        raise orjson.JSONDecodeError("not a GenerateContentResponse", event.data, 0)
-                    yield payload
-        except (UpstreamUnavailable, UpstreamTimeout, orjson.JSONDecodeError) as exc:
-            raise UpstreamStreamCut(
-                f"{self.name} stream was cut: {type(exc).__name__}", provider=self.name, upstream_status=200
-            ) from None
+        """Decoded ``data:`` payloads. A payload truncated by a dropped connection is a cut; transport
+        failures mid-stream are already mapped by :class:`UpstreamClient` (cut, or timeout for a stall)."""
+        async for event in iter_sse(chunks):
+            if not event.data.strip():
+                continue
+            try:
+                # Scrubbed like error bodies: an in-stream error must not carry the key to a client.
+                payload = orjson.loads(self._client.scrub(event.data))
+            except orjson.JSONDecodeError:
+                payload = None
+            if not isinstance(payload, dict):
+                raise UpstreamStreamCut(
+                    f"{self.name} stream ended inside an event", provider=self.name, upstream_status=200
+                )
+            yield payload
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingResult:
         """``batchEmbedContents`` for every input at once; usage is estimated (Gemini reports none)."""

@@ -86,7 +86,10 @@ class UpstreamClient:
             body = None
         message = error_message_of(body) or raw[:200].decode("utf-8", "replace") or f"HTTP {status}"
         return upstream_error_for_status(
-            self.provider, status, self.scrub(message), retry_after=parse_retry_after(headers.get("retry-after"))
+            self.provider,
+            status,
+            self.scrub(message),
+            retry_after=parse_retry_after(headers.get("retry-after")),
         )
 
     def _transport_error(self, exc: BaseException) -> UpstreamError:
@@ -109,7 +112,7 @@ class UpstreamClient:
                     raise self._failure(response.status, raw, response.headers)
         except UpstreamError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from None
         try:
             return raw, orjson.loads(raw)
@@ -119,7 +122,9 @@ class UpstreamClient:
             ) from None
 
     @asynccontextmanager
-    async def post_stream(self, url: str, body: bytes, headers: dict[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def post_stream(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield the raw body chunks of a 2xx streaming answer; transport errors are mapped."""
         try:
             async with self.session.post(url, data=body, headers=headers) as response:
@@ -128,14 +133,14 @@ class UpstreamClient:
                 yield self._chunks(response)
         except UpstreamError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from None
 
     async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         try:
             async for chunk in response.content.iter_any():
                 yield chunk
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeout(f"{self.provider} stalled mid-stream", provider=self.provider) from None
         except aiohttp.ClientError as exc:
             # The answer had begun: whatever broke, the client must learn its stream is incomplete.

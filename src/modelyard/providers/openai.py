@@ -14,7 +14,7 @@ Self-hosted servers that copy this format (vLLM, Ollama, TGI, llama.cpp) reuse t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -45,7 +45,7 @@ class Profile:
     sends_done: bool = True
     #: How ``response_format: json_schema`` is expressed: OpenAI's shape, or TGI's ``{"type": "json"}``.
     json_schema_style: str = "openai"
-    capabilities: Capabilities = Capabilities(embeddings=True)
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities(embeddings=True))
 
 
 OPENAI_PROFILE = Profile()
@@ -144,7 +144,9 @@ class OpenAIAdapter:
         )
         if not isinstance(body, dict) or "choices" not in body:
             raise UpstreamError(f"{self.name} answered without choices", provider=self.name)
-        return ChatResult(body=body, usage=usage_from(body.get("usage")), finish_reason=finish_reason_of(body), raw=raw)
+        return ChatResult(
+            body=body, usage=usage_from(body.get("usage")), finish_reason=finish_reason_of(body), raw=raw
+        )
 
     async def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON]:
         request = to_request(call.body, call.upstream_model, self.profile, stream=True)
@@ -161,13 +163,17 @@ class OpenAIAdapter:
                     track_chunk(chunk, meter)
                     yield chunk
         if not done and (self.profile.sends_done or meter.finish_reason is None):
-            raise UpstreamStreamCut(f"{self.name} ended the stream before it was complete", provider=self.name)
+            raise UpstreamStreamCut(
+                f"{self.name} ended the stream before it was complete", provider=self.name
+            )
 
     def _parse_event(self, data: str) -> JSON:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise UpstreamStreamCut(f"{self.name} sent a malformed stream event", provider=self.name) from None
+            raise UpstreamStreamCut(
+                f"{self.name} sent a malformed stream event", provider=self.name
+            ) from None
         if not isinstance(chunk, dict):
             raise UpstreamStreamCut(f"{self.name} sent a malformed stream event", provider=self.name)
         if "error" in chunk:
@@ -185,7 +191,9 @@ class OpenAIAdapter:
         request = dict(call.body)
         request["model"] = call.upstream_model
         request.pop("metadata", None)
-        raw, body = await self._client.post_json(f"{self._base}/embeddings", orjson.dumps(request), self._headers)
+        raw, body = await self._client.post_json(
+            f"{self._base}/embeddings", orjson.dumps(request), self._headers
+        )
         if not isinstance(body, dict) or "data" not in body:
             raise UpstreamError(f"{self.name} answered without embeddings", provider=self.name)
         return EmbeddingResult(body=body, usage=usage_from(body.get("usage")), raw=raw)

@@ -1,6 +1,6 @@
 """OpenAI Chat Completions → Gemini ``generateContent`` request translation: pure functions, no I/O.
 
-The reverse direction (responses, stream events, usage) lives in :mod:`modelyard.providers.gemini_read`.
+The reverse direction (responses, stream events, usage) lives in :mod:`modelyard.providers.gemini_response`.
 Field names follow the Gemini API reference (https://ai.google.dev/api/generate-content); every request
 field is camelCase because the API rejects unknown (e.g. snake_case) names with a 400.
 

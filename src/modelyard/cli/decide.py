@@ -1,0 +1,72 @@
+"""``modelyard decide``: API or self-hosted, per workload, from traffic and an organisation profile.
+
+Defaults to the bundled example organisation and the bundled synthetic trace, so the first run needs nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+
+from modelyard.errors import ConfigError
+
+#: The repository's examples (present in a source checkout, which is where the README's first command runs).
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@click.command("decide")
+@click.option(
+    "--org",
+    "org_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Organisation profile YAML (default: the bundled example, examples/org.yaml).",
+)
+@click.option(
+    "--traffic",
+    default=None,
+    help="Ledger URL (sqlite:///x.db, postgresql://...), JSONL of calls, or a LiteLLM spend-log CSV "
+    "(default: the bundled synthetic trace).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="reports",
+    show_default=True,
+    help="Folder for decision.html and decision.json.",
+)
+@click.option("--today", default=None, help="Date of the run (YYYY-MM-DD), for reproducible reports.")
+def decide_command(org_path: str | None, traffic: str | None, out_dir: str, today: str | None) -> None:
+    """Per-workload TCO, break-even, portfolio, scorecard and migration triggers, with an HTML report."""
+    from modelyard.economics.engine import decide, load_catalogs
+    from modelyard.economics.org import load_org
+    from modelyard.economics.traffic import read_traffic
+    from modelyard.report.html import render
+    from modelyard.report.json_doc import document
+    from modelyard.report.terminal import print_summary
+
+    console = Console(stderr=False)
+    try:
+        org = load_org(org_path or EXAMPLES / "org.yaml")
+        spec = traffic or str(EXAMPLES / "traffic" / "synthetic.jsonl.gz")
+        with console.status("reading traffic…"):
+            data = read_traffic(spec, litellm_workload_from=org.traffic.litellm_workload_from)
+        with console.status("pricing options and solving the portfolio…"):
+            decision = decide(
+                org, data, load_catalogs(org), date.fromisoformat(today) if today else date.today()
+            )
+    except (ConfigError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "decision.html").write_text(render(decision), encoding="utf-8")
+    (out / "decision.json").write_bytes(orjson.dumps(document(decision), option=orjson.OPT_INDENT_2))
+    print_summary(decision, console)
+    console.print(f"Report: {out / 'decision.html'}  ·  JSON: {out / 'decision.json'}")

@@ -1,0 +1,254 @@
+"""``modelyard ledger``: list, summarise and export what the gateway recorded.
+
+Every command reads the database named by ``--db URL`` or by ``ledger.url`` in the gateway's ``--config``
+file, and takes the same filters (``--since``, ``--until``, ``--workload``, ``--model``, ``--status``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from modelyard.config import load_config
+from modelyard.errors import ConfigError
+from modelyard.ledger.export import FORMATS, export_attempts, export_requests
+from modelyard.ledger.schema import RequestRow
+from modelyard.ledger.store import LedgerStore, RequestFilter, open_store, sqlite_path
+from modelyard.ledger.summary import GROUP_KEYS, GroupKey, SummaryRow, pico_to_usd
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+
+
+class TimeParam(click.ParamType[float]):
+    """A point in time: ``30m``/``24h``/``7d`` ago, unix seconds, or ISO 8601 (local time if no offset)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        if match := _AGO.match(text):
+            return time.time() - float(match.group(1)) * _UNITS[match.group(2)]
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(text).astimezone().timestamp()
+        except ValueError:
+            self.fail(
+                f"{text!r} is not a time: use 30m, 24h, 7d, unix seconds or 2025-01-31T12:00", param, ctx
+            )
+
+
+def _store_options(command: F) -> F:
+    command = click.option("--db", "db_url", metavar="URL", help="sqlite:///path.db or postgresql://...")(
+        command
+    )
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The gateway's config file; its ledger.url names the database.",
+    )(command)
+
+
+def _filter_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option("--since", type=TimeParam(), help="From this time (30m, 24h, 7d, unix, ISO)."),
+            click.option("--until", type=TimeParam(), help="Before this time."),
+            click.option("--workload", help="Only this workload."),
+            click.option("--model", help="Only this public model name."),
+            click.option("--status", type=int, help="Only this HTTP status."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _filter(
+    since: float | None, until: float | None, workload: str | None, model: str | None, status: int | None
+) -> RequestFilter:
+    return RequestFilter(since=since, until=until, workload=workload, model=model, status=status)
+
+
+@contextmanager
+def _open(config_path: Path | None, db_url: str | None) -> Iterator[LedgerStore]:
+    """The store to read, or a message saying how to name one."""
+    if db_url is None:
+        if config_path is None:
+            raise click.UsageError("name the ledger: --db sqlite:///modelyard.db, or --config modelyard.yaml")
+        try:
+            db_url = load_config(config_path).ledger.url
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    if db_url.startswith("sqlite:///") and not Path(sqlite_path(db_url)).exists():
+        raise click.ClickException(f"no ledger database at {sqlite_path(db_url)}; has the gateway run yet?")
+    try:
+        store = open_store(db_url)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # the driver's connection errors: say which database and why
+        raise click.ClickException(f"cannot open the ledger at {db_url.split('@')[-1]}: {exc}") from None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """Read the ledger: one row per request the gateway answered."""
+
+
+@ledger_group.command("list")
+@_store_options
+@_filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Newest N requests.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per line) instead of a table.")
+def list_command(
+    config_path: Path | None, db_url: str | None, limit: int, as_json: bool, **filters: Any
+) -> None:
+    """The newest requests, with their status, tokens, cost and latency."""
+    with _open(config_path, db_url) as store:
+        rows = store.query(_filter(**filters), limit=limit)
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(row.to_dict()).decode())
+        return
+    Console().print(_requests_table(rows))
+
+
+@ledger_group.command("summary")
+@_store_options
+@_filter_options
+@click.option(
+    "--by",
+    "group_by",
+    type=click.Choice(GROUP_KEYS),
+    multiple=True,
+    help="Group by these columns (repeatable). Default: --by workload --by model.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per group) instead of a table.")
+def summary_command(
+    config_path: Path | None, db_url: str | None, group_by: tuple[str, ...], as_json: bool, **filters: Any
+) -> None:
+    """Requests, errors, tokens, cost and latency per workload and model."""
+    keys = cast(tuple[GroupKey, ...], group_by or ("workload", "model"))
+    with _open(config_path, db_url) as store:
+        groups = store.summary(keys, _filter(**filters))
+    if as_json:
+        for group in groups:
+            click.echo(orjson.dumps(group.to_dict()).decode())
+        return
+    Console().print(_summary_table(groups, keys))
+
+
+@ledger_group.command("export")
+@_store_options
+@_filter_options
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="File format.")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write."
+)
+@click.option(
+    "--table",
+    type=click.Choice(["requests", "attempts"]),
+    default="requests",
+    show_default=True,
+    help="Requests, or the upstream attempts of the selected requests.",
+)
+def export_command(
+    config_path: Path | None, db_url: str | None, fmt: Any, output: Path, table: str, **filters: Any
+) -> None:
+    """Write every selected row, oldest first, with every column plus cost_usd as a decimal string."""
+    where = _filter(**filters)
+    with _open(config_path, db_url) as store:
+        if table == "requests":
+            count = export_requests(store.query(where, newest_first=False), output, fmt)
+        else:
+            count = export_attempts(store.query_attempts(where), output, fmt)
+    click.echo(f"wrote {count} {table} to {output}", err=True)
+
+
+def _requests_table(rows: list[RequestRow]) -> Table:
+    table = Table(title=f"{len(rows)} request(s), newest first")
+    for name in ("time", "request", "workload", "model", "provider", "status"):
+        table.add_column(name)
+    for name in ("in", "out", "cost", "latency ms", "ttft ms"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        cost = "unpriced" if row.cost_pico_usd is None else usd(pico_to_usd(row.cost_pico_usd))
+        status = str(row.status) + (f" {row.error_kind}" if row.error_kind else "")
+        table.add_row(
+            datetime.fromtimestamp(row.ts).strftime("%Y-%m-%d %H:%M:%S"),
+            row.request_id,
+            row.workload or "-",
+            row.model,
+            row.provider or "-",
+            status if row.status < 400 and not row.error_kind else f"[red]{status}[/red]",
+            str(row.input_tokens),
+            str(row.output_tokens),
+            cost,
+            _ms(row.latency_ms),
+            _ms(row.ttft_ms),
+        )
+    return table
+
+
+def _summary_table(groups: list[SummaryRow], keys: tuple[str, ...]) -> Table:
+    table = Table(title="Ledger summary")
+    for key in keys:
+        table.add_column(key)
+    for name in ("requests", "errors", "in tokens", "out tokens", "cost", "p50 ms", "p95 ms", "ttft p50 ms"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for g in groups:
+        table.add_row(
+            *(getattr(g, key) or "-" for key in keys),
+            str(g.requests),
+            f"{g.errors} ({g.error_rate:.1%})",
+            f"{g.input_tokens:,}",
+            f"{g.output_tokens:,}",
+            _cost_cell(g),
+            _ms(g.latency_p50_ms),
+            _ms(g.latency_p95_ms),
+            _ms(g.ttft_p50_ms),
+        )
+    return table
+
+
+def _cost_cell(group: SummaryRow) -> str:
+    """The priced sum, and how many requests it leaves out: an unpriced request never reads as $0."""
+    if group.cost_usd is None:
+        return f"[yellow]unpriced ({group.unpriced})[/yellow]"
+    if group.unpriced:
+        return f"{usd(group.cost_usd)} [yellow]+{group.unpriced} unpriced[/yellow]"
+    return usd(group.cost_usd)
+
+
+def usd(amount: Decimal) -> str:
+    """Dollars for people: cents from $1 up, six decimals below (one request costs fractions of a cent)."""
+    if 0 < amount < Decimal("0.000001"):
+        return "<$0.000001"
+    places = Decimal("0.01") if abs(amount) >= 1 else Decimal("0.000001")
+    return f"${amount.quantize(places):,}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"

@@ -1,0 +1,167 @@
+"""Total cost of ownership, month by month, in the issue's five buckets minus reuse savings::
+
+    TCO = direct compute + hosting + platform engineering + operations + risk premium − reuse savings
+
+- direct: API spend (volume × price per request × price trend) or GPU-hours × $/GPU-hour × GPU trend;
+- hosting: the stack's hosting overhead (% of direct) — storage, network, CPU nodes, observability;
+- platform: one-off build/integration (engineer-months, booked in month 0) + running FTEs each month;
+- operations: on-call/ops per month + the one-off security/compliance review (month 0);
+- risk: the stack's risk premium (% of direct + hosting);
+- reuse: what the organisation does not pay because it already has the stack (build and review).
+
+Everything is ``Decimal``. Trends are yearly percentages applied smoothly: month ``m`` is scaled by
+``(1 + pct/100) ** (m/12)``; volume grows by the monthly rate ``g`` as ``(1 + g) ** m``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from modelyard.economics.capacity import autoscaled_replica_hours, fixed_replica_hours, utilization
+from modelyard.economics.options import Option
+from modelyard.economics.org import OrgProfile, StackCosts
+
+BUCKETS = ("direct", "hosting", "platform", "operations", "risk", "reuse")
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class Adjust:
+    """Multipliers for sensitivity analysis; the identity by default."""
+
+    gpu_price: Decimal = Decimal(1)
+    api_price: Decimal = Decimal(1)
+    engineer_cost: Decimal = Decimal(1)
+    throughput: Decimal = Decimal(1)
+    #: Added to the monthly growth rate (e.g. 0.01 = one more point a month).
+    growth: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Month:
+    direct: Decimal
+    hosting: Decimal
+    platform: Decimal
+    operations: Decimal
+    risk: Decimal
+    reuse: Decimal
+    requests: Decimal
+    replicas: int = 0
+    utilization: Decimal | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return self.direct + self.hosting + self.platform + self.operations + self.risk - self.reuse
+
+
+@dataclass(frozen=True, slots=True)
+class Tco:
+    option: str
+    months: list[Month]
+    totals: dict[int, Decimal] = field(default_factory=dict)
+
+    def total(self, months: int) -> Decimal:
+        return sum((m.total for m in self.months[:months]), ZERO)
+
+    def bucket(self, name: str, months: int) -> Decimal:
+        return sum((getattr(m, name) for m in self.months[:months]), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """The workload inputs the TCO needs, exact."""
+
+    requests_per_month: Decimal
+    growth_per_month: Decimal
+    peak_to_avg: Decimal
+    hour_of_day: list[Decimal]
+
+
+def stack(org: OrgProfile, option: Option) -> StackCosts:
+    stacks: dict[str, StackCosts] = {
+        "api": org.stacks.api,
+        "managed_open": org.stacks.managed_open,
+        "self_hosted": org.stacks.self_hosted,
+    }
+    return stacks[option.kind]
+
+
+def trend(pct_per_year: Decimal, month: int) -> Decimal:
+    """``(1 + pct/100) ** (month/12)``; exactly 1 for month 0 or a 0% trend."""
+    if month == 0 or pct_per_year == 0:
+        return Decimal(1)
+    return (1 + pct_per_year / HUNDRED) ** (Decimal(month) / 12)
+
+
+def monthly_engineer(org: OrgProfile, adjust: Adjust) -> Decimal:
+    return org.engineering.loaded_cost_per_year * adjust.engineer_cost / 12
+
+
+def month_cost(option: Option, demand: Demand, org: OrgProfile, m: int, adjust: Adjust = Adjust()) -> Month:
+    """The cost of ``option`` in month ``m`` (0-based) of the horizon."""
+    s = stack(org, option)
+    volume = demand.requests_per_month * (1 + demand.growth_per_month + adjust.growth) ** m
+    replicas, util = 0, None
+    if option.kind == "self_hosted":
+        assert option.replica is not None and option.gpu_hourly is not None
+        replica_rps = option.replica.requests_per_s * adjust.throughput
+        cap = org.capacity
+        if cap.pool == "fixed":
+            replicas, hours = fixed_replica_hours(
+                volume,
+                demand.peak_to_avg,
+                replica_rps,
+                cap.peak_headroom,
+                cap.redundancy,
+                cap.hours_per_month,
+            )
+        else:
+            replicas, hours = autoscaled_replica_hours(
+                volume,
+                demand.hour_of_day,
+                replica_rps,
+                cap.peak_headroom,
+                cap.redundancy,
+                cap.hours_per_month,
+            )
+        gpu_price = option.gpu_hourly * adjust.gpu_price * trend(org.trends.gpu_price_pct_per_year, m)
+        direct = hours * option.gpu_count * gpu_price
+        util = utilization(volume, replicas, replica_rps)
+    else:
+        assert option.price_per_request is not None
+        price = option.price_per_request * adjust.api_price * trend(org.trends.api_price_pct_per_year, m)
+        direct = volume * price
+    hosting = direct * s.hosting_overhead_pct / HUNDRED
+    engineer = monthly_engineer(org, adjust)
+    build = s.build_engineer_months * engineer if m == 0 else ZERO
+    review = s.security_review if m == 0 else ZERO
+    return Month(
+        direct=direct,
+        hosting=hosting,
+        platform=build + s.run_fte * engineer,
+        operations=s.ops_per_month + review,
+        risk=(direct + hosting) * s.risk_premium_pct / HUNDRED,
+        reuse=build + review if s.existing else ZERO,
+        requests=volume,
+        replicas=replicas,
+        utilization=util,
+    )
+
+
+def tco(option: Option, demand: Demand, org: OrgProfile, adjust: Adjust = Adjust()) -> Tco:
+    """Month-by-month TCO over the org's horizon, with totals at 12 months and at the horizon."""
+    months = [month_cost(option, demand, org, m, adjust) for m in range(org.horizon_months)]
+    result = Tco(option=option.key, months=months)
+    for h in sorted({min(12, org.horizon_months), org.horizon_months}):
+        result.totals[h] = result.total(h)
+    return result
+
+
+def shared_fixed(org: OrgProfile, option: Option, months: int) -> Decimal:
+    """The stack-level cost of ``option`` over ``months``: paid once however many workloads use the stack."""
+    s = stack(org, option)
+    engineer = monthly_engineer(org, Adjust())
+    one_off = ZERO if s.existing else s.build_engineer_months * engineer + s.security_review
+    return one_off + months * (s.run_fte * engineer + s.ops_per_month)

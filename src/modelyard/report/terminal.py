@@ -1,0 +1,37 @@
+"""The terminal summary: one table of recommendations, the portfolio line, and the fired triggers."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from modelyard.economics.engine import Decision
+
+
+def print_summary(decision: Decision, console: Console) -> None:
+    h = decision.org.horizon_months
+    table = Table(title=f"modelyard decide: {decision.org.organisation} ({h} months)", show_lines=True)
+    for col in ("workload", "class", "requests/mo", "run it on", f"TCO {h} mo (stand-alone)"):
+        table.add_column(col, overflow="fold")
+    for d in decision.workloads:
+        cost = d.tcos[d.chosen].total(h) if d.chosen else None
+        table.add_row(
+            d.profile.name,
+            f"{d.profile.workload_class}\n{d.profile.data_class}",
+            f"{d.profile.requests_per_month:,.0f}",
+            f"{d.recommendation}: {d.why.split(':', 1)[0]}",
+            "" if cost is None else f"${cost:,.0f}",
+        )
+    console.print(table)
+    for d in decision.workloads:
+        console.print(f"[bold]{d.profile.name}[/]: {d.why}")
+    p = decision.portfolio
+    console.print(
+        f"Portfolio: [bold]${p.total:,.0f}[/] over {h} months "
+        f"(stand-alone ${p.standalone_total:,.0f}; reuse saves ${p.reuse_savings:,.0f})"
+    )
+    fired = [t for d in decision.workloads for t in d.triggers if t.fired] + [
+        t for t in decision.org_triggers if t.fired
+    ]
+    for t in fired:
+        console.print(f"[red]trigger[/] {t.name} ({t.workload or 'organisation'}): {t.evidence}")
