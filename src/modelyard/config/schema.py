@@ -11,10 +11,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelyard.config.routing import (
+    CacheConfig,
+    DataClass,
+    PolicyConfig,
+    ResilienceConfig,
+    RouteConfig,
+)
+
 ProviderKind = Literal["openai", "anthropic", "gemini", "openai_compatible", "local"]
+#: Where a provider runs: decides what data-class policy lets it see.
+Hosting = Literal["self_hosted", "external"]
 #: Self-hosted servers that speak OpenAI's format but differ in details; see providers/openai_compatible.py.
 ServerProfile = Literal["generic", "vllm", "ollama", "tgi", "llamacpp"]
-DataClass = Literal["public", "internal", "confidential", "restricted"]
 ModelKind = Literal["chat", "embedding"]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")]
@@ -44,6 +53,15 @@ class ProviderConfig(Strict):
     max_connections: int = Field(256, ge=1, le=10_000)
     #: Anthropic's ``anthropic-version`` header.
     api_version: str | None = None
+    #: Defaults by kind: ``openai_compatible`` and ``local`` are self-hosted, the vendors' APIs external.
+    #: Say ``external`` for a managed open-model API reached through ``openai_compatible``.
+    hosting: Hosting | None = None
+
+    @property
+    def resolved_hosting(self) -> Hosting:
+        if self.hosting is not None:
+            return self.hosting
+        return "self_hosted" if self.kind in ("openai_compatible", "local") else "external"
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> ProviderConfig:
@@ -70,6 +88,8 @@ class WorkloadConfig(Strict):
     #: Store prompt and completion text in the ledger. Off by default: the ledger holds metadata only.
     log_content: bool = False
     description: str | None = None
+    #: Exact response cache for this workload; off unless set.
+    cache: CacheConfig | None = None
 
 
 class LedgerConfig(Strict):
@@ -103,6 +123,10 @@ class Config(Strict):
     ledger: LedgerConfig = LedgerConfig()
     server: ServerConfig = ServerConfig()
     catalog: CatalogConfig = CatalogConfig()
+    #: Virtual model names served by several targets (fallback, load balance, cascade, shadow).
+    routes: dict[Name, RouteConfig] = {}
+    policy: PolicyConfig = PolicyConfig()
+    resilience: ResilienceConfig = ResilienceConfig()
 
     @model_validator(mode="after")
     def check_references(self) -> Config:
@@ -115,11 +139,12 @@ class Config(Strict):
             kind = self.providers[model.provider].kind
             if kind == "local" and model.kind != "embedding":
                 raise ValueError(f"models.{name}.kind: provider kind 'local' serves embeddings only")
-        models = sorted(self.models)
+        self._check_routes()
+        models = sorted([*self.models, *self.routes])
         for name, workload in self.workloads.items():
-            if workload.model is not None and workload.model not in self.models:
+            if workload.model is not None and workload.model not in models:
                 raise ValueError(
-                    f"workloads.{name}.model: unknown model '{workload.model}'; allowed: {', '.join(models)}"
+                    f"workloads.{name}.model: unknown model or route '{workload.model}'; allowed: {', '.join(models)}"
                 )
         default = self.server.default_workload
         if default is not None and default not in self.workloads:
@@ -127,6 +152,28 @@ class Config(Strict):
                 f"server.default_workload: unknown workload '{default}'; allowed: {', '.join(sorted(self.workloads))}"
             )
         return self
+
+    def _check_routes(self) -> None:
+        models = sorted(self.models)
+        for name, route in self.routes.items():
+            if name in self.models:
+                raise ValueError(f"routes.{name}: a route cannot share its name with a model")
+            named = [(f"targets[{i}].model", t.model) for i, t in enumerate(route.targets)]
+            if route.shadow is not None:
+                named.append(("shadow.model", route.shadow.model))
+            named += [(f"validators[{i}].model", v.model) for i, v in enumerate(route.validators) if v.model]
+            for where, model in named:
+                if model not in self.models:
+                    raise ValueError(
+                        f"routes.{name}.{where}: unknown model '{model}'; allowed: {', '.join(models)}"
+                    )
+        for data_class, policy in self.policy.data_classes.items():
+            for entry in policy.allow:
+                if entry not in ("any", "self_hosted", "external") and entry not in self.providers:
+                    allowed = ", ".join(["any", "self_hosted", "external", *sorted(self.providers)])
+                    raise ValueError(
+                        f"policy.data_classes.{data_class}.allow: unknown entry '{entry}'; allowed: {allowed}"
+                    )
 
     def upstream_model(self, public_name: str) -> str:
         model = self.models[public_name]

@@ -1,13 +1,13 @@
 """Turn what a call produced into ledger rows: usage, cost, timings.
 
-Cost is computed once here from the catalog price the target carries. A target without a price gives a
-row with ``priced = False`` and a NULL cost, never $0. Usage the provider never reported (a stream the
-client cancelled or the upstream cut) is estimated and flagged ``usage_estimated``.
+Cost is computed here from the catalog price the target carries. A target without a price gives rows
+with ``priced = False`` and a NULL cost, never $0. Usage the provider never reported (a stream the client
+cancelled or the upstream cut) is estimated and flagged ``usage_estimated``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 
 from modelyard.catalog.prices import to_pico
@@ -58,34 +58,80 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
+def attempt_row(
+    ctx: RequestContext,
+    number: int,
+    target: Target,
+    *,
+    status: int,
+    error_kind: str | None,
+    seconds: float,
+    usage: Usage | None = None,
+    ttft_seconds: float | None = None,
+    purpose: str = "answer",
+    upstream_model: str | None = None,
+) -> AttemptRow:
+    cost, priced = cost_of(target, usage)
+    row = AttemptRow(
+        request_id=ctx.request_id,
+        attempt=number,
+        ts=ctx.ts,
+        provider=target.provider,
+        provider_kind=target.provider_kind,
+        upstream_model=upstream_model or target.upstream_model,
+        status=status,
+        error_kind=error_kind,
+        latency_ms=_ms(seconds),
+        ttft_ms=_ms(ttft_seconds) if ttft_seconds is not None else None,
+        cost_pico_usd=cost,
+        priced=priced,
+        purpose=purpose,
+    )
+    if usage is not None:
+        _copy_usage(row, usage)
+    return row
+
+
 @dataclass(slots=True)
 class Outcome:
-    """Everything known when a request ends, from which both rows are built."""
+    """Everything known when a request ends, from which its row is built."""
 
     status: int
     error_kind: str | None = None
+    #: The target that answered (or was tried last); None when refused before any target.
+    target: Target | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
     upstream_model: str | None = None
-    upstream_seconds: float | None = None
+    attempts: list[AttemptRow] = field(default_factory=list)
+    #: Time spent waiting on upstreams, and in back-off between attempts.
+    upstream_seconds: float = 0.0
+    backoff_seconds: float = 0.0
     ttft_seconds: float | None = None
-    upstream_ttft_seconds: float | None = None
     client_cancelled: bool = False
+    route: str | None = None
+    policy: str | None = None
+    cache_hit: bool = False
+    cost_saved_pico_usd: int | None = None
+    shadow_of: str | None = None
     prompt: str | None = None
     completion: str | None = None
 
 
-def build_rows(
-    ctx: RequestContext,
-    workload: Workload,
-    target: Target | None,
-    model: str,
-    streamed: bool,
-    outcome: Outcome,
-) -> tuple[RequestRow, list[AttemptRow]]:
+def build_row(
+    ctx: RequestContext, workload: Workload, model: str, streamed: bool, outcome: Outcome
+) -> RequestRow:
+    """The request's row. Its cost is the sum of every attempt's cost (a failed attempt that streamed
+    tokens before breaking was billed too); unpriced if any attempt billed tokens without a price."""
     latency = perf_counter() - ctx.t0
-    usage = outcome.usage
-    cost, priced = cost_of(target, usage) if target is not None else (None, False)
+    target = outcome.target
+    answer_attempts = [a for a in outcome.attempts if a.purpose != "shadow"]
+    # Nothing billed (refused, failed before any token, served from the cache) costs exactly $0; tokens
+    # from a model without a price make the whole request unpriced rather than understated.
+    billed = [a for a in answer_attempts if a.input_tokens or a.output_tokens]
+    priced = all(a.priced for a in billed)
+    cost = sum(a.cost_pico_usd or 0 for a in billed) if priced else None
+    waited = outcome.upstream_seconds + outcome.backoff_seconds
     request = RequestRow(
         request_id=ctx.request_id,
         ts=ctx.ts,
@@ -103,40 +149,26 @@ def build_rows(
         streamed=streamed,
         cost_pico_usd=cost,
         priced=priced,
-        price_version=target.price_version if target and priced else None,
+        price_version=target.price_version if target and priced and not outcome.cache_hit else None,
         latency_ms=_ms(latency),
         ttft_ms=_ms(outcome.ttft_seconds) if outcome.ttft_seconds is not None else None,
-        upstream_latency_ms=_ms(outcome.upstream_seconds) if outcome.upstream_seconds is not None else None,
-        overhead_ms=_ms(latency - outcome.upstream_seconds) if outcome.upstream_seconds is not None else None,
-        attempts=1 if outcome.upstream_seconds is not None else 0,
+        upstream_latency_ms=_ms(outcome.upstream_seconds) if answer_attempts else None,
+        overhead_ms=_ms(latency - waited) if answer_attempts else None,
+        attempts=len(answer_attempts),
+        retries=max(len(answer_attempts) - 1, 0),
         finish_reason=outcome.finish_reason,
         client_cancelled=outcome.client_cancelled,
-        route=f"{target.provider}/{target.upstream_model}" if target else None,
+        route=outcome.route,
         prompt=outcome.prompt if workload.log_content else None,
         completion=outcome.completion if workload.log_content else None,
+        policy=outcome.policy,
+        cache_hit=outcome.cache_hit,
+        cost_saved_pico_usd=outcome.cost_saved_pico_usd,
+        shadow_of=outcome.shadow_of,
     )
-    if usage is not None:
-        _copy_usage(request, usage)
-    attempts: list[AttemptRow] = []
-    if target is not None and outcome.upstream_seconds is not None:
-        attempt = AttemptRow(
-            request_id=ctx.request_id,
-            attempt=1,
-            ts=ctx.ts,
-            provider=target.provider,
-            provider_kind=target.provider_kind,
-            upstream_model=request.upstream_model or target.upstream_model,
-            status=outcome.status,
-            error_kind=outcome.error_kind,
-            latency_ms=_ms(outcome.upstream_seconds),
-            ttft_ms=_ms(outcome.upstream_ttft_seconds) if outcome.upstream_ttft_seconds is not None else None,
-            cost_pico_usd=cost,
-            priced=priced,
-        )
-        if usage is not None:
-            _copy_usage(attempt, usage)
-        attempts.append(attempt)
-    return request, attempts
+    if outcome.usage is not None:
+        _copy_usage(request, outcome.usage)
+    return request
 
 
 def _copy_usage(row: RequestRow | AttemptRow, usage: Usage) -> None:

@@ -1,30 +1,39 @@
-"""The request pipeline: workload → target → adapter → meter.
+"""The request pipeline: workload → data class → route plan → attempts → meter.
 
-The HTTP layer parses and validates; this module decides where a request goes, calls the adapter, and
+The HTTP layer parses and validates; this module decides where a request may go and goes there, and
 records exactly one ledger row per request (plus one per upstream attempt) whatever happens: answered,
-refused, failed upstream, cut mid-stream or cancelled by the client. Rows are handed to the ledger's
+refused by policy, failed upstream, cut mid-stream or cancelled by the client. Rows reach the ledger's
 spool synchronously *before* the client receives the end of its answer, so an answered request's row
 survives a crash; the database write happens later, off the request path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Protocol
 
 import orjson
 
 from modelyard.catalog.prices import PriceCatalog
+from modelyard.config.routing import DataClassPolicy
 from modelyard.config.schema import Config, ModelKind
-from modelyard.errors import ModelyardError, UpstreamError
-from modelyard.gateway.metering import Outcome, RequestContext, build_rows, stream_usage
+from modelyard.errors import ModelyardError, PolicyDenied, UpstreamError, UpstreamStreamCut, UpstreamTimeout
+from modelyard.gateway.attempts import AttemptRunner, Served
+from modelyard.gateway.cached import answer_frames
+from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, build_row, cost_of, stream_usage
+from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.targets import (
     NO_WORKLOAD,
+    WORKLOAD_HEADER,
     Target,
     Workload,
+    build_routes,
     build_targets,
-    resolve_target,
+    resolve_route,
     resolve_workload,
 )
 from modelyard.ledger.schema import AttemptRow, RequestRow
@@ -36,6 +45,18 @@ from modelyard.providers.base import (
     EmbeddingCall,
     EmbeddingResult,
     StreamMeter,
+)
+from modelyard.routing.breaker import Breakers
+from modelyard.routing.cache import CachedAnswer, ResponseCache, cache_key
+from modelyard.routing.plan import Plan, Route, plan_route
+from modelyard.routing.policy import DATA_CLASS_HEADER, ClassDecision, describe, effective_data_class
+from modelyard.routing.validators import (
+    answer_text,
+    first_failure,
+    judge_prompt,
+    judge_verdict,
+    requested_schema,
+    schema_violation,
 )
 
 
@@ -50,168 +71,526 @@ def sse(payload: JSON) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A request that passed admission: who it is for, where it may go."""
+
+    workload: Workload
+    route: Route[Target]
+    decision: ClassDecision
+    policy: DataClassPolicy
+
+    def note(self) -> str:
+        return f"{self.decision.data_class} ({self.decision.source}); allows {describe(self.policy)}"
+
+
+@dataclass(slots=True)
+class Live:
+    """A stream that produced its first chunk: the generator, that chunk, and its meter."""
+
+    frames: AsyncIterator[JSON]
+    first: JSON
+    meter: StreamMeter
+
+
 class Gateway:
     """Everything a request needs, built once at start-up."""
 
     def __init__(
-        self, config: Config, adapters: Mapping[str, Adapter], catalog: PriceCatalog, ledger: LedgerSink
+        self,
+        config: Config,
+        adapters: Mapping[str, Adapter],
+        catalog: PriceCatalog,
+        ledger: LedgerSink,
+        *,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.adapters = dict(adapters)
         self.catalog = catalog
         self.ledger = ledger
         self.targets = build_targets(config, adapters, catalog)
+        self.routes = build_routes(config, self.targets)
+        self.breakers = Breakers(config.resilience.breaker)
+        self.runner = AttemptRunner(config.resilience, self.breakers)
+        self.cache = ResponseCache({n: w.cache for n, w in config.workloads.items() if w.cache is not None})
+        self.metrics = GatewayMetrics(self.breakers)
+        self.rng = rng or random.Random()
+        self._background: set[asyncio.Task[None]] = set()
 
-    def resolve(
-        self, body: Mapping[str, Any], workload_header: str | None, kind: ModelKind
-    ) -> tuple[Workload, Target]:
-        workload = resolve_workload(self.config, workload_header, body)
-        return workload, resolve_target(self.targets, body.get("model"), workload, kind)
+    # -- admission -------------------------------------------------------------------------------------
+
+    def resolve(self, body: Mapping[str, Any], headers: Mapping[str, str], kind: ModelKind) -> Admitted:
+        workload = resolve_workload(self.config, headers.get(WORKLOAD_HEADER), body)
+        decision = effective_data_class(workload.data_class, headers.get(DATA_CLASS_HEADER))
+        route = resolve_route(self.routes, body.get("model"), workload, kind)
+        return Admitted(workload, route, decision, self.config.policy.data_classes[decision.data_class])
 
     def record_refusal(
         self,
         ctx: RequestContext,
         body: Mapping[str, Any] | None,
         error: ModelyardError,
-        workload: Workload | None,
+        admitted: Admitted | None,
     ) -> None:
-        """A request refused before any upstream call still gets its row (the audit trail)."""
+        """A request refused before any upstream call still gets its row: the audit trail."""
         model = body.get("model") if isinstance(body, Mapping) else None
-        outcome = Outcome(status=error.status, error_kind=error.kind)
         streamed = bool(body.get("stream")) if isinstance(body, Mapping) else False
-        row, attempts = build_rows(ctx, workload or NO_WORKLOAD, None, str(model or ""), streamed, outcome)
-        self.ledger.record(row, attempts)
+        outcome = Outcome(status=error.status, error_kind=error.kind)
+        if admitted is not None:
+            outcome.policy = admitted.note()
+            model = admitted.route.name
+        self._record(ctx, admitted.workload if admitted else NO_WORKLOAD, str(model or ""), streamed, outcome)
 
-    async def chat(self, ctx: RequestContext, workload: Workload, target: Target, body: JSON) -> ChatResult:
-        call = ChatCall(body=body, upstream_model=target.upstream_model)
-        started = perf_counter()
+    def _plan(self, ctx: RequestContext, admitted: Admitted, body: JSON, outcome: Outcome) -> Plan[Target]:
+        def available(target: Target) -> bool:
+            return self.breakers[target.public_model].available()
+
+        plan = plan_route(admitted.route, admitted.policy, available, self.rng)
+        outcome.route = plan.describe()
+        if plan.candidates:
+            return plan
+        error: ModelyardError
+        if all(why.startswith("policy") for _, why in plan.skipped):
+            error = PolicyDenied(
+                f"data class '{admitted.decision.data_class}' allows {describe(admitted.policy)}; "
+                f"no target of '{admitted.route.name}' qualifies, so the request was not forwarded",
+            )
+        else:
+            error = UpstreamError(
+                f"no healthy target for '{admitted.route.name}' ({plan.describe()})",
+                provider="gateway",
+                code="no_healthy_target",
+                status=503,
+            )
+        outcome.status, outcome.error_kind = error.status, error.kind
+        self._record(ctx, admitted.workload, admitted.route.name, bool(body.get("stream")), outcome)
+        raise error
+
+    def _outcome(self, admitted: Admitted) -> Outcome:
+        return Outcome(status=200, policy=admitted.note())
+
+    # -- chat ------------------------------------------------------------------------------------------
+
+    async def chat(self, ctx: RequestContext, admitted: Admitted, body: JSON) -> ChatResult:
+        outcome = self._outcome(admitted)
+        plan = self._plan(ctx, admitted, body, outcome)
+        key = self._cache_key(ctx, admitted, body)
+        cached = self.cache.get(admitted.workload.name, key) if key else None
+        if cached is not None:
+            self._record_hit(ctx, admitted, body, outcome, cached, streamed=False)
+            return ChatResult(body=cached.body, usage=cached.usage)
         try:
-            result = await target.adapter.complete(call)
+            served = await self._complete(ctx, admitted, plan, body, outcome)
         except UpstreamError as error:
-            self._record(ctx, workload, target, body, False, _failed(error, perf_counter() - started))
+            outcome.status, outcome.error_kind = error.status, error.kind
+            self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
             raise
-        outcome = Outcome(
-            status=200,
-            usage=result.usage,
-            finish_reason=result.finish_reason,
-            upstream_model=_str_or_none(result.body.get("model")),
-            upstream_seconds=perf_counter() - started,
-        )
-        if workload.log_content:
-            outcome.prompt = orjson.dumps(body.get("messages")).decode()
-            outcome.completion = orjson.dumps(result.body.get("choices")).decode()
-        self._record(ctx, workload, target, body, False, outcome)
+        except asyncio.CancelledError:
+            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
+            self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
+            raise
+        result = served.result
+        self._finish(ctx, admitted, body, outcome, served, streamed=False)
+        if key and served.accepted:
+            self.cache.put(admitted.workload.name, key, self._cache_entry(served))
+        self._launch_shadow(ctx, admitted, plan, body)
         return result
 
-    async def stream_chat(
-        self, ctx: RequestContext, workload: Workload, target: Target, body: JSON
-    ) -> AsyncIterator[bytes]:
-        """SSE frames for the client. An upstream failure before the first frame is raised (the HTTP layer
-        answers with a status); after it, the client gets an explicit error event and never ``[DONE]``."""
+    async def _complete(
+        self, ctx: RequestContext, admitted: Admitted, plan: Plan[Target], body: JSON, outcome: Outcome
+    ) -> Served[ChatResult]:
+        validators = admitted.route.validators
+        schema = requested_schema(body)
+
+        async def call(target: Target) -> ChatResult:
+            return await target.adapter.complete(ChatCall(body=body, upstream_model=target.upstream_model))
+
+        def on_success(target: Target, result: ChatResult, seconds: float) -> None:
+            outcome.upstream_seconds += seconds
+            number = len(outcome.attempts) + 1
+            model = result.body.get("model")
+            outcome.attempts.append(
+                attempt_row(
+                    ctx,
+                    number,
+                    target,
+                    status=200,
+                    error_kind=None,
+                    seconds=seconds,
+                    usage=result.usage,
+                    upstream_model=model if isinstance(model, str) else None,
+                )
+            )
+
+        async def accept(result: ChatResult) -> str | None:
+            text = answer_text(result.body)
+            if schema is not None:
+                violation = schema_violation(text, schema)
+                if violation:
+                    return violation
+            reason = first_failure(text, validators)
+            if reason is None:
+                reason = await self._judge(ctx, admitted, body, text, outcome)
+            return reason
+
+        needs_check = schema is not None or bool(validators)
+        return await self.runner.run(ctx, plan, call, outcome, accept if needs_check else None, on_success)
+
+    async def _judge(
+        self, ctx: RequestContext, admitted: Admitted, body: JSON, text: str | None, outcome: Outcome
+    ) -> str | None:
+        """Run the route's judge validators; each judge call is an attempt row of purpose ``judge``."""
+        for validator in admitted.route.validators:
+            if validator.kind != "judge" or validator.model is None:
+                continue
+            judge = self.targets[validator.model]
+            question = orjson.dumps(body.get("messages")).decode()
+            prompt = judge_prompt(validator.rubric or "", question, text or "")
+            started = perf_counter()
+            try:
+                verdict = await judge.adapter.complete(
+                    ChatCall(body=prompt, upstream_model=judge.upstream_model)
+                )
+            except UpstreamError as error:
+                outcome.attempts.append(
+                    attempt_row(
+                        ctx,
+                        len(outcome.attempts) + 1,
+                        judge,
+                        status=error.status,
+                        error_kind=error.kind,
+                        seconds=perf_counter() - started,
+                        purpose="judge",
+                    )
+                )
+                return f"judge {validator.model} failed ({error.kind})"
+            outcome.attempts.append(
+                attempt_row(
+                    ctx,
+                    len(outcome.attempts) + 1,
+                    judge,
+                    status=200,
+                    error_kind=None,
+                    seconds=perf_counter() - started,
+                    usage=verdict.usage,
+                    purpose="judge",
+                )
+            )
+            if not judge_verdict(answer_text(verdict.body)):
+                return f"judge {validator.model}: FAIL"
+        return None
+
+    def _finish(
+        self,
+        ctx: RequestContext,
+        admitted: Admitted,
+        body: JSON,
+        outcome: Outcome,
+        served: Served[ChatResult],
+        *,
+        streamed: bool,
+    ) -> None:
+        result = served.result
+        outcome.target = served.target
+        outcome.usage = result.usage
+        outcome.finish_reason = result.finish_reason
+        model = result.body.get("model")
+        outcome.upstream_model = model if isinstance(model, str) else None
+        if not served.accepted:
+            outcome.error_kind = "validation_failed"
+        if admitted.workload.log_content:
+            outcome.prompt = orjson.dumps(body.get("messages")).decode()
+            outcome.completion = orjson.dumps(result.body.get("choices")).decode()
+        self._record(ctx, admitted.workload, admitted.route.name, streamed, outcome)
+
+    # -- streaming -------------------------------------------------------------------------------------
+
+    async def stream_chat(self, ctx: RequestContext, admitted: Admitted, body: JSON) -> AsyncIterator[bytes]:
+        """SSE frames for the client. A failure before the first frame is raised (the HTTP layer answers
+        with a status; retries and fallbacks happen before that); after it, the client gets an explicit
+        error event and never ``[DONE]``."""
         options = body.get("stream_options")
         wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-        meter = StreamMeter()
-        call = ChatCall(
-            body=body, upstream_model=target.upstream_model, client_wants_stream_usage=wants_usage
-        )
-        outcome = Outcome(status=200)
+        outcome = self._outcome(admitted)
+        plan = self._plan(ctx, admitted, body, outcome)
+        key = self._cache_key(ctx, admitted, body)
+        cached = self.cache.get(admitted.workload.name, key) if key else None
+        if cached is not None:
+            for frame in answer_frames(cached.body, cached.usage, wants_usage):
+                yield frame
+            self._record_hit(ctx, admitted, body, outcome, cached, streamed=True)
+            yield DONE
+            return
+        if admitted.route.validators:
+            # A cascade must see the whole answer before accepting it: the client gets it as one stream.
+            async for frame in self._stream_buffered(ctx, admitted, plan, body, outcome, wants_usage, key):
+                yield frame
+            return
+        try:
+            served = await self.runner.run(ctx, plan, self._opener(body), outcome)
+        except UpstreamError as error:
+            outcome.status, outcome.error_kind = error.status, error.kind
+            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
+            raise
+        self._launch_shadow(ctx, admitted, plan, body)
+        async for frame in self._relay(ctx, admitted, body, outcome, served, wants_usage):
+            yield frame
+
+    def _opener(self, body: JSON) -> Any:
+        ttft_timeout = self.config.resilience.ttft_timeout_s
+
+        async def open_stream(target: Target) -> Live:
+            meter = StreamMeter()
+            frames = target.adapter.stream(ChatCall(body=body, upstream_model=target.upstream_model), meter)
+            try:
+                first = await asyncio.wait_for(anext(frames), ttft_timeout)
+            except StopAsyncIteration:
+                raise UpstreamStreamCut(
+                    f"{target.provider} sent an empty stream", provider=target.provider
+                ) from None
+            except TimeoutError:
+                await frames.aclose()  # type: ignore[attr-defined]
+                raise UpstreamTimeout(
+                    f"{target.provider} sent no first token within {ttft_timeout}s", provider=target.provider
+                ) from None
+            except BaseException:
+                await frames.aclose()  # type: ignore[attr-defined]
+                raise
+            return Live(frames, first, meter)
+
+        return open_stream
+
+    async def _relay(
+        self,
+        ctx: RequestContext,
+        admitted: Admitted,
+        body: JSON,
+        outcome: Outcome,
+        served: Served[Live],
+        wants_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        live, target = served.result, served.target
+        meter = live.meter
+        outcome.target = target
         completion: list[str] = []
+        log_content = admitted.workload.log_content
         started = perf_counter()
-        sent_any = False
         recorded = False
-        upstream = target.adapter.stream(call, meter)
+
+        def finish(completed: bool, error: UpstreamError | None = None) -> None:
+            seconds = perf_counter() - started
+            usage = stream_usage(meter, body, completed=completed)
+            outcome.upstream_seconds += seconds
+            outcome.usage, outcome.finish_reason = usage, meter.finish_reason
+            outcome.upstream_model = meter.upstream_model
+            if error is not None:
+                outcome.status, outcome.error_kind = error.status, error.kind
+            outcome.attempts.append(
+                attempt_row(
+                    ctx,
+                    len(outcome.attempts) + 1,
+                    target,
+                    status=outcome.status,
+                    error_kind=outcome.error_kind,
+                    seconds=seconds,
+                    usage=usage,
+                    upstream_model=meter.upstream_model,
+                )
+            )
+            if log_content:
+                outcome.prompt = orjson.dumps(body.get("messages")).decode()
+                outcome.completion = "".join(completion)
+            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
+
+        async def chunks() -> AsyncIterator[JSON]:
+            yield live.first
+            async for chunk in live.frames:
+                yield chunk
+
         try:
             try:
-                async for chunk in upstream:
+                async for chunk in chunks():
                     if not chunk.get("choices") and chunk.get("usage") is not None and not wants_usage:
                         continue  # the usage-only chunk we asked for to meter; the client did not
                     if outcome.ttft_seconds is None and _has_output(chunk):
                         outcome.ttft_seconds = perf_counter() - ctx.t0
-                        outcome.upstream_ttft_seconds = perf_counter() - started
-                    if workload.log_content:
+                    if log_content:
                         completion.append(_delta_text(chunk))
-                    sent_any = True
                     yield sse(chunk)
             except UpstreamError as error:
-                failed = _failed(error, perf_counter() - started)
-                self._finish_stream(ctx, workload, target, body, meter, failed, completion, completed=False)
+                finish(False, error)
                 recorded = True
-                if not sent_any:
-                    raise
                 yield sse(error.to_body())
                 return
-            outcome.upstream_seconds = perf_counter() - started
-            self._finish_stream(ctx, workload, target, body, meter, outcome, completion, completed=True)
+            finish(True)
             recorded = True
             yield DONE
         finally:
             if not recorded:
-                # The client went away (or the server is shutting down): stop the upstream call and record
-                # what was produced so far, estimated where the provider never said.
+                # The client went away (or the server is stopping): end the upstream call and record what
+                # was produced so far, estimated where the provider never said.
                 outcome.client_cancelled = True
-                outcome.status = 499
-                outcome.error_kind = "client_cancelled"
-                outcome.upstream_seconds = perf_counter() - started
-                self._finish_stream(ctx, workload, target, body, meter, outcome, completion, completed=False)
-            await upstream.aclose()  # type: ignore[attr-defined]
+                outcome.status, outcome.error_kind = 499, "client_cancelled"
+                finish(False)
+            await live.frames.aclose()  # type: ignore[attr-defined]
 
-    def _finish_stream(
+    async def _stream_buffered(
         self,
         ctx: RequestContext,
-        workload: Workload,
-        target: Target,
+        admitted: Admitted,
+        plan: Plan[Target],
         body: JSON,
-        meter: StreamMeter,
         outcome: Outcome,
-        completion: list[str],
-        *,
-        completed: bool,
-    ) -> None:
-        outcome.usage = stream_usage(meter, body, completed=completed)
-        outcome.finish_reason = meter.finish_reason
-        outcome.upstream_model = meter.upstream_model
-        if workload.log_content:
-            outcome.prompt = orjson.dumps(body.get("messages")).decode()
-            outcome.completion = "".join(completion)
-        self._record(ctx, workload, target, body, True, outcome)
+        wants_usage: bool,
+        key: str | None,
+    ) -> AsyncIterator[bytes]:
+        try:
+            served = await self._complete(ctx, admitted, plan, body, outcome)
+        except UpstreamError as error:
+            outcome.status, outcome.error_kind = error.status, error.kind
+            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
+            raise
+        outcome.ttft_seconds = perf_counter() - ctx.t0
+        frames = answer_frames(served.result.body, served.result.usage, wants_usage)
+        self._finish(ctx, admitted, body, outcome, served, streamed=True)
+        if key and served.accepted:
+            self.cache.put(admitted.workload.name, key, self._cache_entry(served))
+        self._launch_shadow(ctx, admitted, plan, body)
+        for frame in frames:
+            yield frame
+        yield DONE
 
-    async def embeddings(
-        self, ctx: RequestContext, workload: Workload, target: Target, body: JSON
-    ) -> EmbeddingResult:
-        call = EmbeddingCall(body=body, upstream_model=target.upstream_model)
+    # -- cache and shadow ------------------------------------------------------------------------------
+
+    def _cache_key(self, ctx: RequestContext, admitted: Admitted, body: JSON) -> str | None:
+        if not self.cache.enabled(admitted.workload.name):
+            return None
+        return cache_key(
+            admitted.route.name,
+            body,
+            workload=admitted.workload.name,
+            data_class=admitted.decision.data_class,
+            tenant=ctx.tenant,
+        )
+
+    def _cache_entry(self, served: Served[ChatResult]) -> CachedAnswer:
+        cost, _ = cost_of(served.target, served.result.usage)
+        return CachedAnswer(served.result.body, served.result.usage, cost, served.target.public_model)
+
+    def _record_hit(
+        self,
+        ctx: RequestContext,
+        admitted: Admitted,
+        body: JSON,
+        outcome: Outcome,
+        cached: CachedAnswer,
+        *,
+        streamed: bool,
+    ) -> None:
+        outcome.cache_hit = True
+        outcome.cost_saved_pico_usd = cached.cost_pico_usd
+        outcome.usage = None
+        outcome.route = f"cache hit (answered earlier by {cached.served_by})"
+        outcome.finish_reason = "stop"
+        self._record(ctx, admitted.workload, admitted.route.name, streamed, outcome)
+
+    def _launch_shadow(self, ctx: RequestContext, admitted: Admitted, plan: Plan[Target], body: JSON) -> None:
+        if plan.shadow is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._shadow(ctx, admitted, plan.shadow, body))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _shadow(self, ctx: RequestContext, admitted: Admitted, target: Target, body: JSON) -> None:
+        """Mirror the request to the shadow target, off the request path; its own row points back."""
+        shadow_ctx = RequestContext(
+            request_id=ctx.request_id + "-shadow",
+            ts=ctx.ts,
+            t0=perf_counter(),
+            endpoint=ctx.endpoint,
+            tenant=ctx.tenant,
+            api_key_id=ctx.api_key_id,
+        )
+        outcome = self._outcome(admitted)
+        outcome.shadow_of, outcome.target = ctx.request_id, target
+        outcome.route = f"shadow of {ctx.request_id}"
+        mirrored = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         started = perf_counter()
         try:
-            result = await target.adapter.embed(call)
+            result = await target.adapter.complete(
+                ChatCall(body=mirrored, upstream_model=target.upstream_model)
+            )
         except UpstreamError as error:
-            self._record(ctx, workload, target, body, False, _failed(error, perf_counter() - started))
+            outcome.status, outcome.error_kind = error.status, error.kind
+            usage = None
+        else:
+            outcome.usage, outcome.finish_reason = result.usage, result.finish_reason
+            usage = result.usage
+            if admitted.workload.log_content:
+                outcome.completion = orjson.dumps(result.body.get("choices")).decode()
+        seconds = perf_counter() - started
+        outcome.upstream_seconds = seconds
+        outcome.attempts.append(
+            attempt_row(
+                shadow_ctx,
+                1,
+                target,
+                status=outcome.status,
+                error_kind=outcome.error_kind,
+                seconds=seconds,
+                usage=usage,
+            )
+        )
+        self._record(shadow_ctx, admitted.workload, target.public_model, False, outcome)
+
+    # -- embeddings ------------------------------------------------------------------------------------
+
+    async def embeddings(self, ctx: RequestContext, admitted: Admitted, body: JSON) -> EmbeddingResult:
+        outcome = self._outcome(admitted)
+        plan = self._plan(ctx, admitted, body, outcome)
+
+        async def call(target: Target) -> EmbeddingResult:
+            return await target.adapter.embed(EmbeddingCall(body=body, upstream_model=target.upstream_model))
+
+        def on_success(target: Target, result: EmbeddingResult, seconds: float) -> None:
+            outcome.upstream_seconds += seconds
+            outcome.attempts.append(
+                attempt_row(
+                    ctx,
+                    len(outcome.attempts) + 1,
+                    target,
+                    status=200,
+                    error_kind=None,
+                    seconds=seconds,
+                    usage=result.usage,
+                )
+            )
+
+        try:
+            served = await self.runner.run(ctx, plan, call, outcome, on_success=on_success)
+        except UpstreamError as error:
+            outcome.status, outcome.error_kind = error.status, error.kind
+            self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
             raise
-        outcome = Outcome(status=200, usage=result.usage, upstream_seconds=perf_counter() - started)
-        self._record(ctx, workload, target, body, False, outcome)
-        return result
+        outcome.target, outcome.usage = served.target, served.result.usage
+        self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
+        return served.result
+
+    # -- ledger ----------------------------------------------------------------------------------------
 
     def _record(
-        self,
-        ctx: RequestContext,
-        workload: Workload,
-        target: Target,
-        body: JSON,
-        streamed: bool,
-        outcome: Outcome,
+        self, ctx: RequestContext, workload: Workload, model: str, streamed: bool, outcome: Outcome
     ) -> None:
-        row, attempts = build_rows(ctx, workload, target, target.public_model, streamed, outcome)
-        self.ledger.record(row, attempts)
+        row = build_row(ctx, workload, model, streamed, outcome)
+        self.ledger.record(row, outcome.attempts)
+        self.metrics.observe(row)
 
     async def close(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
         for adapter in self.adapters.values():
             await adapter.close()
-
-
-def _failed(error: UpstreamError, seconds: float) -> Outcome:
-    return Outcome(status=error.status, error_kind=error.kind, upstream_seconds=seconds)
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _has_output(chunk: JSON) -> bool:

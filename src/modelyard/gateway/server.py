@@ -35,7 +35,10 @@ async def running_gateway(
     await ledger.start()
     adapters = {name: build_adapter(name, provider) for name, provider in config.providers.items()}
     gateway = Gateway(config, adapters, catalog, ledger)
-    runner = web.AppRunner(create_app(gateway), access_log=None, handle_signals=False)
+    # handler_cancellation: a client that hangs up cancels its upstream call (and its row says so).
+    runner = web.AppRunner(
+        create_app(gateway), access_log=None, handle_signals=False, handler_cancellation=True
+    )
     await runner.setup()
     site = web.TCPSite(runner, host or config.server.host, config.server.port if port is None else port)
     await site.start()

@@ -14,6 +14,7 @@ from modelyard.catalog.prices import ModelPrice, PriceCatalog
 from modelyard.config.schema import Config, ModelKind, WorkloadConfig
 from modelyard.errors import InvalidRequest, NotFound
 from modelyard.providers.base import Adapter
+from modelyard.routing.plan import Route
 
 WORKLOAD_HEADER = "X-Modelyard-Workload"
 
@@ -25,6 +26,8 @@ class Target:
     public_model: str
     provider: str
     provider_kind: str
+    #: ``self_hosted`` or ``external``: what data-class policy checks.
+    hosting: str
     upstream_model: str
     kind: ModelKind
     adapter: Adapter
@@ -56,6 +59,7 @@ def build_targets(
             public_model=name,
             provider=model.provider,
             provider_kind=provider.kind,
+            hosting=provider.resolved_hosting,
             upstream_model=upstream,
             kind=model.kind,
             adapter=adapters[model.provider],
@@ -115,22 +119,43 @@ def resolve_workload(config: Config, header: str | None, body: Mapping[str, Any]
     return _workload(name, workload)
 
 
-def resolve_target(targets: Mapping[str, Target], model: Any, workload: Workload, kind: ModelKind) -> Target:
-    """The target for the requested model (or the workload's default model)."""
+def build_routes(config: Config, targets: Mapping[str, Target]) -> dict[str, Route[Target]]:
+    """Every public name a client may ask for: each model (a single-target route) and each route."""
+    routes: dict[str, Route[Target]] = {
+        name: Route(name, "single", (target,), (1.0,)) for name, target in targets.items()
+    }
+    for name, raw in config.routes.items():
+        routes[name] = Route(
+            name=name,
+            strategy=raw.strategy,
+            targets=tuple(targets[t.model] for t in raw.targets),
+            weights=tuple(t.weight for t in raw.targets),
+            validators=raw.validators,
+            shadow=targets[raw.shadow.model] if raw.shadow else None,
+            shadow_sample=raw.shadow.sample if raw.shadow else 0.0,
+        )
+    return routes
+
+
+def resolve_route(
+    routes: Mapping[str, Route[Target]], model: Any, workload: Workload, kind: ModelKind
+) -> Route[Target]:
+    """The route for the requested model or route name (or the workload's default)."""
     if model is None:
         model = workload.default_model
         if model is None:
             raise InvalidRequest("'model' is required", code="missing_required_parameter", param="model")
-    target = targets.get(model) if isinstance(model, str) else None
-    if target is None:
+    route = routes.get(model) if isinstance(model, str) else None
+    if route is None:
         raise NotFound(
-            f"The model {model!r} does not exist on this gateway; available: {', '.join(sorted(targets))}",
+            f"The model {model!r} does not exist on this gateway; available: {', '.join(sorted(routes))}",
             param="model",
         )
-    if target.kind != kind:
+    wrong = next((t for t in route.targets if t.kind != kind), None)
+    if wrong is not None:
         raise InvalidRequest(
-            f"model {model!r} is a {target.kind} model and cannot serve {kind} requests",
+            f"model {model!r} is served by {wrong.kind} model {wrong.public_model!r} and cannot serve {kind} requests",
             code="wrong_model_kind",
             param="model",
         )
-    return target
+    return route

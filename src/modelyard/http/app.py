@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from modelyard.config.schema import ModelKind
 from modelyard.errors import InvalidRequest, ModelyardError, NotFound, PayloadTooLarge
 from modelyard.gateway.metering import RequestContext
-from modelyard.gateway.pipeline import Gateway
-from modelyard.gateway.targets import WORKLOAD_HEADER, Workload
+from modelyard.gateway.pipeline import Admitted, Gateway
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_embedding_request
 
@@ -58,30 +58,29 @@ def _context(endpoint: str) -> RequestContext:
 
 
 async def _admit(
-    request: web.Request, ctx: RequestContext, check: Callable[[Any], None], kind: str
-) -> tuple[dict[str, Any], Workload, Any]:
+    request: web.Request, ctx: RequestContext, check: Callable[[Any], None], kind: ModelKind
+) -> tuple[dict[str, Any], Admitted]:
     """Parse, validate and resolve; refusals are recorded in the ledger and re-raised."""
     gateway = request.app[GATEWAY_KEY]
     body: Any = None
-    workload: Workload | None = None
     try:
         body = await read_json(request)
         check(body)
-        workload, target = gateway.resolve(body, request.headers.get(WORKLOAD_HEADER), kind)  # type: ignore[arg-type]
+        admitted = gateway.resolve(body, request.headers, kind)
     except ModelyardError as error:
-        gateway.record_refusal(ctx, body, error, workload)
+        gateway.record_refusal(ctx, body, error, None)
         raise
-    return body, workload, target
+    return body, admitted
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx = _context("chat")
     gateway = request.app[GATEWAY_KEY]
     try:
-        body, workload, target = await _admit(request, ctx, check_chat_request, "chat")
+        body, admitted = await _admit(request, ctx, check_chat_request, "chat")
         if body.get("stream"):
-            return await _stream(request, ctx, gateway.stream_chat(ctx, workload, target, body))
-        result = await gateway.chat(ctx, workload, target, body)
+            return await _stream(request, ctx, gateway.stream_chat(ctx, admitted, body))
+        result = await gateway.chat(ctx, admitted, body)
     except ModelyardError as error:
         return error_response(error, ctx.request_id)
     payload = result.raw if result.raw is not None else orjson.dumps(result.body)
@@ -115,8 +114,8 @@ async def embeddings(request: web.Request) -> web.Response:
     ctx = _context("embeddings")
     gateway = request.app[GATEWAY_KEY]
     try:
-        body, workload, target = await _admit(request, ctx, check_embedding_request, "embedding")
-        result = await gateway.embeddings(ctx, workload, target, body)
+        body, admitted = await _admit(request, ctx, check_embedding_request, "embedding")
+        result = await gateway.embeddings(ctx, admitted, body)
     except ModelyardError as error:
         return error_response(error, ctx.request_id)
     payload = result.raw if result.raw is not None else orjson.dumps(result.body)
@@ -126,14 +125,25 @@ async def embeddings(request: web.Request) -> web.Response:
 async def list_models(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": target.provider, "kind": target.kind}
-        for name, target in sorted(gateway.targets.items())
+        {
+            "id": name,
+            "object": "model",
+            "created": 0,
+            "owned_by": route.targets[0].provider if route.strategy == "single" else "modelyard",
+            "kind": route.targets[0].kind,
+        }
+        for name, route in sorted(gateway.routes.items())
     ]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=JSON_TYPE)
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(body=b'{"status":"ok"}', content_type=JSON_TYPE)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[GATEWAY_KEY].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -145,6 +155,7 @@ ROUTES: dict[str, tuple[str, Callable[[web.Request], Any]]] = {
     "/v1/embeddings": ("POST", embeddings),
     "/v1/models": ("GET", list_models),
     "/healthz": ("GET", healthz),
+    "/metrics": ("GET", metrics),
     "/openapi.json": ("GET", openapi),
 }
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 #: Bumped when a migration changes the row shape; written into every spool line.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(slots=True)
@@ -60,6 +60,13 @@ class RequestRow:
     #: Only when the workload opted in with ``log_content``: JSON text of the messages and the answer.
     prompt: str | None = None
     completion: str | None = None
+    #: The data-class decision, e.g. ``restricted (workload); allows self_hosted; pii masked 2``.
+    policy: str | None = None
+    #: Served from the exact response cache; ``cost_saved_pico_usd`` is what the original call cost.
+    cache_hit: bool = False
+    cost_saved_pico_usd: int | None = None
+    #: For a call mirrored by a shadow route: the request id it shadows.
+    shadow_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +92,8 @@ class AttemptRow:
     usage_estimated: bool = False
     cost_pico_usd: int | None = None
     priced: bool = False
+    #: ``answer`` (the client's request), ``judge`` (a cascade's grading call) or ``shadow``.
+    purpose: str = "answer"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
