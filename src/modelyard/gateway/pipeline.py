@@ -89,7 +89,8 @@ class Live:
     """A stream that produced its first chunk: the generator, that chunk, and its meter."""
 
     frames: AsyncIterator[JSON]
-    first: JSON
+    #: The chunks up to and including the first one with output (role chunks come before it).
+    head: list[JSON]
     meter: StreamMeter
 
 
@@ -333,6 +334,10 @@ class Gateway:
             outcome.status, outcome.error_kind = error.status, error.kind
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
             raise
+        except asyncio.CancelledError:
+            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
+            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
+            raise
         self._launch_shadow(ctx, admitted, plan, body)
         async for frame in self._relay(ctx, admitted, body, outcome, served, wants_usage):
             yield frame
@@ -341,14 +346,13 @@ class Gateway:
         ttft_timeout = self.config.resilience.ttft_timeout_s
 
         async def open_stream(target: Target) -> Live:
+            """Start a stream and read up to its first token. Until then nothing has reached the client,
+            so a failure here (including an error event right after the role chunk) can still be retried
+            or fall back."""
             meter = StreamMeter()
             frames = target.adapter.stream(ChatCall(body=body, upstream_model=target.upstream_model), meter)
             try:
-                first = await asyncio.wait_for(anext(frames), ttft_timeout)
-            except StopAsyncIteration:
-                raise UpstreamStreamCut(
-                    f"{target.provider} sent an empty stream", provider=target.provider
-                ) from None
+                head = await asyncio.wait_for(_read_to_first_token(frames), ttft_timeout)
             except TimeoutError:
                 await frames.aclose()  # type: ignore[attr-defined]
                 raise UpstreamTimeout(
@@ -357,7 +361,9 @@ class Gateway:
             except BaseException:
                 await frames.aclose()  # type: ignore[attr-defined]
                 raise
-            return Live(frames, first, meter)
+            if not head:
+                raise UpstreamStreamCut(f"{target.provider} sent an empty stream", provider=target.provider)
+            return Live(frames, head, meter)
 
         return open_stream
 
@@ -404,7 +410,8 @@ class Gateway:
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
 
         async def chunks() -> AsyncIterator[JSON]:
-            yield live.first
+            for chunk in live.head:
+                yield chunk
             async for chunk in live.frames:
                 yield chunk
 
@@ -449,6 +456,10 @@ class Gateway:
             served = await self._complete(ctx, admitted, plan, body, outcome)
         except UpstreamError as error:
             outcome.status, outcome.error_kind = error.status, error.kind
+            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
+            raise
+        except asyncio.CancelledError:
+            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
             raise
         outcome.ttft_seconds = perf_counter() - ctx.t0
@@ -591,6 +602,21 @@ class Gateway:
             await asyncio.wait(self._background, timeout=10)
         for adapter in self.adapters.values():
             await adapter.close()
+
+
+async def _read_to_first_token(frames: AsyncIterator[JSON]) -> list[JSON]:
+    head: list[JSON] = []
+    async for chunk in frames:
+        head.append(chunk)
+        if _has_output(chunk) or _finished(chunk):
+            break
+    return head
+
+
+def _finished(chunk: JSON) -> bool:
+    return any(choice.get("finish_reason") for choice in chunk.get("choices") or ()) or not chunk.get(
+        "choices"
+    )
 
 
 def _has_output(chunk: JSON) -> bool:
