@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint typecheck unit serve bench clean
+.PHONY: demo test lint typecheck unit serve bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,9 @@ $(VENV)/.full: $(VENV)/.core
 	$(PIP) -e '.[dev,embeddings]'
 	touch $@
 
+# The main job: the decision report on the bundled example organisation and synthetic traffic trace.
 demo: $(VENV)/.core
-	$(BIN)/modelyard demo
+	$(BIN)/modelyard decide
 
 serve: $(VENV)/.core
 	$(BIN)/modelyard serve --config examples/modelyard.yaml
@@ -34,7 +35,11 @@ lint: $(VENV)/.full
 typecheck: $(VENV)/.full
 	$(BIN)/mypy
 
-unit: $(VENV)/.full
+# The report test drives Debian's headless Chromium; install it when missing (CI runs as root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+unit: $(VENV)/.full chromium
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit

@@ -24,12 +24,21 @@ def org(**over: object) -> OrgProfile:
         "horizon_months": 12,
         "engineering": {"loaded_cost_per_year": 120000},  # 10,000 a month
         "stacks": {
-            "api": {"build_engineer_months": 1, "run_fte": "0.1", "security_review": 5000, "risk_premium_pct": 10},
-            "self_hosted": {
-                "build_engineer_months": 2, "run_fte": "0.5", "ops_per_month": 1000, "security_review": 20000,
-                "hosting_overhead_pct": 10, "risk_premium_pct": 20,
+            "api": {
+                "build_engineer_months": 1,
+                "run_fte": "0.1",
+                "security_review": 5000,
+                "risk_premium_pct": 10,
             },
-        },  # fmt: skip
+            "self_hosted": {
+                "build_engineer_months": 2,
+                "run_fte": "0.5",
+                "ops_per_month": 1000,
+                "security_review": 20000,
+                "hosting_overhead_pct": 10,
+                "risk_premium_pct": 20,
+            },
+        },
         "capacity": {"peak_headroom": "1.5", "redundancy": 1, "hours_per_month": 730},
         "candidates": {"api": [{"provider": "openai", "model": "gpt-4o-mini"}]},
     }
@@ -43,14 +52,21 @@ SELF = Option(
     key="self_hosted:m@v/g", kind="self_hosted", label="m", model="m", vendor="v", gpu_hourly=D(2), gpu_count=1,
     replica=ReplicaCapacity(requests_per_s=D(1), level=LEVEL, meets_slo=True),
 )  # fmt: skip
-FLAT = Demand(requests_per_month=D(1_000_000), growth_per_month=D(0), peak_to_avg=D(2), hour_of_day=[D(1) / 24] * 24)
+FLAT = Demand(
+    requests_per_month=D(1_000_000), growth_per_month=D(0), peak_to_avg=D(2), hour_of_day=[D(1) / 24] * 24
+)
 
 
 def test_api_month_buckets_by_hand() -> None:
     m0, m1 = month_cost(API, FLAT, org(), 0), month_cost(API, FLAT, org(), 1)
     # direct 1e6 × 0.001; platform = 1 eng-month + 0.1 FTE; operations = the review; risk 10% of direct.
     assert (m0.direct, m0.hosting, m0.platform, m0.operations, m0.risk, m0.reuse) == (
-        D(1000), D(0), D(11000), D(5000), D(100), D(0)
+        D(1000),
+        D(0),
+        D(11000),
+        D(5000),
+        D(100),
+        D(0),
     )
     assert m0.total == D(17100)
     assert m1.total == D(2100)
@@ -110,7 +126,9 @@ def test_replica_capacity_picks_best_level_meeting_slo() -> None:
 
 def test_break_even_by_hand() -> None:
     api = ApiCurve(fixed=Fraction(100), per_request=Fraction(1, 100))
-    step = StepCurve(fixed=Fraction(500), per_replica=Fraction(300), replicas_per_volume=Fraction(1, 100_000), spares=1)
+    step = StepCurve(
+        fixed=Fraction(500), per_replica=Fraction(300), replicas_per_volume=Fraction(1, 100_000), spares=1
+    )
     be = solve(api, step)
     # Step 1 (≤100k req): B = 500 + 2×300 = 1100 = A(100k). Step 2: B = 1400 = A(130k); from there on, cheaper.
     assert be.first == 100_000
@@ -121,5 +139,7 @@ def test_break_even_by_hand() -> None:
 
 def test_break_even_never_when_replicas_cost_more_than_api_traffic() -> None:
     api = ApiCurve(fixed=Fraction(100), per_request=Fraction(1, 100))
-    step = StepCurve(fixed=Fraction(500), per_replica=Fraction(300), replicas_per_volume=Fraction(1, 10_000), spares=1)
+    step = StepCurve(
+        fixed=Fraction(500), per_replica=Fraction(300), replicas_per_volume=Fraction(1, 10_000), spares=1
+    )
     assert solve(api, step).sustained is None

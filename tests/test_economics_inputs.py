@@ -99,7 +99,9 @@ def test_malformed_jsonl_names_the_line(tmp_path: Path) -> None:
 
 def test_missing_field_names_line_and_field(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "calls.jsonl")
-    path.write_text(path.read_text() + json.dumps({"ts": H0, "workload": "w", "model": "m", "input_tokens": 1}) + "\n")
+    path.write_text(
+        path.read_text() + json.dumps({"ts": H0, "workload": "w", "model": "m", "input_tokens": 1}) + "\n"
+    )
     with pytest.raises(ConfigError, match=r"line 5: field 'output_tokens'"):
         read_traffic(str(path))
 
@@ -116,12 +118,16 @@ def test_org_unknown_key_and_bad_value_name_the_path(tmp_path: Path) -> None:
 def _org_variant(tmp_path: Path, old: str, new: str) -> object:
     text = (ROOT / "examples/org.yaml").read_text().replace(old, new)
     (tmp_path / "org.yaml").write_text(text)
-    (tmp_path / "managed-open-prices.yaml").write_text((ROOT / "examples/managed-open-prices.yaml").read_text())
+    (tmp_path / "managed-open-prices.yaml").write_text(
+        (ROOT / "examples/managed-open-prices.yaml").read_text()
+    )
     return load_org(tmp_path / "org.yaml")
 
 
 def test_missing_price_says_what_to_do(tmp_path: Path) -> None:
-    org = _org_variant(tmp_path, "{provider: openai, model: gpt-4.1}", "{provider: openai, model: gpt-9-imaginary}")
+    org = _org_variant(
+        tmp_path, "{provider: openai, model: gpt-4.1}", "{provider: openai, model: gpt-9-imaginary}"
+    )
     traffic = read_traffic(str(write_jsonl(tmp_path / "calls.jsonl")))
     with pytest.raises(ConfigError, match=r"no price for openai/gpt-9-imaginary.*catalog.price_files"):
         decide(org, traffic, load_catalogs(org), date(2026, 11, 1))  # type: ignore[arg-type]
@@ -130,15 +136,21 @@ def test_missing_price_says_what_to_do(tmp_path: Path) -> None:
 def test_unknown_gpu_offer_lists_known_ones(tmp_path: Path) -> None:
     org = _org_variant(tmp_path, "offer: aws/L4-24GB", "offer: aws/B200")
     traffic = read_traffic(str(write_jsonl(tmp_path / "calls.jsonl")))
-    with pytest.raises(ConfigError, match=r"unknown GPU offer 'aws/B200'; known offers: .*lambda/H100-SXM-80GB"):
+    with pytest.raises(
+        ConfigError, match=r"unknown GPU offer 'aws/B200'; known offers: .*lambda/H100-SXM-80GB"
+    ):
         decide(org, traffic, load_catalogs(org), date(2026, 11, 1))  # type: ignore[arg-type]
 
 
 def test_impossible_constraints_name_the_workload(tmp_path: Path) -> None:
     org = _org_variant(tmp_path, "  self_hosted:\n    - {model: Llama", "  self_hosted:\n    - {model: Nope")
     org = _org_variant(
-        tmp_path, "candidates:\n", "data_classes: {restricted: [], internal: [api], public: [api], confidential: []}\ncandidates:\n"
+        tmp_path,
+        "candidates:\n",
+        "data_classes: {restricted: [], internal: [api], public: [api], confidential: []}\ncandidates:\n",
     )
     traffic = read_traffic(str(write_jsonl(tmp_path / "calls.jsonl")))
-    with pytest.raises(ConfigError, match=r"impossible constraints: no feasible option for workload\(s\) legal"):
+    with pytest.raises(
+        ConfigError, match=r"impossible constraints: no feasible option for workload\(s\) legal"
+    ):
         decide(org, traffic, load_catalogs(org), date(2026, 11, 1))  # type: ignore[arg-type]

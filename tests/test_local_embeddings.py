@@ -23,7 +23,9 @@ async def test_local_embeddings_are_real_and_metered(tmp_path: Path) -> None:
     config = parse_config(
         {
             "providers": {"local": {"kind": "local"}},
-            "models": {"minilm": {"provider": "local", "upstream_model": "all-MiniLM-L6-v2", "kind": "embedding"}},
+            "models": {
+                "minilm": {"provider": "local", "upstream_model": "all-MiniLM-L6-v2", "kind": "embedding"}
+            },
             "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.db'}", "flush_interval_ms": 20},
         }
     )
@@ -44,5 +46,7 @@ async def test_local_embeddings_are_real_and_metered(tmp_path: Path) -> None:
         await sdk.close()
         rows = await gateway.wait_rows(2)
     assert [r["input_tokens"] for r in rows] == [28, 3]
-    assert all(r["provider_kind"] == "local" and r["priced"] == 0 and r["cost_pico_usd"] is None for r in rows)
+    assert all(
+        r["provider_kind"] == "local" and r["priced"] == 0 and r["cost_pico_usd"] is None for r in rows
+    )
     assert all(r["usage_estimated"] == 0 for r in rows)

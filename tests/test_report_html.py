@@ -21,7 +21,13 @@ from click.testing import CliRunner
 from modelyard.cli.decide import decide_command
 
 CHROMIUM = shutil.which("chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,10 @@ def test_json_document_has_documented_shape(report: Path) -> None:
         total = sum(float(m[b]) for b in buckets) - float(m["reuse"])
         assert abs(total - float(m["total"])) < 0.011
     assert chosen["throughput_source"] in ("measured", "published", "estimated")
-    assert {t["name"] for t in wl["triggers"]} >= {"volume past break-even", "monthly API spend over threshold"}
+    assert {t["name"] for t in wl["triggers"]} >= {
+        "volume past break-even",
+        "monthly API spend over threshold",
+    }
     contracts = next(w for w in doc["workloads"] if w["name"] == "contracts")
     assert any(t["fired"] and t["name"].startswith("restricted data") for t in contracts["triggers"])
 

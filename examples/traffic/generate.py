@@ -31,7 +31,20 @@ OFFICE = [0.3 if h < 7 or h > 19 else (3 if 9 <= h <= 16 else 1.5) for h in rang
 FLAT = [1.0] * 24
 WORKLOADS = {
     "extraction": (300_000, 0.08, 100, NIGHT, "gpt-4.1-mini", "openai", "internal", 2500, 0.0, 400, 3500, 0),
-    "support-chat": (20_000, 0.03, 100, OFFICE, "claude-haiku-4-5", "anthropic", "internal", 1200, 0.5, 250, 2200, 0),
+    "support-chat": (
+        20_000,
+        0.03,
+        100,
+        OFFICE,
+        "claude-haiku-4-5",
+        "anthropic",
+        "internal",
+        1200,
+        0.5,
+        250,
+        2200,
+        0,
+    ),
     "contracts": (2_000, 0.02, 50, OFFICE, "gpt-4.1", "openai", "restricted", 6000, 0.0, 800, 9000, 0),
     "experiment": (100, 0.0, 20, OFFICE, "gpt-5.4-mini", "openai", "public", 800, 0.0, 300, 2500, 30),
 }
@@ -39,9 +52,20 @@ WORKLOADS = {
 
 def lines(rng: random.Random) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for name, (per_day, growth, per_line_day, hours, model, provider, dclass, inp, cached, outp, lat, first) in (
-        WORKLOADS.items()
-    ):
+    for name, (
+        per_day,
+        growth,
+        per_line_day,
+        hours,
+        model,
+        provider,
+        dclass,
+        inp,
+        cached,
+        outp,
+        lat,
+        first,
+    ) in WORKLOADS.items():
         for day in range(first, DAYS):
             volume = per_day * (1 + growth) ** (day / 30.4375)
             weight = max(1, round(volume / per_line_day))

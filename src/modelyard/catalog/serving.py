@@ -36,7 +36,7 @@ BYTES_PER_PARAM: dict[str, float] = {
     "awq-int4": 0.5,
     "int4": 0.5,
 }
-#: Share of datasheet bandwidth a serving engine reaches in decode; ~0.75 is typical of vLLM reports.
+#: Share of datasheet bandwidth assumed reachable in decode (conservative; tuned engines report more).
 ROOFLINE_EFFICIENCY = 0.6
 #: Prompt tokens processed per engine step when prefill is chunked (vLLM's default order of magnitude).
 PREFILL_CHUNK = 512

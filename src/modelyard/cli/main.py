@@ -17,6 +17,7 @@ COMMANDS = {
     "ledger": "modelyard.cli.ledger:ledger_group",
     "decide": "modelyard.cli.decide:decide_command",
     "eval": "modelyard.cli.eval:eval_command",
+    "keys": "modelyard.cli.keys:keys_group",
     "bench-endpoint": "modelyard.cli.bench_endpoint:bench_endpoint_command",
 }
 

@@ -110,6 +110,35 @@ class ServerConfig(Strict):
     default_workload: str | None = None
 
 
+class ApiKeyConfig(Strict):
+    """A client key of the gateway. Only its SHA-256 is stored: ``modelyard keys new`` makes one."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tenant: str
+    #: Workloads this key may use; empty means any.
+    workloads: tuple[str, ...] = ()
+    #: The least strict data class this key's requests carry (tightens the workload's, never loosens).
+    data_class: DataClass | None = None
+
+
+class AuthConfig(Strict):
+    #: Refuse requests without a valid key. With keys but ``required: false``, anonymous calls pass and
+    #: keyed calls are attributed to their tenant.
+    required: bool = False
+    keys: dict[Name, ApiKeyConfig] = {}
+
+    @model_validator(mode="after")
+    def _keys_if_required(self) -> AuthConfig:
+        if self.required and not self.keys:
+            raise ValueError(
+                "auth.required is true but auth.keys is empty: create one with `modelyard keys new`"
+            )
+        hashes = [k.sha256 for k in self.keys.values()]
+        if len(hashes) != len(set(hashes)):
+            raise ValueError("auth.keys: two keys have the same sha256")
+        return self
+
+
 class CatalogConfig(Strict):
     #: Extra price files layered over the bundled catalog: modelyard YAML or LiteLLM's
     #: ``model_prices_and_context_window.json``.
@@ -127,6 +156,7 @@ class Config(Strict):
     routes: dict[Name, RouteConfig] = {}
     policy: PolicyConfig = PolicyConfig()
     resilience: ResilienceConfig = ResilienceConfig()
+    auth: AuthConfig = AuthConfig()
 
     @model_validator(mode="after")
     def check_references(self) -> Config:
@@ -140,6 +170,13 @@ class Config(Strict):
             if kind == "local" and model.kind != "embedding":
                 raise ValueError(f"models.{name}.kind: provider kind 'local' serves embeddings only")
         self._check_routes()
+        for key_id, key in self.auth.keys.items():
+            for allowed_workload in key.workloads:
+                if allowed_workload not in self.workloads:
+                    raise ValueError(
+                        f"auth.keys.{key_id}.workloads: unknown workload '{allowed_workload}'; "
+                        f"allowed: {', '.join(sorted(self.workloads))}"
+                    )
         models = sorted([*self.models, *self.routes])
         for name, workload in self.workloads.items():
             if workload.model is not None and workload.model not in models:

@@ -127,7 +127,7 @@ def _self_hosted(
             return _replace(base, infeasible=f"no serving profile and no architecture data for {missing}")
         shape = Workload(
             input_tokens_mean=float(wl.input_tokens_mean),
-            output_tokens_mean=float(max(wl.output_tokens_mean, 1)),
+            output_tokens_mean=max(float(wl.output_tokens_mean), 1.0),
         )
         profile = roofline_profile(arch, spec, gpu_count, quantization, shape, today)
         if profile is None:

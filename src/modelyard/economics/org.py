@@ -162,7 +162,7 @@ class TrafficImport(Strict):
     )
 
 
-def _default_data_classes() -> dict[str, list[OptionKind]]:
+def _default_data_classes() -> dict[DataClass, list[OptionKind]]:
     return {
         "public": ["api", "managed_open", "self_hosted"],
         "internal": ["api", "managed_open", "self_hosted"],

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
+from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import-untyped]
+from scipy.sparse import coo_array  # type: ignore[import-untyped]
 
 from modelyard.economics.capacity import peak_rps
 from modelyard.economics.options import Option
@@ -32,6 +32,8 @@ from modelyard.economics.tco import Demand, Tco, shared_fixed, stack, trend
 from modelyard.errors import ConfigError
 
 _KINDS = ("api", "managed_open", "self_hosted")
+#: Relative optimality gap HiGHS must prove before stopping: the answer is within 0.0001% of the optimum.
+MIP_GAP = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,23 @@ def _variable_cost(c: Candidate, months: int) -> float:
     return float(sum((m.direct + m.hosting + m.risk for m in c.tco.months[:months]), Decimal(0)))
 
 
+def _prune(cands: list[Candidate], months: int) -> list[Candidate]:
+    """Drop API-priced options another option of the same stack beats for the same workload.
+
+    Exact: such options share the stack variable and have only a per-workload cost, so the cheapest one
+    dominates the rest in every solution. Self-hosted options are kept (their cost depends on the pool)."""
+    best: dict[tuple[str, str], Candidate] = {}
+    kept = []
+    for c in cands:
+        if c.option.kind == "self_hosted":
+            kept.append(c)
+            continue
+        key = (c.workload, c.option.kind)
+        if key not in best or _variable_cost(c, months) < _variable_cost(best[key], months):
+            best[key] = c
+    return kept + list(best.values())
+
+
 def optimise(candidates: list[Candidate], workloads: list[str], org: OrgProfile) -> Portfolio:
     """The cheapest feasible assignment; :class:`ConfigError` naming any workload with no feasible option."""
     months = org.horizon_months
@@ -72,7 +91,7 @@ def optimise(candidates: list[Candidate], workloads: list[str], org: OrgProfile)
             "impossible constraints: no feasible option for workload(s) " + ", ".join(stranded)
             + "; relax data_classes, quality_floor or slo in the organisation profile, or add candidates"
         )  # fmt: skip
-    cands = [c for c in candidates if c.option.feasible]
+    cands = _prune([c for c in candidates if c.option.feasible], months)
     pools = sorted({c.option.key for c in cands if c.option.kind == "self_hosted"})
     nx, ny, nz = len(cands), len(_KINDS), len(pools)
     n_index = nx + ny + nz
@@ -139,7 +158,7 @@ def optimise(candidates: list[Candidate], workloads: list[str], org: OrgProfile)
     upper[n_index:] = np.inf
     result = milp(
         cost, constraints=LinearConstraint(matrix, lo, hi), integrality=integrality,
-        bounds=Bounds(np.zeros(nvars), upper), options={"time_limit": 60, "mip_rel_gap": 1e-9},
+        bounds=Bounds(np.zeros(nvars), upper), options={"time_limit": 60, "mip_rel_gap": MIP_GAP},
     )  # fmt: skip
     if result.x is None:
         raise ConfigError(f"the portfolio solver found no solution: {result.message}")

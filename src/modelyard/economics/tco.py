@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 
 from modelyard.economics.capacity import autoscaled_replica_hours, fixed_replica_hours, utilization
 from modelyard.economics.options import Option
@@ -88,6 +89,7 @@ def stack(org: OrgProfile, option: Option) -> StackCosts:
     return stacks[option.kind]
 
 
+@lru_cache(maxsize=4096)
 def trend(pct_per_year: Decimal, month: int) -> Decimal:
     """``(1 + pct/100) ** (month/12)``; exactly 1 for month 0 or a 0% trend."""
     if month == 0 or pct_per_year == 0:
@@ -99,10 +101,46 @@ def monthly_engineer(org: OrgProfile, adjust: Adjust) -> Decimal:
     return org.engineering.loaded_cost_per_year * adjust.engineer_cost / 12
 
 
-def month_cost(option: Option, demand: Demand, org: OrgProfile, m: int, adjust: Adjust = Adjust()) -> Month:
-    """The cost of ``option`` in month ``m`` (0-based) of the horizon."""
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """Per-option constants of the monthly formula, computed once per TCO rather than once a month."""
+
+    hosting: Decimal
+    risk: Decimal
+    build: Decimal
+    review: Decimal
+    run: Decimal
+    ops: Decimal
+    existing: bool
+
+
+def _rates(option: Option, org: OrgProfile, adjust: Adjust) -> _Rates:
     s = stack(org, option)
-    volume = demand.requests_per_month * (1 + demand.growth_per_month + adjust.growth) ** m
+    engineer = monthly_engineer(org, adjust)
+    return _Rates(
+        hosting=s.hosting_overhead_pct / HUNDRED, risk=s.risk_premium_pct / HUNDRED,
+        build=s.build_engineer_months * engineer, review=s.security_review, run=s.run_fte * engineer,
+        ops=s.ops_per_month, existing=s.existing,
+    )  # fmt: skip
+
+
+def month_cost(
+    option: Option,
+    demand: Demand,
+    org: OrgProfile,
+    m: int,
+    adjust: Adjust = Adjust(),
+    volume: Decimal | None = None,
+) -> Month:
+    """The cost of ``option`` in month ``m`` (0-based) of the horizon (``volume`` when already known)."""
+    if volume is None:
+        volume = demand.requests_per_month * (1 + demand.growth_per_month + adjust.growth) ** m
+    return _month(option, demand, org, m, adjust, volume, _rates(option, org, adjust))
+
+
+def _month(
+    option: Option, demand: Demand, org: OrgProfile, m: int, adjust: Adjust, volume: Decimal, r: _Rates
+) -> Month:
     replicas, util = 0, None
     if option.kind == "self_hosted":
         assert option.replica is not None and option.gpu_hourly is not None
@@ -133,17 +171,15 @@ def month_cost(option: Option, demand: Demand, org: OrgProfile, m: int, adjust: 
         assert option.price_per_request is not None
         price = option.price_per_request * adjust.api_price * trend(org.trends.api_price_pct_per_year, m)
         direct = volume * price
-    hosting = direct * s.hosting_overhead_pct / HUNDRED
-    engineer = monthly_engineer(org, adjust)
-    build = s.build_engineer_months * engineer if m == 0 else ZERO
-    review = s.security_review if m == 0 else ZERO
+    hosting = direct * r.hosting
+    build, review = (r.build, r.review) if m == 0 else (ZERO, ZERO)
     return Month(
         direct=direct,
         hosting=hosting,
-        platform=build + s.run_fte * engineer,
-        operations=s.ops_per_month + review,
-        risk=(direct + hosting) * s.risk_premium_pct / HUNDRED,
-        reuse=build + review if s.existing else ZERO,
+        platform=build + r.run,
+        operations=r.ops + review,
+        risk=(direct + hosting) * r.risk,
+        reuse=build + review if r.existing else ZERO,
         requests=volume,
         replicas=replicas,
         utilization=util,
@@ -152,7 +188,12 @@ def month_cost(option: Option, demand: Demand, org: OrgProfile, m: int, adjust: 
 
 def tco(option: Option, demand: Demand, org: OrgProfile, adjust: Adjust = Adjust()) -> Tco:
     """Month-by-month TCO over the org's horizon, with totals at 12 months and at the horizon."""
-    months = [month_cost(option, demand, org, m, adjust) for m in range(org.horizon_months)]
+    growth = 1 + demand.growth_per_month + adjust.growth
+    volumes = [demand.requests_per_month]
+    for _ in range(1, org.horizon_months):  # one multiplication a month instead of a power
+        volumes.append(volumes[-1] * growth)
+    rates = _rates(option, org, adjust)
+    months = [_month(option, demand, org, m, adjust, v, rates) for m, v in enumerate(volumes)]
     result = Tco(option=option.key, months=months)
     for h in sorted({min(12, org.horizon_months), org.horizon_months}):
         result.totals[h] = result.total(h)

@@ -142,8 +142,8 @@ def read_ledger(url: str) -> Traffic:
         import psycopg
 
         with psycopg.connect(url) as pg:
-            hours = pg.execute(_hour_sql("postgres")).fetchall()  # type: ignore[arg-type]
-            hist = pg.execute(_hist_sql("postgres")).fetchall()  # type: ignore[arg-type]
+            hours = pg.execute(_hour_sql("postgres")).fetchall()
+            hist = pg.execute(_hist_sql("postgres")).fetchall()
         return _build(url.split("@")[-1], hours, hist)
     raise ConfigError(f"unsupported ledger URL '{url}'; use sqlite:///path.db or postgresql://...")
 
@@ -185,6 +185,12 @@ def read_jsonl(path: str | Path) -> Traffic:
 _FIRST_TAG = "NULLIF(string_split(regexp_replace(request_tags, '[\\[\\]\" ]', '', 'g'), ',')[1], '')"
 
 
+#: Columns a LiteLLM export may lack (older versions, trimmed exports); read as NULL when absent.
+_LITELLM_OPTIONAL = frozenset(
+    {"completionStartTime", "status", "request_tags", "model_group", "team_id", "custom_llm_provider"}
+)
+
+
 def read_litellm_csv(path: str | Path, workload_from: str = "request_tag") -> Traffic:
     """Aggregate a LiteLLM spend-log export (CSV of ``LiteLLM_SpendLogs``). ``spend`` is LiteLLM's cost."""
     workload = {
@@ -210,14 +216,12 @@ def read_litellm_csv(path: str | Path, workload_from: str = "request_tag") -> Tr
                {ttft} AS ttft_ms,
                CAST(ROUND(TRY_CAST(spend AS DOUBLE) * 1e12) AS BIGINT) AS cost_pico_usd, 1 AS weight
         FROM scan"""
-    return _via_duckdb(
-        path, scan, normalise, "LiteLLM spend-log CSV", optional={"completionStartTime", "status"}
-    )
+    return _via_duckdb(path, scan, normalise, "LiteLLM spend-log CSV", optional=_LITELLM_OPTIONAL)
 
 
 def _via_duckdb(
-    path: str | Path, scan: str, normalise: str, kind: str, optional: set[str] = frozenset()
-) -> Traffic:  # type: ignore[assignment]
+    path: str | Path, scan: str, normalise: str, kind: str, optional: frozenset[str] = frozenset()
+) -> Traffic:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"traffic file {path} does not exist")
@@ -239,7 +243,9 @@ def _via_duckdb(
     except duckdb.Error as exc:
         where = _first_bad_json_line(path) if kind == "JSONL" else None
         if where is not None:
-            raise ConfigError(f"{path}: line {where[0]}: not valid JSON ({where[1]}); fix or remove that line") from None
+            raise ConfigError(
+                f"{path}: line {where[0]}: not valid JSON ({where[1]}); fix or remove that line"
+            ) from None
         raise ConfigError(f"{path}: not a valid {kind} file: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()

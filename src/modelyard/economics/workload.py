@@ -101,7 +101,9 @@ def _profile(name: str, rows: list[HourRow], hist: list[HistRow], org: OrgProfil
     data_class = _data_class(rows, policy.data_class if policy else None)
     lat = _percentiles([(h.latency_bucket, h.count) for h in hist])
     ttft_buckets = [(h.ttft_bucket, h.count) for h in hist if h.ttft_bucket is not None]
-    ttft = _percentiles(ttft_buckets) if ttft_buckets else {"p50": None, "p95": None, "p99": None}
+    ttft: dict[str, float | None] = (
+        _percentiles(ttft_buckets) if ttft_buckets else {"p50": None, "p95": None, "p99": None}
+    )
     per_month = recent * DAYS_PER_MONTH / recent_days
     growth = _fit_growth(per_hour, days)
     profile_class = _classify(

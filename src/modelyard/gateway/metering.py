@@ -110,6 +110,8 @@ class Outcome:
     ttft_seconds: float | None = None
     client_cancelled: bool = False
     route: str | None = None
+    #: The class the request was handled under (workload's, tightened by key or header).
+    data_class: str | None = None
     policy: str | None = None
     cache_hit: bool = False
     cost_saved_pico_usd: int | None = None
@@ -137,7 +139,7 @@ def build_row(
         ts=ctx.ts,
         endpoint=ctx.endpoint,
         workload=workload.name,
-        data_class=workload.data_class,
+        data_class=outcome.data_class or workload.data_class,
         tenant=ctx.tenant,
         api_key_id=ctx.api_key_id,
         model=model,

@@ -23,6 +23,7 @@ from modelyard.config.routing import DataClassPolicy
 from modelyard.config.schema import Config, ModelKind
 from modelyard.errors import ModelyardError, PolicyDenied, UpstreamError, UpstreamStreamCut, UpstreamTimeout
 from modelyard.gateway.attempts import AttemptRunner, Served
+from modelyard.gateway.auth import Caller, KeyRing
 from modelyard.gateway.cached import answer_frames
 from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, build_row, cost_of, stream_usage
 from modelyard.gateway.metrics import GatewayMetrics
@@ -62,6 +63,8 @@ from modelyard.routing.validators import (
 
 class LedgerSink(Protocol):
     def record(self, request: RequestRow, attempts: list[AttemptRow]) -> None: ...
+
+    async def usage(self, tenant: str, since: float = 0.0) -> list[dict[str, Any]]: ...
 
 
 DONE = b"data: [DONE]\n\n"
@@ -116,14 +119,25 @@ class Gateway:
         self.runner = AttemptRunner(config.resilience, self.breakers)
         self.cache = ResponseCache({n: w.cache for n, w in config.workloads.items() if w.cache is not None})
         self.metrics = GatewayMetrics(self.breakers)
+        self.keys = KeyRing(config.auth)
         self.rng = rng or random.Random()
         self._background: set[asyncio.Task[None]] = set()
 
     # -- admission -------------------------------------------------------------------------------------
 
-    def resolve(self, body: Mapping[str, Any], headers: Mapping[str, str], kind: ModelKind) -> Admitted:
+    def resolve(
+        self,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        kind: ModelKind,
+        caller: Caller | None = None,
+    ) -> Admitted:
         workload = resolve_workload(self.config, headers.get(WORKLOAD_HEADER), body)
-        decision = effective_data_class(workload.data_class, headers.get(DATA_CLASS_HEADER))
+        if caller is not None:
+            caller.check_workload(workload.name)
+        decision = effective_data_class(
+            workload.data_class, headers.get(DATA_CLASS_HEADER), caller.data_class if caller else None
+        )
         route = resolve_route(self.routes, body.get("model"), workload, kind)
         return Admitted(workload, route, decision, self.config.policy.data_classes[decision.data_class])
 
@@ -139,7 +153,7 @@ class Gateway:
         streamed = bool(body.get("stream")) if isinstance(body, Mapping) else False
         outcome = Outcome(status=error.status, error_kind=error.kind)
         if admitted is not None:
-            outcome.policy = admitted.note()
+            outcome.policy, outcome.data_class = admitted.note(), admitted.decision.data_class
             model = admitted.route.name
         self._record(ctx, admitted.workload if admitted else NO_WORKLOAD, str(model or ""), streamed, outcome)
 
@@ -169,7 +183,7 @@ class Gateway:
         raise error
 
     def _outcome(self, admitted: Admitted) -> Outcome:
-        return Outcome(status=200, policy=admitted.note())
+        return Outcome(status=200, policy=admitted.note(), data_class=admitted.decision.data_class)
 
     # -- chat ------------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from modelyard.config.schema import ModelKind
-from modelyard.errors import InvalidRequest, ModelyardError, NotFound, PayloadTooLarge
+from modelyard.errors import AuthenticationFailed, InvalidRequest, ModelyardError, NotFound, PayloadTooLarge
 from modelyard.gateway.metering import RequestContext
 from modelyard.gateway.pipeline import Admitted, Gateway
 from modelyard.http.openapi import openapi_document
@@ -64,9 +64,12 @@ async def _admit(
     gateway = request.app[GATEWAY_KEY]
     body: Any = None
     try:
+        caller = gateway.keys.authenticate(request.headers.get("Authorization"))
+        if caller is not None:
+            ctx.tenant, ctx.api_key_id = caller.tenant, caller.key_id
         body = await read_json(request)
         check(body)
-        admitted = gateway.resolve(body, request.headers, kind)
+        admitted = gateway.resolve(body, request.headers, kind, caller)
     except ModelyardError as error:
         gateway.record_refusal(ctx, body, error, None)
         raise
@@ -141,6 +144,26 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(body=b'{"status":"ok"}', content_type=JSON_TYPE)
 
 
+async def usage(request: web.Request) -> web.Response:
+    """The calling tenant's own spend and latency, per workload and model: never another tenant's."""
+    gateway = request.app[GATEWAY_KEY]
+    try:
+        caller = gateway.keys.authenticate(request.headers.get("Authorization"))
+        if caller is None:
+            raise AuthenticationFailed(
+                "usage is per tenant: send 'Authorization: Bearer <your modelyard key>'"
+            )
+        since = float(request.query.get("since", "0"))
+    except ModelyardError as error:
+        return error_response(error)
+    except ValueError:
+        return error_response(InvalidRequest("since: unix seconds expected", param="since"))
+    groups = await gateway.ledger.usage(caller.tenant, since)
+    return web.Response(
+        body=orjson.dumps({"tenant": caller.tenant, "groups": groups}), content_type=JSON_TYPE
+    )
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[GATEWAY_KEY].metrics.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
@@ -156,6 +179,7 @@ ROUTES: dict[str, tuple[str, Callable[[web.Request], Any]]] = {
     "/v1/models": ("GET", list_models),
     "/healthz": ("GET", healthz),
     "/metrics": ("GET", metrics),
+    "/v1/usage": ("GET", usage),
     "/openapi.json": ("GET", openapi),
 }
 

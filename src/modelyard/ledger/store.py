@@ -39,6 +39,7 @@ class RequestFilter:
     workload: str | None = None
     model: str | None = None
     status: int | None = None
+    tenant: str | None = None
 
     def where(self, placeholder: str) -> tuple[str, list[Any]]:
         """A ``WHERE`` clause (or ``""``) and its parameters, for a driver's placeholder style."""
@@ -50,6 +51,7 @@ class RequestFilter:
             ("workload", "=", self.workload),
             ("model", "=", self.model),
             ("status", "=", self.status),
+            ("tenant", "=", self.tenant),
         ):
             if value is not None:
                 tests.append(f"{column} {op} {placeholder}")

@@ -18,11 +18,12 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from modelyard.config.schema import LedgerConfig
 from modelyard.ledger import spool
 from modelyard.ledger.schema import AttemptRow, RequestRow
-from modelyard.ledger.store import LedgerStore, RowsRejected, open_store, sqlite_path
+from modelyard.ledger.store import LedgerStore, RequestFilter, RowsRejected, open_store, sqlite_path
 
 log = logging.getLogger("modelyard.ledger")
 
@@ -195,6 +196,18 @@ class Ledger:
         with open(kept, "ab") as file:
             file.writelines(rejected)
         log.error("ledger: the database refused %d row(s) (%s); kept in %s", len(rejected), error, kept)
+
+    async def usage(self, tenant: str, since: float = 0.0) -> list[dict[str, Any]]:
+        """One tenant's figures per workload and model, read from the store (the last flush interval's
+        rows may not be there yet). Never another tenant's: the filter is on the tenant column."""
+
+        def read() -> list[dict[str, Any]]:
+            if self._store is None:
+                self._store = self._store_factory(self.config.url)
+            groups = self._store.summary(("workload", "model"), RequestFilter(since=since, tenant=tenant))
+            return [group.to_dict() for group in groups]
+
+        return await asyncio.to_thread(read)
 
     def _insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> None:
         if self._store is None:

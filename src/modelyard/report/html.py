@@ -13,7 +13,6 @@ from modelyard.economics.breakeven import curves
 from modelyard.economics.engine import Decision, WorkloadDecision
 from modelyard.report import svg
 
-
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#0f172a;background:#f8fafc}
 main{max-width:1100px;margin:0 auto;padding:24px}

@@ -22,15 +22,20 @@ class ClassDecision:
     source: str
 
 
-def effective_data_class(workload_class: str | None, header: str | None) -> ClassDecision:
-    """The class a request is handled under. A header stricter than the workload's wins; a looser one is
-    refused, so a client can never talk a request out of its policy."""
+def effective_data_class(
+    workload_class: str | None, header: str | None, key_class: str | None = None
+) -> ClassDecision:
+    """The class a request is handled under: the strictest of its workload's and its API key's. A header
+    stricter than that wins; a looser one is refused, so a client can never talk a request out of its
+    policy."""
     base: DataClass = _parse(workload_class) if workload_class else "internal"
     source = "workload" if workload_class else "default"
+    if key_class is not None and _stricter(_parse(key_class), base):
+        base, source = _parse(key_class), "key"
     if header is None:
         return ClassDecision(base, source)
     asked = _parse(header.strip().lower())
-    if DATA_CLASS_ORDER.index(asked) < DATA_CLASS_ORDER.index(base):
+    if _stricter(base, asked):
         raise PolicyDenied(
             f"{DATA_CLASS_HEADER}: '{asked}' would loosen this workload's class '{base}'; a header may only tighten it",
             code="data_class_loosened",
@@ -39,6 +44,10 @@ def effective_data_class(workload_class: str | None, header: str | None) -> Clas
     if asked == base:
         return ClassDecision(base, source)
     return ClassDecision(asked, "header")
+
+
+def _stricter(a: DataClass, b: DataClass) -> bool:
+    return DATA_CLASS_ORDER.index(a) > DATA_CLASS_ORDER.index(b)
 
 
 def _parse(value: str) -> DataClass:

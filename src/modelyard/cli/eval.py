@@ -1,0 +1,202 @@
+"""``modelyard eval``: run golden sets against candidate models, gate regressions, build and import sets.
+
+    modelyard eval run SET.jsonl -c modelyard.yaml -m gpt-4o-mini -m llama-8b --baseline gpt-4o-mini
+    modelyard eval gate .modelyard/evals/SET/latest.json --baseline A --candidate B
+    modelyard eval validate SET.jsonl
+    modelyard eval import-openai-evals samples.jsonl -o SET.jsonl
+    modelyard eval from-ledger -c modelyard.yaml --workload W -o SET.jsonl
+
+Exit codes of ``run`` (with ``--baseline``) and ``gate``: 0 non-inferior, 1 worse, 3 inconclusive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+
+from modelyard.config import load_config
+from modelyard.errors import ConfigError
+from modelyard.evals.cache import ResultCache
+from modelyard.evals.calls import ModelParams
+from modelyard.evals.evaluators import CheckError
+from modelyard.evals.golden import Check, GoldenSet, dump_cases, load_golden_set
+from modelyard.evals.importers import cases_from_ledger, import_openai_evals
+from modelyard.evals.report import print_report, render_html
+from modelyard.evals.results import DEFAULT_DIR, gate_run, run_document, summarise, write_record
+from modelyard.evals.runner import RunOptions, run_eval
+from modelyard.evals.stats import EXIT_CODES, gate
+
+
+def _rates(values: tuple[str, ...]) -> dict[str, float]:
+    rates = {}
+    for value in values:
+        provider, _, rate = value.partition("=")
+        try:
+            rates[provider] = float(rate)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r}: write PROVIDER=REQUESTS_PER_SECOND", param_hint="--rate"
+            ) from None
+    return rates
+
+
+@click.group("eval")
+def eval_command() -> None:
+    """Measure candidate models on a workload's golden set, and gate a switch in CI."""
+
+
+@eval_command.command("run")
+@click.argument("golden_path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Gateway YAML config.",
+)
+@click.option(
+    "-m", "--model", "models", multiple=True, required=True, help="A candidate (public model name); repeat."
+)
+@click.option("--baseline", help="Gate every other candidate against this one.")
+@click.option("--margin", default=0.02, show_default=True, help="Non-inferiority margin δ on the mean score.")
+@click.option("--confidence", default=0.95, show_default=True, help="Confidence level of the gate.")
+@click.option("--judge", "judge_model", help="Gateway model that grades 'judge' checks.")
+@click.option("--concurrency", default=8, show_default=True, help="Calls in flight at once.")
+@click.option(
+    "--rate", "rates", multiple=True, metavar="PROVIDER=RPS", help="Requests per second to a provider."
+)
+@click.option("--timeout", "timeout_s", type=float, help="Seconds before a call counts as failed.")
+@click.option("--temperature", default=0.0, show_default=True, type=float)
+@click.option("--max-tokens", type=int)
+@click.option("--seed", default=0, show_default=True, help="Sent to the models and used by the bootstrap.")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False), help="SQLite cache [OUT/cache.db].")
+@click.option(
+    "--out", "out_dir", default=str(DEFAULT_DIR), show_default=True, type=click.Path(file_okay=False)
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def run_command(
+    golden_path: str, config_path: str, models: tuple[str, ...], baseline: str | None, margin: float,
+    confidence: float, judge_model: str | None, concurrency: int, rates: tuple[str, ...], timeout_s: float | None,
+    temperature: float, max_tokens: int | None, seed: int, cache_path: str | None, out_dir: str, progress: bool,
+) -> None:  # fmt: skip
+    """Run GOLDEN_PATH against every --model; write the JSON record and HTML page; gate against --baseline."""
+    candidates = list(dict.fromkeys(models))
+    if baseline is not None and baseline not in candidates:
+        candidates.insert(0, baseline)
+    options = RunOptions(
+        concurrency=concurrency,
+        rates=_rates(rates),
+        params=ModelParams(temperature=temperature, max_tokens=max_tokens, seed=seed),
+        judge_model=judge_model,
+        timeout_s=timeout_s,
+        show_progress=progress,
+    )
+    try:
+        golden = load_golden_set(golden_path)
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    out = Path(out_dir)
+    cache = ResultCache(cache_path or out / "cache.db")
+    try:
+        run = asyncio.run(run_eval(config, golden, candidates, cache, options))
+    except (ConfigError, CheckError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        cache.close()
+    summaries = [summarise(c, run.results[c]) for c in candidates]
+    gates = [gate_run(run, baseline, c, margin, confidence) for c in candidates if baseline and c != baseline]
+    document = run_document(run, summaries, gates)
+    path = write_record(document, out)
+    path.with_suffix(".html").write_text(render_html(document), encoding="utf-8")
+    print_report(document, Console())
+    click.echo(f"record: {path}\npage:   {path.with_suffix('.html')}")
+    raise SystemExit(max((g.exit_code for g in gates), default=0))
+
+
+@eval_command.command("gate")
+@click.argument("record_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--baseline", required=True)
+@click.option("--candidate", required=True)
+@click.option("--margin", default=0.02, show_default=True)
+@click.option("--confidence", default=0.95, show_default=True)
+def gate_command(record_path: str, baseline: str, candidate: str, margin: float, confidence: float) -> None:
+    """Re-run the regression gate on a stored run record (no model calls)."""
+    document = orjson.loads(Path(record_path).read_bytes())
+    by: dict[str, dict[str, dict[str, object]]] = {}
+    for r in document["results"]:
+        by.setdefault(r["candidate"], {})[r["case_id"]] = r
+    for name in (baseline, candidate):
+        if name not in by:
+            raise click.ClickException(f"{name!r} is not in this run; candidates: {', '.join(sorted(by))}")
+    ids = [i for i in by[baseline] if i in by[candidate]]
+    a, b = by[baseline], by[candidate]
+    result = gate(
+        baseline, candidate,
+        [float(a[i]["score"]) for i in ids], [float(b[i]["score"]) for i in ids],  # type: ignore[arg-type]
+        [bool(a[i]["passed"]) for i in ids], [bool(b[i]["passed"]) for i in ids],
+        margin=margin, confidence=confidence, seed=int(document["params"]["seed"] or 0),
+    )  # fmt: skip
+    click.echo(result.text)
+    raise SystemExit(EXIT_CODES[result.outcome])
+
+
+@eval_command.command("validate")
+@click.argument("golden_path", type=click.Path(dir_okay=False))
+def validate_command(golden_path: str) -> None:
+    """Check a golden set file; every bad line is listed with its number."""
+    try:
+        golden = load_golden_set(golden_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    _describe(golden)
+
+
+def _describe(golden: GoldenSet) -> None:
+    types = sorted({c.type for case in golden.cases for c in case.checks})
+    click.echo(f"{golden.name}: {len(golden.cases)} cases; checks: {', '.join(types)}")
+
+
+@eval_command.command("import-openai-evals")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The golden set to write."
+)
+def import_openai_evals_command(source: str, output: str) -> None:
+    """Convert an OpenAI evals samples file (input/ideal JSONL) to a golden set."""
+    try:
+        cases = import_openai_evals(source)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    Path(output).write_text(dump_cases(cases), encoding="utf-8")
+    click.echo(f"wrote {len(cases)} cases to {output}")
+
+
+@eval_command.command("from-ledger")
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--workload", required=True, help="A workload with log_content: true.")
+@click.option("--limit", default=200, show_default=True, help="Newest answered requests to take.")
+@click.option("--check", "check_type", default="exact", show_default=True, help="Check for each case.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def from_ledger_command(config_path: str, workload: str, limit: int, check_type: str, output: str) -> None:
+    """Build a golden set from ledger samples of a workload that opted in to content logging."""
+    from modelyard.ledger.store import RequestFilter, open_store
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if workload not in config.workloads or not config.workloads[workload].log_content:
+        raise click.ClickException(f"workload {workload!r} does not log content (set log_content: true)")
+    store = open_store(config.ledger.url)
+    rows = store.query(RequestFilter(workload=workload, status=200), limit=limit)
+    cases = cases_from_ledger(rows, (Check(check_type),))
+    if not cases:
+        raise click.ClickException(f"no answered requests with content for workload {workload!r}")
+    Path(output).write_text(dump_cases(cases), encoding="utf-8")
+    click.echo(f"wrote {len(cases)} cases to {output}; review the expected answers before trusting them")

@@ -1,0 +1,90 @@
+"""One model call through the gateway's own adapters, measured the way the gateway measures it.
+
+The tokens come from the adapter's normalised :class:`~modelyard.providers.base.Usage`, the cost from the
+same price catalog entry the gateway bills with (``None`` when the model is unpriced, never $0), and the
+latency is the upstream time around ``adapter.complete``, as the ledger's ``upstream_latency_ms``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from time import perf_counter
+from typing import Any
+
+import orjson
+
+from modelyard.errors import UpstreamError
+from modelyard.gateway.targets import Target
+from modelyard.providers.base import JSON, ChatCall
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """What a candidate answered (or why it did not), with its tokens, cost and latency."""
+
+    output: str
+    input_tokens: int
+    output_tokens: int
+    #: USD; None when the model has no price in the catalog.
+    cost: Decimal | None
+    latency_ms: float
+    #: Set when the call failed: the error kind and message. Failed calls score 0 and are not cached.
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Sampling parameters sent with every case; part of the cache key so a change re-runs the case."""
+
+    temperature: float | None = 0.0
+    max_tokens: int | None = None
+    seed: int | None = 0
+
+    def apply(self, body: JSON) -> JSON:
+        for key in ("temperature", "max_tokens", "seed"):
+            value = getattr(self, key)
+            if value is not None:
+                body[key] = value
+        return body
+
+    def key(self) -> str:
+        return f"t={self.temperature};max={self.max_tokens};seed={self.seed}"
+
+
+def answer_text(body: JSON) -> str:
+    """The assistant's text in an OpenAI ``chat.completion``; tool calls are rendered as their JSON."""
+    choices = body.get("choices") or ()
+    if not choices:
+        return ""
+    message: dict[str, Any] = choices[0].get("message") or {}
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    calls = message.get("tool_calls")
+    if calls:
+        return orjson.dumps(calls).decode()
+    return ""
+
+
+async def call_target(target: Target, messages: list[dict[str, Any]], params: ModelParams) -> CallResult:
+    """Ask ``target`` to answer ``messages``; upstream failures are returned, not raised."""
+    body = params.apply({"model": target.public_model, "messages": messages})
+    started = perf_counter()
+    try:
+        result = await target.adapter.complete(ChatCall(body=body, upstream_model=target.upstream_model))
+    except UpstreamError as error:
+        elapsed = (perf_counter() - started) * 1000
+        return CallResult("", 0, 0, None, elapsed, error=f"{error.kind}: {error.message}")
+    elapsed = (perf_counter() - started) * 1000
+    usage = result.usage
+    cost = target.price.cost(usage) if target.price is not None and usage is not None else None
+    return CallResult(
+        output=answer_text(result.body),
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        cost=cost,
+        latency_ms=elapsed,
+    )

@@ -1,0 +1,133 @@
+"""Evaluators that need a model: embedding similarity (in-process) and LLM-as-judge (through the gateway).
+
+``similarity`` embeds the answer and the reference with the in-process open embedding model
+(all-MiniLM-L6-v2, see providers/local_embeddings.py): no key, no network, the same score on every machine.
+
+``judge`` asks any chat model configured in the gateway to grade the answer against a rubric, through
+the same adapters as the candidates, at temperature 0. Its verdicts are cached (a re-run never pays twice
+for the same grading) and its spend is counted apart from the candidates'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Protocol
+
+import orjson
+
+from modelyard.evals.calls import ModelParams, call_target
+from modelyard.evals.evaluators import CheckError, Verdict, check_param, reference_text
+from modelyard.evals.golden import GoldenCase
+from modelyard.gateway.targets import Target
+
+
+class SimilarityEvaluator:
+    name = "similarity"
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.value: str | None = check_param(params, "value", str)
+        self.threshold: float = float(check_param(params, "threshold", (int, float), 0.8))
+        if not 0 <= self.threshold <= 1:
+            raise CheckError("'threshold' must be between 0 and 1")
+
+    async def evaluate(self, case: GoldenCase, output: str) -> Verdict:
+        reference = reference_text(case, self.value, "similarity")
+        similarity = await asyncio.to_thread(cosine_similarity, output, reference)
+        score = max(0.0, min(1.0, similarity))
+        verdict = "at least" if similarity >= self.threshold else "below"
+        return Verdict(
+            score, similarity >= self.threshold, f"similarity {similarity:.3f} {verdict} {self.threshold}"
+        )
+
+
+def cosine_similarity(a: str, b: str) -> float:
+    """Cosine similarity of two texts' embeddings (they are L2-normalised, so it is the dot product)."""
+    from modelyard.providers.local_embeddings import embed_texts  # loads torch: only when used
+
+    (va, vb), _tokens = embed_texts([a, b])
+    return float(sum(x * y for x, y in zip(va, vb, strict=True)))
+
+
+class VerdictCache(Protocol):
+    """Where judge verdicts are kept between runs (the runner's SQLite cache implements it)."""
+
+    def get_verdict(self, key: str) -> Verdict | None: ...
+
+    def put_verdict(self, key: str, verdict: Verdict) -> None: ...
+
+
+JUDGE_INSTRUCTIONS = (
+    "You grade an AI assistant's answer. Apply the rubric strictly. Reply with only a JSON object: "
+    '{"score": <number from 0 to 1>, "reason": "<one sentence>"}.'
+)
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+class JudgeEvaluator:
+    name = "judge"
+
+    def __init__(self, params: Mapping[str, Any], target: Target, cache: VerdictCache | None) -> None:
+        rubric = check_param(params, "rubric", str)
+        if not rubric:
+            raise CheckError("judge needs 'rubric': what a good answer does")
+        self.rubric: str = rubric
+        self.threshold = float(check_param(params, "threshold", (int, float), 0.5))
+        self.target = target
+        self.cache = cache
+        #: USD spent on judge calls in this run; None once any judge call was unpriced.
+        self.spent: Decimal | None = Decimal(0)
+        self.calls = 0
+        self._running: dict[str, asyncio.Future[Verdict]] = {}
+
+    def _messages(self, case: GoldenCase, output: str) -> list[dict[str, Any]]:
+        question = orjson.dumps(case.messages).decode()
+        reference = f"\n\nReference answer:\n{case.expected}" if case.expected is not None else ""
+        prompt = (
+            f"Rubric:\n{self.rubric}\n\nConversation:\n{question}{reference}\n\nAnswer to grade:\n{output}"
+        )
+        return [{"role": "system", "content": JUDGE_INSTRUCTIONS}, {"role": "user", "content": prompt}]
+
+    def _key(self, messages: list[dict[str, Any]]) -> str:
+        raw = orjson.dumps([self.target.public_model, self.target.upstream_model, messages])
+        return hashlib.sha256(raw).hexdigest()
+
+    async def evaluate(self, case: GoldenCase, output: str) -> Verdict:
+        messages = self._messages(case, output)
+        key = self._key(messages)
+        cached = self.cache.get_verdict(key) if self.cache else None
+        if cached is not None:
+            return cached
+        # Identical gradings asked at the same time (two candidates, same answer) share one judge call.
+        running = self._running.get(key)
+        if running is None:
+            running = self._running[key] = asyncio.ensure_future(self._grade(messages, key))
+        return await running
+
+    async def _grade(self, messages: list[dict[str, Any]], key: str) -> Verdict:
+        result = await call_target(self.target, messages, ModelParams(temperature=0.0, seed=0))
+        self.calls += 1
+        self.spent = None if self.spent is None or result.cost is None else self.spent + result.cost
+        if result.error is not None:
+            return Verdict(0.0, False, f"judge failed: {result.error}")  # not cached: retried next run
+        verdict = parse_judgement(result.output, self.threshold)
+        if self.cache:
+            self.cache.put_verdict(key, verdict)
+        return verdict
+
+
+def parse_judgement(text: str, threshold: float) -> Verdict:
+    """The judge's ``{"score", "reason"}`` reply → a verdict; an unreadable reply scores 0 and says so."""
+    match = _JSON_OBJECT.search(text)
+    try:
+        raw = orjson.loads(match.group(0)) if match else None
+    except orjson.JSONDecodeError:
+        raw = None
+    score = raw.get("score") if isinstance(raw, dict) else None
+    if not isinstance(score, int | float) or isinstance(score, bool) or not 0 <= score <= 1:
+        return Verdict(0.0, False, f"judge reply not understood: {text[:80]!r}")
+    reason = str(raw.get("reason", "")) if isinstance(raw, dict) else ""
+    return Verdict(float(score), score >= threshold, f"judge {score:g}: {reason}".strip())

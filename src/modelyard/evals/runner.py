@@ -1,0 +1,243 @@
+"""Run a golden set against several candidate models through the gateway's adapters.
+
+Flow: check every model name and every check (nothing is spent on a run that cannot finish) → open one
+adapter per provider involved → issue the (case × candidate) jobs in a fixed order, case-major, so an
+interrupted run still holds complete pairs → each job reads the cache, or waits for a concurrency slot and
+its provider's rate limit, calls the model and caches the answer → the checks score it.
+
+Concurrency is bounded by a fixed pool of workers; request rates per provider use ``aiolimiter``'s leaky
+bucket. The order of results never depends on timing: result *i* is always job *i*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from modelyard.catalog.prices import load_catalog
+from modelyard.config.schema import Config
+from modelyard.errors import ConfigError
+from modelyard.evals.cache import ResultCache
+from modelyard.evals.calls import CallResult, ModelParams, call_target
+from modelyard.evals.checks import CheckSet, build_checks, needed_models
+from modelyard.evals.golden import GoldenCase, GoldenSet
+from modelyard.gateway.targets import Target, build_targets
+from modelyard.providers.base import Adapter
+from modelyard.providers.registry import build_adapter
+
+
+class EvalSetupError(ConfigError):
+    """The run cannot start (unknown model, embedding model as candidate); nothing was called."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """One candidate's answer to one case, scored."""
+
+    case_id: str
+    candidate: str
+    output: str
+    score: float
+    passed: bool
+    reason: str
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal | None
+    latency_ms: float
+    error: str | None
+    cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    concurrency: int = 8
+    #: provider name → requests per second allowed to it.
+    rates: Mapping[str, float] = field(default_factory=dict)
+    params: ModelParams = field(default_factory=ModelParams)
+    judge_model: str | None = None
+    #: Seconds one call may take before it counts as failed ("timeout").
+    timeout_s: float | None = None
+    show_progress: bool = False
+
+
+@dataclass(slots=True)
+class EvalRun:
+    """Everything a report, the gate and the decision engine need from one run."""
+
+    set_name: str
+    candidates: list[str]
+    cases: list[GoldenCase]
+    #: candidate → one result per case, in the set's order.
+    results: dict[str, list[CaseResult]]
+    params: ModelParams
+    started_at: float
+    seconds: float
+    calls_made: int
+    cache_hits: int
+    judge_spent: Decimal | None
+    #: candidate → provider, upstream model and price catalog version, for the record.
+    targets: dict[str, dict[str, Any]]
+
+
+def check_models(config: Config, models: Iterable[str]) -> None:
+    """Raise :class:`EvalSetupError` for a model the gateway does not serve as a chat model."""
+    available = sorted(name for name, m in config.models.items() if m.kind == "chat")
+    for model in models:
+        if model not in config.models:
+            raise EvalSetupError(f"unknown model {model!r}; configured chat models: {', '.join(available)}")
+        if config.models[model].kind != "chat":
+            raise EvalSetupError(
+                f"model {model!r} is an embedding model; chat models: {', '.join(available)}"
+            )
+
+
+@asynccontextmanager
+async def open_targets(config: Config, models: Iterable[str]) -> AsyncIterator[dict[str, Target]]:
+    """Targets for ``models`` exactly as the gateway builds them (same adapters, same prices); the
+    adapters are closed on exit."""
+    wanted = sorted(set(models))
+    check_models(config, wanted)
+    subset = config.model_copy(update={"models": {m: config.models[m] for m in wanted}})
+    adapters: dict[str, Adapter] = {}
+    try:
+        for name in sorted({config.models[m].provider for m in wanted}):
+            adapters[name] = build_adapter(name, config.providers[name])
+        yield build_targets(subset, adapters, load_catalog(config.catalog.price_files))
+    finally:
+        for adapter in adapters.values():
+            await adapter.close()
+
+
+def _limiter(rate: float) -> AsyncLimiter:
+    # A bucket of one second's worth of requests (at least one), refilled at ``rate`` per second.
+    burst = max(1.0, rate)
+    return AsyncLimiter(burst, burst / rate)
+
+
+class Runner:
+    """Runs one golden set; use :func:`run_eval` unless you hold the targets already."""
+
+    def __init__(
+        self, golden: GoldenSet, targets: Mapping[str, Target], cache: ResultCache, options: RunOptions
+    ) -> None:
+        self.golden = golden
+        self.targets = targets
+        self.cache = cache
+        self.options = options
+        self.checks: CheckSet = build_checks(golden, targets, options.judge_model, cache)
+        self.limiters = {p: _limiter(r) for p, r in options.rates.items() if r > 0}
+        self.slots = asyncio.Semaphore(max(1, options.concurrency))
+        self.calls_made = 0
+        self.cache_hits = 0
+
+    async def run(self, candidates: list[str]) -> EvalRun:
+        started, clock = time.time(), time.perf_counter()
+        jobs = [(case, c) for case in self.golden.cases for c in candidates]
+        results: list[CaseResult | None] = [None] * len(jobs)
+        pending = iter(enumerate(jobs))
+        progress = self._progress()
+        with progress or nullcontext():
+            bar = progress.add_task(self.golden.name, total=len(jobs)) if progress else None
+
+            async def worker() -> None:
+                for index, (case, candidate) in pending:  # a shared iterator: each job taken once
+                    results[index] = await self.one(case, candidate)
+                    if progress is not None and bar is not None:
+                        progress.advance(bar)
+
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(min(max(1, self.options.concurrency), len(jobs))):
+                        group.create_task(worker())
+            finally:
+                self.cache.commit()
+        done = [r for r in results if r is not None]
+        return EvalRun(
+            set_name=self.golden.name,
+            candidates=list(candidates),
+            cases=list(self.golden.cases),
+            results={c: [r for r in done if r.candidate == c] for c in candidates},
+            params=self.options.params,
+            started_at=started,
+            seconds=time.perf_counter() - clock,
+            calls_made=self.calls_made,
+            cache_hits=self.cache_hits,
+            judge_spent=self.checks.judge_spent,
+            targets={c: _describe(self.targets[c]) for c in candidates},
+        )
+
+    async def one(self, case: GoldenCase, candidate: str) -> CaseResult:
+        """Answer (from cache or the model) and score one case for one candidate."""
+        target = self.targets[candidate]
+        key = (self.golden.name, case.id, case.fingerprint(), candidate, self.options.params.key())
+        answer = self.cache.get(key)
+        cached = answer is not None
+        if answer is None:
+            answer = await self._call(target, case)
+            self.cache.put(key, answer)
+        else:
+            self.cache_hits += 1
+        if answer.error is not None:
+            score, passed, reason = 0.0, False, f"call failed: {answer.error}"
+        else:
+            verdict = await self.checks.score(case, answer.output)
+            score, passed, reason = verdict.score, verdict.passed, verdict.reason
+        return CaseResult(
+            case.id, candidate, answer.output, score, passed, reason, answer.input_tokens,
+            answer.output_tokens, answer.cost, answer.latency_ms, answer.error, cached,
+        )  # fmt: skip
+
+    async def _call(self, target: Target, case: GoldenCase) -> CallResult:
+        limiter = self.limiters.get(target.provider)
+        async with self.slots:
+            if limiter is not None:
+                await limiter.acquire()
+            self.calls_made += 1
+            timeout = self.options.timeout_s
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(timeout):
+                    return await call_target(target, case.messages, self.options.params)
+            except TimeoutError:
+                elapsed = (time.perf_counter() - started) * 1000
+                return CallResult("", 0, 0, None, elapsed, error=f"timeout: no answer within {timeout:g} s")
+
+    def _progress(self) -> Progress | None:
+        if not self.options.show_progress:
+            return None
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        return Progress(*columns, console=Console(stderr=True), transient=True)
+
+
+def _describe(target: Target) -> dict[str, Any]:
+    return {
+        "provider": target.provider,
+        "provider_kind": target.provider_kind,
+        "upstream_model": target.upstream_model,
+        "price_version": target.price_version,
+        "priced": target.price is not None,
+    }
+
+
+async def run_eval(
+    config: Config, golden: GoldenSet, candidates: list[str], cache: ResultCache, options: RunOptions
+) -> EvalRun:
+    """Run ``golden`` against ``candidates`` (public model names of ``config``).
+
+    Unknown models, and checks that cannot run, raise before any call is made.
+    """
+    if not candidates:
+        raise EvalSetupError("name at least one candidate model")
+    models = set(candidates) | needed_models(golden, options.judge_model)
+    check_models(config, models)
+    async with open_targets(config, models) as targets:
+        return await Runner(golden, targets, cache, options).run(candidates)
