@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from modelyard.policy import pii_detectors
 from modelyard.policy.pii import (
     ALL_KINDS,
     Restorer,
@@ -107,7 +109,9 @@ MUST_FIND = [
     ("IBAN", "iban: fr14 2004 1010 0505 0001 3m02 606", "fr14 2004 1010 0505 0001 3m02 606"),
     ("SSN", "SSN 536-90-4399.", "536-90-4399"),
     ("SSN", "social security number 536904399", "536904399"),
+    ("SSN", "the claimant (455-67-8912) lives", "455-67-8912"),
     ("IP", "from 203.0.113.42:443", "203.0.113.42"),
+    ("IP", "host (10.0.0.1) is down", "10.0.0.1"),
     ("IP", "host [2001:db8::8a2e:370:7334]:80", "2001:db8::8a2e:370:7334"),
     ("IP", "mapped ::ffff:192.0.2.128 ok", "::ffff:192.0.2.128"),
     ("SECRET", "key sk-proj-9fK2mQ7xLp4Rt8Vb1Nc6Zw3Hy5Jd0Gs.", "sk-proj-9fK2mQ7xLp4Rt8Vb1Nc6Zw3Hy5Jd0Gs"),
@@ -163,6 +167,17 @@ def test_kinds_filter_and_unknown_kinds() -> None:
         detect(text, frozenset({"EMAIL", "PASSPORT"}))
 
 
+def test_results_for_a_long_text_are_remembered_per_kinds_and_hold_no_text() -> None:
+    text = "Notes from the call. " * 60 + "Reach Ana at ana@example.com or +44 20 7946 0958."
+    assert [f.kind for f in detect(text, frozenset({"PHONE"}))] == ["PHONE"]
+    assert [f.kind for f in detect(text)] == ["EMAIL", "PHONE"]
+    again = detect(text)
+    assert [(f.kind, f.text) for f in again] == [("EMAIL", "ana@example.com"), ("PHONE", "+44 20 7946 0958")]
+    memo = pii_detectors._memo._spans
+    assert all(isinstance(digest, bytes) and len(digest) == 16 for digest, _ in memo)
+    assert not any("ana@example.com" in str(spans) for spans in memo.values())
+
+
 def test_a_key_in_a_urls_user_part_is_a_secret_not_an_email() -> None:
     text = "git clone https://ghp_1A2b3C4d5E6f7G8h9I0jK1lM2nO3pQ4rS5tU6@github.com/o/r.git"
     assert [f.kind for f in detect(text)] == ["SECRET"]
@@ -181,6 +196,27 @@ def test_findings_are_sorted_and_do_not_overlap() -> None:
     text = " ".join(row["text"] for row in load_corpus()[:80])
     found = detect(text)
     assert found and all(a.end <= b.start for a, b in itertools.pairwise(found))
+
+
+PATHOLOGICAL = {
+    "digits and spaces": "1 " * 25000,
+    "at signs": "a@" * 25000,
+    "a domain that never ends": "x@" + "a." * 25000 + "1",
+    "BEGIN without END": "-----BEGIN PRIVATE KEY-----\n" * 2000,
+    "JWT headers without payloads": "-eyJaaaaaaaa" * 8000,
+    "one endless token after a key word": "key: " + "aB3-" * 25000,
+    "IBAN-like groups": "DE89 " * 5000,
+    "hex and colons": "a:" * 25000,
+}
+
+
+@pytest.mark.parametrize("name", PATHOLOGICAL)
+def test_no_input_makes_detection_slow(name: str) -> None:
+    """Matching stays linear: ~50-100 KB of adversarial text in well under a second on a slow core."""
+    text = PATHOLOGICAL[name]
+    started = time.perf_counter()
+    detect(text)
+    assert time.perf_counter() - started < 1.0, name
 
 
 # ---------------------------------------------------------------- redaction

@@ -10,6 +10,7 @@ Every attempt is recorded, and feeds its target's circuit breaker.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
@@ -120,22 +121,8 @@ class AttemptRunner:
             if not breaker.available():
                 notes.append(f"{target.public_model}: circuit open")
                 continue
-            retrying = AsyncRetrying(
-                stop=stop_after_attempt(1 + self.config.retries.max_retries),
-                wait=self._wait,
-                retry=retry_if_exception(self._retry_here(single)),
-                sleep=sleep,
-                reraise=True,
-            )
             try:
-                async for attempt in retrying:
-                    with attempt:
-                        result = await self._once(ctx, target, call, outcome, on_success)
-                        reason = await accept(result) if accept else None
-                        if reason is not None:
-                            if outcome.attempts:
-                                outcome.attempts[-1].error_kind = "rejected"
-                            raise Rejected(reason, result)
+                result = await self._on_target(ctx, target, call, outcome, accept, on_success, single, sleep)
                 outcome.route = _describe(plan, notes, target)
                 return Served(target, result)
             except Rejected as rejected:
@@ -156,6 +143,54 @@ class AttemptRunner:
         raise UpstreamUnavailable(
             "no target of this route is available (all circuits open)", provider="gateway", status=503
         )
+
+    async def _on_target(
+        self,
+        ctx: RequestContext,
+        target: Target,
+        call: Callable[[Target], Awaitable[R]],
+        outcome: Outcome,
+        accept: Callable[[R], Awaitable[str | None]] | None,
+        on_success: Callable[[Target, R, float], None] | None,
+        single: bool,
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> R:
+        """One target: a plain first attempt (the common case pays for no retry machinery), then, after a
+        retryable failure, tenacity's retries with back-off."""
+
+        async def attempt() -> R:
+            result = await self._once(ctx, target, call, outcome, on_success)
+            reason = await accept(result) if accept else None
+            if reason is not None:
+                if outcome.attempts:
+                    outcome.attempts[-1].error_kind = "rejected"
+                raise Rejected(reason, result)
+            return result
+
+        retryable = self._retry_here(single)
+        max_retries = self.config.retries.max_retries
+        try:
+            return await attempt()
+        except (UpstreamError, Rejected) as first:
+            if max_retries == 0 or not retryable(first):
+                raise
+            await sleep(self._first_wait(first))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max_retries),
+            wait=self._wait,
+            retry=retry_if_exception(retryable),
+            sleep=sleep,
+            reraise=True,
+        )
+        async for retry in retrying:
+            with retry:
+                return await attempt()
+        raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+
+    def _first_wait(self, error: BaseException) -> float:
+        base = self.config.retries.backoff_base_ms / 1000
+        retry_after = error.retry_after if isinstance(error, UpstreamError) else None
+        return max(retry_after or 0.0, base + random.uniform(0, base))
 
     async def _once(
         self,

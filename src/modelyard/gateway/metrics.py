@@ -6,6 +6,8 @@ counters. Updating a labelled counter costs about a microsecond: cheap enough fo
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from modelyard.ledger.schema import RequestRow
@@ -50,15 +52,29 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        # labels() resolves a child under a lock each call; the children are cached per label set instead.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any, Any]] = {}
+
     def observe(self, row: RequestRow) -> None:
-        workload = row.workload or ""
-        self.requests.labels(workload, row.model, str(row.status)).inc()
+        key = (row.workload or "", row.model, row.status)
+        children = self._children.get(key)
+        if children is None:
+            workload, model = key[0], key[1]
+            children = self._children[key] = (
+                self.requests.labels(workload, model, str(row.status)),
+                self.tokens.labels(workload, model, "input"),
+                self.tokens.labels(workload, model, "output"),
+                self.cost.labels(workload, model),
+                self.latency.labels(workload),
+            )
+        requests, tokens_in, tokens_out, cost, latency = children
+        requests.inc()
         if row.input_tokens or row.output_tokens:
-            self.tokens.labels(workload, row.model, "input").inc(row.input_tokens)
-            self.tokens.labels(workload, row.model, "output").inc(row.output_tokens)
+            tokens_in.inc(row.input_tokens)
+            tokens_out.inc(row.output_tokens)
         if row.cost_pico_usd:
-            self.cost.labels(workload, row.model).inc(row.cost_pico_usd / 1e12)
-        self.latency.labels(workload).observe(row.latency_ms / 1000.0)
+            cost.inc(row.cost_pico_usd / 1e12)
+        latency.observe(row.latency_ms / 1000.0)
 
     def render(self) -> bytes:
         for target, state in self._breakers.states().items():

@@ -91,9 +91,9 @@ class Admitted:
 class Live:
     """A stream that produced its first chunk: the generator, that chunk, and its meter."""
 
-    frames: AsyncIterator[JSON]
-    #: The chunks up to and including the first one with output (role chunks come before it).
-    head: list[JSON]
+    frames: AsyncIterator[JSON | bytes]
+    #: What arrived up to and including the first output (role chunks come before it).
+    head: list[JSON | bytes]
     meter: StreamMeter
 
 
@@ -343,7 +343,7 @@ class Gateway:
                 yield frame
             return
         try:
-            served = await self.runner.run(ctx, plan, self._opener(body), outcome)
+            served = await self.runner.run(ctx, plan, self._opener(body, wants_usage), outcome)
         except UpstreamError as error:
             outcome.status, outcome.error_kind = error.status, error.kind
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
@@ -356,7 +356,7 @@ class Gateway:
         async for frame in self._relay(ctx, admitted, body, outcome, served, wants_usage):
             yield frame
 
-    def _opener(self, body: JSON) -> Any:
+    def _opener(self, body: JSON, wants_usage: bool) -> Any:
         ttft_timeout = self.config.resilience.ttft_timeout_s
 
         async def open_stream(target: Target) -> Live:
@@ -364,9 +364,16 @@ class Gateway:
             so a failure here (including an error event right after the role chunk) can still be retried
             or fall back."""
             meter = StreamMeter()
-            frames = target.adapter.stream(ChatCall(body=body, upstream_model=target.upstream_model), meter)
+            call = ChatCall(
+                body=body, upstream_model=target.upstream_model, client_wants_stream_usage=wants_usage
+            )
+            frames = target.adapter.stream(call, meter)
             try:
-                head = await asyncio.wait_for(_read_to_first_token(frames), ttft_timeout)
+                if ttft_timeout is None:
+                    head = await _read_to_first_token(frames, meter)
+                else:
+                    async with asyncio.timeout(ttft_timeout):
+                        head = await _read_to_first_token(frames, meter)
             except TimeoutError:
                 await frames.aclose()  # type: ignore[attr-defined]
                 raise UpstreamTimeout(
@@ -423,22 +430,30 @@ class Gateway:
                 outcome.completion = "".join(completion)
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
 
-        async def chunks() -> AsyncIterator[JSON]:
-            for chunk in live.head:
-                yield chunk
-            async for chunk in live.frames:
-                yield chunk
+        async def pieces() -> AsyncIterator[JSON | bytes]:
+            for piece in live.head:
+                yield piece
+            async for piece in live.frames:
+                yield piece
 
         try:
             try:
-                async for chunk in chunks():
-                    if not chunk.get("choices") and chunk.get("usage") is not None and not wants_usage:
+                async for piece in pieces():
+                    if isinstance(piece, bytes):
+                        # Already OpenAI SSE events, passed through as read (one write per upstream read).
+                        if outcome.ttft_seconds is None and meter.output_chars:
+                            outcome.ttft_seconds = perf_counter() - ctx.t0
+                        if log_content:
+                            completion.append(_sse_text(piece))
+                        yield piece
+                        continue
+                    if not piece.get("choices") and piece.get("usage") is not None and not wants_usage:
                         continue  # the usage-only chunk we asked for to meter; the client did not
-                    if outcome.ttft_seconds is None and _has_output(chunk):
+                    if outcome.ttft_seconds is None and _has_output(piece):
                         outcome.ttft_seconds = perf_counter() - ctx.t0
                     if log_content:
-                        completion.append(_delta_text(chunk))
-                    yield sse(chunk)
+                        completion.append(_delta_text(piece))
+                    yield sse(piece)
             except UpstreamError as error:
                 finish(False, error)
                 recorded = True
@@ -618,13 +633,28 @@ class Gateway:
             await adapter.close()
 
 
-async def _read_to_first_token(frames: AsyncIterator[JSON]) -> list[JSON]:
-    head: list[JSON] = []
-    async for chunk in frames:
-        head.append(chunk)
-        if _has_output(chunk) or _finished(chunk):
+async def _read_to_first_token(frames: AsyncIterator[JSON | bytes], meter: StreamMeter) -> list[JSON | bytes]:
+    head: list[JSON | bytes] = []
+    async for piece in frames:
+        head.append(piece)
+        if isinstance(piece, bytes):
+            if meter.output_chars or meter.finish_reason or meter.usage:
+                break
+        elif _has_output(piece) or _finished(piece):
             break
     return head
+
+
+def _sse_text(block: bytes) -> str:
+    """Content text of passed-through SSE events (only for workloads that log content)."""
+    texts = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data: "):
+            try:
+                texts.append(_delta_text(orjson.loads(line[6:])))
+            except orjson.JSONDecodeError:
+                continue
+    return "".join(texts)
 
 
 def _finished(chunk: JSON) -> bool:

@@ -8,6 +8,7 @@ through a middleware, which would add a coroutine hop to every request.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 from collections.abc import Callable
 from time import perf_counter, time
@@ -53,8 +54,14 @@ async def read_json(request: web.Request) -> Any:
     return body
 
 
+#: Request ids: a random per-process prefix and a counter — unique without a syscall per request.
+_ID_PREFIX = secrets.token_hex(6)
+_ID_COUNTER = itertools.count(1)
+
+
 def _context(endpoint: str) -> RequestContext:
-    return RequestContext(request_id=secrets.token_hex(12), ts=time(), t0=perf_counter(), endpoint=endpoint)
+    request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
+    return RequestContext(request_id=request_id, ts=time(), t0=perf_counter(), endpoint=endpoint)
 
 
 async def _admit(

@@ -117,11 +117,14 @@ class Adapter(Protocol):
         """Run a non-streaming chat completion; raise :class:`modelyard.errors.UpstreamError` on failure."""
         ...
 
-    def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON]:
-        """Yield OpenAI ``chat.completion.chunk`` dicts; keep ``meter`` current; raise UpstreamError on failure.
+    def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON | bytes]:
+        """Yield OpenAI ``chat.completion.chunk`` dicts — or, for an upstream already speaking OpenAI's
+        format, ``bytes`` that are whole ``data: ...`` SSE events passed through (never ``[DONE]``). Keep
+        ``meter`` current; raise UpstreamError on failure.
 
-        The final usage-only chunk (``choices: []``) is yielded too; the gateway decides whether the client
-        sees it.
+        Dict streams yield the final usage-only chunk (``choices: []``) too, and the gateway drops it when
+        the client did not ask for usage; byte streams drop it themselves
+        (``call.client_wants_stream_usage``).
         """
         ...
 

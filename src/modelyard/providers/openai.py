@@ -32,7 +32,6 @@ from modelyard.providers.base import (
     Usage,
 )
 from modelyard.providers.http import UpstreamClient, error_message_of
-from modelyard.providers.sse import SSEDecoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +108,17 @@ def chunk_output_chars(chunk: JSON) -> int:
     return total
 
 
+def _data_of(event: bytes) -> bytes | None:
+    """The data of one SSE event as OpenAI-style servers send it (``data: {...}``); other fields (an
+    ``event:`` name, ``id:``) are ignored and multi-line data is joined, as the SSE spec says."""
+    if event.startswith(b"data: ") and b"\n" not in event:
+        return event[6:]
+    lines = [line for line in event.split(b"\n") if line.startswith(b"data:")]
+    if not lines:
+        return None
+    return b"\n".join(line[5:].removeprefix(b" ") for line in lines)
+
+
 def track_chunk(chunk: JSON, meter: StreamMeter) -> None:
     """Update ``meter`` from one OpenAI-format chunk."""
     meter.chunks += 1
@@ -148,26 +158,42 @@ class OpenAIAdapter:
             body=body, usage=usage_from(body.get("usage")), finish_reason=finish_reason_of(body), raw=raw
         )
 
-    async def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON]:
+    async def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON | bytes]:
+        """Pass the upstream's SSE bytes through, one block per network read: the format is already
+        the client's, so each event is parsed only to meter it, never re-encoded. The usage-only event
+        we asked for is dropped when the client did not ask for it; ``[DONE]`` is the gateway's to send."""
         request = to_request(call.body, call.upstream_model, self.profile, stream=True)
         url = f"{self._base}/chat/completions"
         done = False
-        async with self._client.post_stream(url, orjson.dumps(request), self._headers) as chunks:
-            decoder = SSEDecoder()
-            async for data in chunks:
-                for event in decoder.feed(data):
-                    if event.data == "[DONE]":
+        keep_usage = call.client_wants_stream_usage
+        async with self._client.post_stream(url, orjson.dumps(request), self._headers) as reads:
+            pending = b""
+            async for data in reads:
+                if b"\r" in data:
+                    data = data.replace(b"\r\n", b"\n")
+                pending += data
+                block = bytearray()
+                while (end := pending.find(b"\n\n")) >= 0:
+                    event, pending = pending[:end], pending[end + 2 :]
+                    payload = _data_of(event)
+                    if payload is None:
+                        continue  # a comment (keep-alive) or an empty event
+                    if payload == b"[DONE]":
                         done = True
                         continue
-                    chunk = self._parse_event(event.data)
+                    chunk = self._parse_event(payload)
                     track_chunk(chunk, meter)
-                    yield chunk
+                    if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
+                        continue
+                    block += b"data: " + payload + b"\n\n"
+                if block:
+                    yield bytes(block)
         if not done and (self.profile.sends_done or meter.finish_reason is None):
             raise UpstreamStreamCut(
                 f"{self.name} ended the stream before it was complete", provider=self.name
             )
 
-    def _parse_event(self, data: str) -> JSON:
+    def _parse_event(self, data: bytes | str) -> JSON:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
