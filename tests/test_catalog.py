@@ -403,3 +403,28 @@ def test_a_yaml_price_file_overrides_bundled_entries(tmp_path: Path) -> None:
 def test_a_missing_price_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read price file"):
         load_catalog([str(tmp_path / "absent.yaml")])
+
+
+def test_integer_pico_pricing_equals_the_decimal_formula_for_every_bundled_price() -> None:
+    """The request path prices with integer pico-dollar rates; it must agree with the Decimal formula."""
+    import random
+
+    from modelyard.catalog.prices import load_catalog, to_pico
+    from modelyard.providers.base import Usage
+
+    rng = random.Random(1)
+    for price in load_catalog().prices.values():
+        for _ in range(50):
+            prompt = rng.randint(0, 400_000)
+            cached = rng.randint(0, prompt)
+            write = rng.randint(0, prompt - cached)
+            output = rng.randint(0, 50_000)
+            usage = Usage(
+                prompt,
+                output,
+                cached,
+                write,
+                rng.randint(0, output),
+                cache_write_1h_tokens=rng.randint(0, write),
+            )
+            assert price.cost_pico(usage) == to_pico(price.cost(usage)), (price.model, usage)

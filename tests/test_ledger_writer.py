@@ -9,7 +9,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from modelyard.config.schema import LedgerConfig
@@ -219,7 +218,7 @@ async def test_rows_the_database_refuses_are_set_aside_not_retried_forever(
     await ledger.close()
     assert _ids(store_url) == ["r1", "r4", "r5"]
     [rejected] = (tmp_path / "spool").glob("*.rejected")
-    assert [orjson.loads(line)["request"]["request_id"] for line in rejected.read_bytes().splitlines()] == [
+    assert [spool.decode_line(line)[1].request_id for line in rejected.read_bytes().splitlines()] == [
         "r2",
         "r3",
     ]

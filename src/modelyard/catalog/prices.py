@@ -59,6 +59,38 @@ class ModelPrice:
     long_context_threshold: int | None = None
     long_context: Rates | None = None
     notes: str = ""
+    #: Integer pico-USD per token for (rates, long_context), when every rate has at most six decimals per
+    #: 1M tokens (all real prices): the request path then prices with integer arithmetic, still exact.
+    _pico: tuple[tuple[int, ...] | None, tuple[int, ...] | None] = field(
+        init=False, repr=False, compare=False, default=(None, None)
+    )
+
+    def __post_init__(self) -> None:
+        long_context = _pico_rates(self.long_context) if self.long_context else None
+        object.__setattr__(self, "_pico", (_pico_rates(self.rates), long_context))
+
+    def cost_pico(self, usage: Usage) -> int:
+        """The exact cost of ``usage`` in pico-USD (what the ledger stores)."""
+        long = bool(
+            self.long_context
+            and self.long_context_threshold
+            and usage.input_tokens > self.long_context_threshold
+        )
+        rates = self._pico[1] if long else self._pico[0]
+        if rates is None:
+            return to_pico(self.cost(usage))
+        uncached_in, out, cached, write_5m, write_1h, reasoning_rate = rates
+        cache_write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+        uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
+        reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+        return (
+            uncached * uncached_in
+            + usage.cached_input_tokens * cached
+            + (usage.cache_write_tokens - cache_write_1h) * write_5m
+            + cache_write_1h * write_1h
+            + (usage.output_tokens - reasoning) * out
+            + reasoning * reasoning_rate
+        )
 
     def rates_for(self, usage: Usage) -> Rates:
         if (
@@ -85,6 +117,23 @@ class ModelPrice:
             + reasoning * _or(r.reasoning, r.output)
         )
         return total / MILLION
+
+
+def _pico_rates(r: Rates) -> tuple[int, ...] | None:
+    """Per-token rates in integer pico-USD, in :meth:`ModelPrice.cost_pico`'s order; None if any is
+    not a whole number of pico-dollars (then the Decimal path prices it)."""
+    per_token = [
+        r.input,
+        r.output,
+        _or(r.cached_input, r.input),
+        _or(r.cache_write, r.input),
+        _or(r.cache_write_1h, _or(r.cache_write, r.input)),
+        _or(r.reasoning, r.output),
+    ]
+    pico = [rate * PICO / MILLION for rate in per_token]
+    if any(value != value.to_integral_value() for value in pico):
+        return None
+    return tuple(int(value) for value in pico)
 
 
 def _or(value: Decimal | None, default: Decimal) -> Decimal:

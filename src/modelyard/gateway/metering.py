@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from time import perf_counter
 
-from modelyard.catalog.prices import to_pico
 from modelyard.gateway.targets import Target, Workload
 from modelyard.ledger.schema import AttemptRow, RequestRow
 from modelyard.providers.base import JSON, StreamMeter, Usage, estimate_tokens, message_chars
@@ -33,7 +32,7 @@ def cost_of(target: Target, usage: Usage | None) -> tuple[int | None, bool]:
     """``(cost in pico-USD, priced)``; unpriced models give ``(None, False)``."""
     if target.price is None or usage is None:
         return None, False
-    return to_pico(target.price.cost(usage)), True
+    return target.price.cost_pico(usage), True
 
 
 def stream_usage(meter: StreamMeter, body: JSON, *, completed: bool) -> Usage:
@@ -55,7 +54,7 @@ def stream_usage(meter: StreamMeter, body: JSON, *, completed: bool) -> Usage:
 
 
 def _ms(seconds: float) -> float:
-    return round(seconds * 1000.0, 3)
+    return seconds * 1000.0
 
 
 def attempt_row(

@@ -430,30 +430,31 @@ class Gateway:
                 outcome.completion = "".join(completion)
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
 
-        async def pieces() -> AsyncIterator[JSON | bytes]:
-            for piece in live.head:
-                yield piece
-            async for piece in live.frames:
-                yield piece
+        def frame(piece: JSON | bytes) -> bytes | None:
+            if isinstance(piece, bytes):
+                # Already OpenAI SSE events, passed through as read (one write per upstream read).
+                if outcome.ttft_seconds is None and meter.output_chars:
+                    outcome.ttft_seconds = perf_counter() - ctx.t0
+                if log_content:
+                    completion.append(_sse_text(piece))
+                return piece
+            if not piece.get("choices") and piece.get("usage") is not None and not wants_usage:
+                return None  # the usage-only chunk we asked for to meter; the client did not
+            if outcome.ttft_seconds is None and _has_output(piece):
+                outcome.ttft_seconds = perf_counter() - ctx.t0
+            if log_content:
+                completion.append(_delta_text(piece))
+            return sse(piece)
 
         try:
             try:
-                async for piece in pieces():
-                    if isinstance(piece, bytes):
-                        # Already OpenAI SSE events, passed through as read (one write per upstream read).
-                        if outcome.ttft_seconds is None and meter.output_chars:
-                            outcome.ttft_seconds = perf_counter() - ctx.t0
-                        if log_content:
-                            completion.append(_sse_text(piece))
-                        yield piece
-                        continue
-                    if not piece.get("choices") and piece.get("usage") is not None and not wants_usage:
-                        continue  # the usage-only chunk we asked for to meter; the client did not
-                    if outcome.ttft_seconds is None and _has_output(piece):
-                        outcome.ttft_seconds = perf_counter() - ctx.t0
-                    if log_content:
-                        completion.append(_delta_text(piece))
-                    yield sse(piece)
+                head = b"".join(f for f in map(frame, live.head) if f)
+                if head:
+                    yield head
+                async for piece in live.frames:
+                    out = frame(piece)
+                    if out:
+                        yield out
             except UpstreamError as error:
                 finish(False, error)
                 recorded = True

@@ -1,7 +1,9 @@
 """The spool: append-only files that hold ledger rows until the database has committed them.
 
-Each answered request becomes one line, ``{"v": SCHEMA_VERSION, "request": {...}, "attempts": [...]}``,
-written with a single ``os.write`` on an ``O_APPEND`` descriptor. Once ``write`` returns the bytes are in
+Each answered request becomes one line, ``[SCHEMA_VERSION, [request values], [[attempt values], ...]]``
+— values in the order of ``REQUEST_COLUMNS`` / ``ATTEMPT_COLUMNS`` of that schema version (columns are
+only ever appended, so an older line is a prefix of today's) — written with a single ``os.write`` on an
+``O_APPEND`` descriptor. Positional rather than named: it is on the request path, and 3x cheaper. Once ``write`` returns the bytes are in
 the kernel's page cache, so they survive a crash (even ``kill -9``) of the process; they do not survive
 a crash of the machine before the kernel writes them back (an ``fsync`` per request would cost far more).
 
@@ -20,11 +22,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
+from operator import attrgetter
 from pathlib import Path
 
 import orjson
 
-from modelyard.ledger.schema import SCHEMA_VERSION, AttemptRow, RequestRow
+from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, SCHEMA_VERSION, AttemptRow, RequestRow
 
 log = logging.getLogger("modelyard.ledger")
 
@@ -32,9 +35,31 @@ SUFFIX = ".jsonl"
 _sequence = count()
 
 
+_REQUEST_VALUES = attrgetter(*REQUEST_COLUMNS)
+_ATTEMPT_VALUES = attrgetter(*ATTEMPT_COLUMNS)
+
+
 def encode_line(request: RequestRow, attempts: Sequence[AttemptRow]) -> bytes:
-    """One spool line. orjson serialises the dataclasses directly (a few microseconds)."""
-    return orjson.dumps({"v": SCHEMA_VERSION, "request": request, "attempts": attempts}) + b"\n"
+    """One spool line (a few microseconds: attrgetter tuples, serialised by orjson)."""
+    return (
+        orjson.dumps([SCHEMA_VERSION, _REQUEST_VALUES(request), [_ATTEMPT_VALUES(a) for a in attempts]])
+        + b"\n"
+    )
+
+
+def decode_line(line: bytes) -> tuple[int, RequestRow, list[AttemptRow]]:
+    """The rows of one spool line; raises ValueError/KeyError/TypeError on a malformed one."""
+    entry = orjson.loads(line)
+    if isinstance(entry, dict):  # the named form of the first spool format
+        return entry["v"], RequestRow(**entry["request"]), [AttemptRow(**a) for a in entry["attempts"]]
+    version, request, attempts = entry
+    if version > SCHEMA_VERSION:
+        return version, None, []  # type: ignore[return-value]
+    return (
+        version,
+        RequestRow(**dict(zip(REQUEST_COLUMNS, request, strict=False))),
+        [AttemptRow(**dict(zip(ATTEMPT_COLUMNS, a, strict=False))) for a in attempts],
+    )
 
 
 class SpoolSegment:
@@ -144,13 +169,11 @@ def _parse(data: bytes, into: Claimed) -> None:
         if not line:
             continue
         try:
-            entry = orjson.loads(line)
-            if entry["v"] > SCHEMA_VERSION:
+            version, request, attempts = decode_line(line)
+            if version > SCHEMA_VERSION:
                 into.newer_lines += 1
                 continue
-            request = RequestRow(**entry["request"])
-            attempts = [AttemptRow(**a) for a in entry["attempts"]]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             into.bad_lines.append(number)
             continue
         into.requests.append(request)

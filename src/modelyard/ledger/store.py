@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, Protocol
 
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
@@ -133,12 +134,16 @@ def insert_sql(table: str, columns: Sequence[str], placeholder: str) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
+_REQUEST_VALUES = attrgetter(*REQUEST_COLUMNS)
+_ATTEMPT_VALUES = attrgetter(*ATTEMPT_COLUMNS)
+
+
 def request_values(rows: Iterable[RequestRow]) -> list[tuple[Any, ...]]:
-    return [tuple(getattr(row, c) for c in REQUEST_COLUMNS) for row in rows]
+    return [_REQUEST_VALUES(row) for row in rows]
 
 
 def attempt_values(rows: Iterable[AttemptRow]) -> list[tuple[Any, ...]]:
-    return [tuple(getattr(row, c) for c in ATTEMPT_COLUMNS) for row in rows]
+    return [_ATTEMPT_VALUES(row) for row in rows]
 
 
 def request_from_db(values: Sequence[Any]) -> RequestRow:

@@ -59,6 +59,8 @@ class Plan(Generic[T]):
     shadow: T | None = None
 
     def describe(self) -> str:
+        if not self.skipped and self.shadow is None:
+            return f"{self.strategy}:{self.route}"
         parts = [f"{self.strategy}:{self.route}"]
         parts += [f"skip {name} ({why})" for name, why in self.skipped]
         if self.shadow is not None:

@@ -8,4 +8,3 @@ ALTER TABLE requests ADD COLUMN cache_hit BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE requests ADD COLUMN cost_saved_pico_usd BIGINT;
 ALTER TABLE requests ADD COLUMN shadow_of TEXT;
 ALTER TABLE attempts ADD COLUMN purpose TEXT NOT NULL DEFAULT 'answer';
-CREATE INDEX requests_shadow_of ON requests (shadow_of);

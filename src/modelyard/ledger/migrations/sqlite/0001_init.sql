@@ -41,7 +41,6 @@ CREATE TABLE requests (
 
 CREATE INDEX requests_ts ON requests (ts);
 CREATE INDEX requests_workload_ts ON requests (workload, ts);
-CREATE INDEX requests_model_ts ON requests (model, ts);
 
 CREATE TABLE attempts (
     request_id          TEXT NOT NULL,
@@ -65,5 +64,3 @@ CREATE TABLE attempts (
     PRIMARY KEY (request_id, attempt)
 );
 
-CREATE INDEX attempts_ts ON attempts (ts);
-CREATE INDEX attempts_upstream_model_ts ON attempts (upstream_model, ts);
