@@ -331,3 +331,54 @@ async def test_stream_cut_after_first_byte_is_never_retried_silently(
 
 def test_fake_key_is_the_conftest_key() -> None:
     assert fake_openai.API_KEY == FAKE_KEY
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_pii_is_pseudonymised_upstream_and_restored_for_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    plans = {"up": flaky.FaultPlan(script=["echo"] * 3), "masked": flaky.FaultPlan(script=["echo"] * 3)}
+    config = {
+        "models": models(m="up", x="masked"),
+        "workloads": {
+            "hr": {"data_class": "confidential", "model": "m"},
+            "ops": {"data_class": "restricted", "model": "x"},
+        },
+        "policy": {
+            "data_classes": {
+                "confidential": {"pii": "pseudonymise", "restore_pii": True},
+                "restricted": {"allow": ["any"], "pii": "mask"},
+            }
+        },
+    }
+    secret = "Mail ana.lima@example.org or call +44 20 7946 0958 about card 4111 1111 1111 1111."
+    async with fleet(tmp_path, monkeypatch, plans, **config) as (gateway, states):
+        async with aiohttp.ClientSession() as session:
+            body = {"messages": [{"role": "user", "content": secret}], "stream": stream}
+            answers = {}
+            for workload in ("hr", "ops"):
+                headers = {"X-Modelyard-Workload": workload}
+                async with session.post(
+                    f"{gateway.url}/v1/chat/completions", json=body, headers=headers
+                ) as r:
+                    assert r.status == 200
+                    answers[workload] = await r.read()
+        rows = await gateway.wait_rows(2)
+    seen_upstream = [orjson.dumps(s.received[0].body).decode() for s in (states["up"], states["masked"])]
+    for text in seen_upstream:
+        assert "ana.lima@example.org" not in text and "7946" not in text and "4111" not in text
+    assert "<EMAIL_1>" in seen_upstream[0] and "[EMAIL]" in seen_upstream[1]
+
+    def text_of(raw: bytes) -> str:
+        if not stream:
+            return str(orjson.loads(raw)["choices"][0]["message"]["content"])
+        chunks, done = parse_stream(raw)
+        assert done
+        return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+    assert text_of(answers["hr"]) == secret, "pseudonyms are restored for the client"
+    assert "[EMAIL]" in text_of(answers["ops"]), "masking is not reversible"
+    notes = sorted(r["policy"] for r in rows)
+    assert any("pii pseudonymise: CARD 1, EMAIL 1, PHONE 1" in n for n in notes)
+    assert any("pii mask: CARD 1, EMAIL 1, PHONE 1" in n for n in notes)
+    assert all("ana.lima" not in orjson.dumps(r).decode() for r in rows)

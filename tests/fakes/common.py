@@ -27,6 +27,7 @@ stream_error      streaming: the first text delta "Hel" then the provider's in-s
                   (Anthropic: an `error` event, overloaded_error); others behave as stream_cut
 slow              as text, after sleeping ``FakeState.delay_s`` before the response headers
 embedding         (embeddings endpoints) one 3-dimensional vector per input, usage input 2 per input
+echo              (OpenAI fake) answers with the last user message, as the upstream received it
 ================  =====================================================================================
 """
 
@@ -57,6 +58,7 @@ Scenario = Literal[
     "stream_error",
     "slow",
     "embedding",
+    "echo",
 ]
 
 #: Every scenario's expected result after normalisation, shared by the conformance suite.

@@ -34,7 +34,7 @@ def _error(status: int, kind: str, message: str, code: str | None = None) -> web
 
 
 def _usage(scenario: str) -> dict[str, Any]:
-    prompt, completion, cached, _write, reasoning = EXPECTED_USAGE[scenario]
+    prompt, completion, cached, _write, reasoning = EXPECTED_USAGE.get(scenario, EXPECTED_USAGE["text"])
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -44,7 +44,14 @@ def _usage(scenario: str) -> dict[str, Any]:
     }
 
 
-def _message(scenario: str) -> tuple[dict[str, Any], str]:
+def _echo(body: dict[str, Any]) -> str:
+    """The "echo" scenario answers with the last user message: what the upstream really saw."""
+    return str(next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user"))
+
+
+def _message(scenario: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    if scenario == "echo":
+        return {"role": "assistant", "content": _echo(body), "refusal": None}, "stop"
     if scenario == "tool_call":
         call = {
             "id": "call_1",
@@ -85,7 +92,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return web.Response(
             body=b'{"id": "chatcmpl-1", "object": "chat.comp', content_type="application/json"
         )
-    message, finish = _message(state.scenario)
+    message, finish = _message(state.scenario, body)
     return web.json_response(
         {
             "id": "chatcmpl-fake1",
@@ -137,7 +144,7 @@ async def _stream(request: web.Request, state: FakeState, body: dict[str, Any]) 
             )
         finish = "tool_calls"
     else:
-        text = EXPECTED_TEXT[state.scenario]
+        text = _echo(body) if state.scenario == "echo" else EXPECTED_TEXT[state.scenario]
         for i in range(0, len(text), 3):
             await response.write(_chunk(model, {"content": text[i : i + 3]}))
         finish = "length" if state.scenario == "length" else "stop"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -27,6 +27,13 @@ from modelyard.gateway.auth import Caller, KeyRing
 from modelyard.gateway.cached import answer_frames
 from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, build_row, cost_of, stream_usage
 from modelyard.gateway.metrics import GatewayMetrics
+from modelyard.gateway.redaction import (
+    Redaction,
+    StreamRestorer,
+    redact_chat,
+    redact_embeddings,
+    restore_result,
+)
 from modelyard.gateway.targets import (
     NO_WORKLOAD,
     WORKLOAD_HEADER,
@@ -182,6 +189,13 @@ class Gateway:
         self._record(ctx, admitted.workload, admitted.route.name, bool(body.get("stream")), outcome)
         raise error
 
+    def _redact(self, admitted: Admitted, body: JSON, outcome: Outcome) -> Redaction:
+        """The class's PII policy applied to the body that goes upstream; the ledger notes what was found."""
+        red = redact_chat(admitted.policy, body)
+        if red.note:
+            outcome.policy = f"{outcome.policy}; {red.note}"
+        return red
+
     def _outcome(self, admitted: Admitted) -> Outcome:
         return Outcome(status=200, policy=admitted.note(), data_class=admitted.decision.data_class)
 
@@ -195,8 +209,9 @@ class Gateway:
         if cached is not None:
             self._record_hit(ctx, admitted, body, outcome, cached, streamed=False)
             return ChatResult(body=cached.body, usage=cached.usage)
+        red = self._redact(admitted, body, outcome)
         try:
-            served = await self._complete(ctx, admitted, plan, body, outcome)
+            served = await self._complete(ctx, admitted, plan, red.body, outcome)
         except UpstreamError as error:
             outcome.status, outcome.error_kind = error.status, error.kind
             self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
@@ -205,12 +220,13 @@ class Gateway:
             outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
             self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
             raise
-        result = served.result
-        self._finish(ctx, admitted, body, outcome, served, streamed=False)
+        if red.vault is not None:
+            served = replace(served, result=restore_result(served.result, red.vault))
+        self._finish(ctx, admitted, red.body, outcome, served, streamed=False)
         if key and served.accepted:
             self.cache.put(admitted.workload.name, key, self._cache_entry(served))
-        self._launch_shadow(ctx, admitted, plan, body)
-        return result
+        self._launch_shadow(ctx, admitted, plan, red.body)
+        return served.result
 
     async def _complete(
         self, ctx: RequestContext, admitted: Admitted, plan: Plan[Target], body: JSON, outcome: Outcome
@@ -337,13 +353,14 @@ class Gateway:
             self._record_hit(ctx, admitted, body, outcome, cached, streamed=True)
             yield DONE
             return
+        red = self._redact(admitted, body, outcome)
         if admitted.route.validators:
             # A cascade must see the whole answer before accepting it: the client gets it as one stream.
-            async for frame in self._stream_buffered(ctx, admitted, plan, body, outcome, wants_usage, key):
+            async for frame in self._stream_buffered(ctx, admitted, plan, red, outcome, wants_usage, key):
                 yield frame
             return
         try:
-            served = await self.runner.run(ctx, plan, self._opener(body, wants_usage), outcome)
+            served = await self.runner.run(ctx, plan, self._opener(red.body, wants_usage), outcome)
         except UpstreamError as error:
             outcome.status, outcome.error_kind = error.status, error.kind
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
@@ -352,8 +369,9 @@ class Gateway:
             outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
             raise
-        self._launch_shadow(ctx, admitted, plan, body)
-        async for frame in self._relay(ctx, admitted, body, outcome, served, wants_usage):
+        self._launch_shadow(ctx, admitted, plan, red.body)
+        restorer = StreamRestorer(red.vault) if red.vault is not None else None
+        async for frame in self._relay(ctx, admitted, red.body, outcome, served, wants_usage, restorer):
             yield frame
 
     def _opener(self, body: JSON, wants_usage: bool) -> Any:
@@ -396,6 +414,7 @@ class Gateway:
         outcome: Outcome,
         served: Served[Live],
         wants_usage: bool,
+        restorer: StreamRestorer | None = None,
     ) -> AsyncIterator[bytes]:
         live, target = served.result, served.target
         meter = live.meter
@@ -431,6 +450,8 @@ class Gateway:
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
 
         def frame(piece: JSON | bytes) -> bytes | None:
+            if restorer is not None:
+                piece = restorer.block(piece) if isinstance(piece, bytes) else restorer.chunk(piece)
             if isinstance(piece, bytes):
                 # Already OpenAI SSE events, passed through as read (one write per upstream read).
                 if outcome.ttft_seconds is None and meter.output_chars:
@@ -462,6 +483,9 @@ class Gateway:
                 return
             finish(True)
             recorded = True
+            tail = restorer.tail() if restorer is not None else None
+            if tail is not None:
+                yield sse(tail)
             yield DONE
         finally:
             if not recorded:
@@ -477,13 +501,13 @@ class Gateway:
         ctx: RequestContext,
         admitted: Admitted,
         plan: Plan[Target],
-        body: JSON,
+        red: Redaction,
         outcome: Outcome,
         wants_usage: bool,
         key: str | None,
     ) -> AsyncIterator[bytes]:
         try:
-            served = await self._complete(ctx, admitted, plan, body, outcome)
+            served = await self._complete(ctx, admitted, plan, red.body, outcome)
         except UpstreamError as error:
             outcome.status, outcome.error_kind = error.status, error.kind
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
@@ -493,11 +517,13 @@ class Gateway:
             self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
             raise
         outcome.ttft_seconds = perf_counter() - ctx.t0
+        if red.vault is not None:
+            served = replace(served, result=restore_result(served.result, red.vault))
         frames = answer_frames(served.result.body, served.result.usage, wants_usage)
-        self._finish(ctx, admitted, body, outcome, served, streamed=True)
+        self._finish(ctx, admitted, red.body, outcome, served, streamed=True)
         if key and served.accepted:
             self.cache.put(admitted.workload.name, key, self._cache_entry(served))
-        self._launch_shadow(ctx, admitted, plan, body)
+        self._launch_shadow(ctx, admitted, plan, red.body)
         for frame in frames:
             yield frame
         yield DONE
@@ -590,9 +616,14 @@ class Gateway:
     async def embeddings(self, ctx: RequestContext, admitted: Admitted, body: JSON) -> EmbeddingResult:
         outcome = self._outcome(admitted)
         plan = self._plan(ctx, admitted, body, outcome)
+        red = redact_embeddings(admitted.policy, body)
+        if red.note:
+            outcome.policy = f"{outcome.policy}; {red.note}"
 
         async def call(target: Target) -> EmbeddingResult:
-            return await target.adapter.embed(EmbeddingCall(body=body, upstream_model=target.upstream_model))
+            return await target.adapter.embed(
+                EmbeddingCall(body=red.body, upstream_model=target.upstream_model)
+            )
 
         def on_success(target: Target, result: EmbeddingResult, seconds: float) -> None:
             outcome.upstream_seconds += seconds
