@@ -28,13 +28,33 @@ CONFIG = {
         "openai": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
         "pool": {"kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1"},
     },
-    "models": {"mini": {"provider": "openai", "upstream_model": "gpt-4o-mini"}, "llama": {"provider": "pool"}},
+    "models": {
+        "mini": {"provider": "openai", "upstream_model": "gpt-4o-mini"},
+        "llama": {"provider": "pool"},
+    },
     "routes": {"triage": {"strategy": "fallback", "targets": [{"model": "llama"}, {"model": "mini"}]}},
     "workloads": {"support": {"data_class": "confidential", "model": "triage"}},
     "policy": {"data_classes": {"confidential": {"allow": ["self_hosted", "openai"], "pii": "pseudonymise"}}},
 }
 
-WORDS = "the customer asked about the delivery window for order and whether the invoice can be split".split()
+WORDS = [
+    "the",
+    "customer",
+    "asked",
+    "about",
+    "the",
+    "delivery",
+    "window",
+    "for",
+    "order",
+    "and",
+    "whether",
+    "the",
+    "invoice",
+    "can",
+    "be",
+    "split",
+]
 
 
 def text(chars: int, rng: random.Random) -> str:
@@ -64,7 +84,11 @@ def main() -> None:
     headers = {"X-Modelyard-Workload": "support"}
     rng = random.Random(7)
     print(f"routing + policy + redaction decision, µs per request (median of 5 x {args.n})")
-    for label, chars, pii in (("typical ~1 KB", 1000, False), ("long ~2 KB", 2000, False), ("~1 KB with PII", 1000, True)):
+    for label, chars, pii in (
+        ("typical ~1 KB", 1000, False),
+        ("long ~2 KB", 2000, False),
+        ("~1 KB with PII", 1000, True),
+    ):
         runs = []
         for _ in range(5):
             # Fresh texts every run, so no memo inside the detector makes repeated requests free.
