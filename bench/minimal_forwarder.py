@@ -49,4 +49,6 @@ async def make_app() -> web.Application:
 if __name__ == "__main__":
     port = int(sys.argv[1])
     # uvloop: the same event loop modelyard serves on.
-    web.run_app(make_app(), host="127.0.0.1", port=port, access_log=None, print=None, loop=uvloop.new_event_loop())
+    web.run_app(
+        make_app(), host="127.0.0.1", port=port, access_log=None, print=None, loop=uvloop.new_event_loop()
+    )

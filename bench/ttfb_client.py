@@ -18,8 +18,8 @@ HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench
 WARMUP = 20
 
 
-def one_request(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[float, float, bool, str]:
-    """``(seconds to first data byte, seconds to the end, complete, request id)`` of one streamed answer."""
+def one_request(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[float, float, bytes, str]:
+    """``(seconds to first data byte, seconds to the end, the answer or b"" if complete, request id)``."""
     started = perf_counter()
     conn.request("POST", path, body, HEADERS)
     response = conn.getresponse()
@@ -34,7 +34,7 @@ def one_request(conn: http.client.HTTPConnection, path: str, body: bytes) -> tup
     seen += response.read()
     total = perf_counter() - started
     complete = response.status == 200 and seen.rstrip().endswith(b"data: [DONE]")
-    return first, total, complete, response.getheader("X-Request-Id") or ""
+    return first, total, b"" if complete else seen, response.getheader("X-Request-Id") or ""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -54,17 +54,21 @@ def main() -> None:
     errors = 0
     for i in range(WARMUP + count):
         try:
-            first, total, complete, request_id = one_request(conn, parts.path, body)
+            first, total, broken, request_id = one_request(conn, parts.path, body)
         except (OSError, http.client.HTTPException):
             errors += 1
             conn.close()
             continue
         ids.append(request_id)
-        if not complete:
+        if broken:
             errors += 1
+            if errors == 1:
+                print(f"incomplete answer: ...{broken[-300:]!r}", file=sys.stderr)
         elif i >= WARMUP:
             firsts.append(first)
             totals.append(total)
+    if not firsts:
+        sys.exit("no complete streamed answer")
     if ids_file is not None:
         ids_file.write_text("".join(f"{i}\n" for i in ids if i))
     us = 1e6

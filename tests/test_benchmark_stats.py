@@ -28,10 +28,11 @@ def test_percentile_interpolates_linearly_like_numpy() -> None:
 
 def test_only_tokens_inside_the_issuing_window_count() -> None:
     spec = LevelSpec(concurrency=1)
-    # 10 tokens spread over [1, 3]; the window [0, 2] holds half of them.
-    run = LevelRun(spec, start=0.0, issue_end=2.0, results=[
-        RequestResult(start=0.5, end=3.0, first_token=1.0, output_tokens=10, input_tokens=5, usage_seen=True),
-        RequestResult(start=0.1, end=0.2, error="http_500"),
+    s = 10**9  # request times are perf_counter_ns nanoseconds
+    # 10 tokens spread over [1, 3] s; the window [0, 2] s holds half of them.
+    run = LevelRun(spec, start=0, issue_end=2 * s, results=[
+        RequestResult(start=s // 2, end=3 * s, first_token=s, output_tokens=10, input_tokens=5, usage_seen=True),
+        RequestResult(start=s // 10, end=s // 5, error="http_500"),
     ])  # fmt: skip
     stats = summarise(run, Slo(ttft_ms=100))
     assert stats.output_tokens_per_s == pytest.approx(5 / 2)

@@ -19,11 +19,12 @@ local headers = {
    ["Authorization"] = "Bearer sk-bench-master-key",
 }
 local path = os.getenv("BENCH_PATH") or "/v1/chat/completions"
-local requests_ = { wrk.format("POST", path, headers, slurp(os.getenv("BENCH_BODY"))) }
+local bodies = { slurp(os.getenv("BENCH_BODY")) }
 local alt = os.getenv("BENCH_BODY_ALT")
 if alt and alt ~= "" then
-   requests_[2] = wrk.format("POST", path, headers, slurp(alt))
+   bodies[2] = slurp(alt)
 end
+local requests_ = {}
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local ids_dir = os.getenv("BENCH_IDS_DIR")
 local counter = 0
@@ -36,6 +37,11 @@ function setup(thread)
 end
 
 function init(args)
+   -- Formatted here, not at load time: wrk.host (the Host header HTTP/1.1 requires) is set only by now.
+   headers["Host"] = wrk.host .. ":" .. tostring(wrk.port)
+   for i, body in ipairs(bodies) do
+      requests_[i] = wrk.format("POST", path, headers, body)
+   end
    if ids_dir and ids_dir ~= "" then
       ids_file = assert(io.open(ids_dir .. "/ids-" .. tostring(thread_no) .. ".txt", "w"))
       ids_file:setvbuf("line") -- wrk exits without closing thread states: never leave ids in a buffer

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-
-import aiohttp
+from time import perf_counter_ns
 
 from modelyard.benchmark.client import Endpoint, RequestResult, stream_once
+from modelyard.benchmark.http1 import Pool
 
 #: Builds the next request's body (prompt and ``max_tokens`` drawn from the workload).
 BodyFactory = Callable[[], bytes]
@@ -39,17 +38,19 @@ class LevelSpec:
 
 @dataclass(slots=True)
 class LevelRun:
+    """One level's requests; times are ``perf_counter_ns`` nanoseconds, the clock of the requests."""
+
     spec: LevelSpec
-    start: float
+    start: int
     #: When the last request was issued (or the level was stopped): the end of the measuring window.
-    issue_end: float = 0.0
+    issue_end: int = 0
     results: list[RequestResult] = field(default_factory=list)
     #: The level was cut short by Ctrl-C.
     partial: bool = False
 
 
 async def run_level(
-    session: aiohttp.ClientSession,
+    pool: Pool,
     endpoint: Endpoint,
     spec: LevelSpec,
     next_body: BodyFactory,
@@ -58,11 +59,11 @@ async def run_level(
     rng: random.Random | None = None,
 ) -> LevelRun:
     """Run one level to completion (or until ``stop`` is set) and return every finished request."""
-    run = LevelRun(spec=spec, start=time.perf_counter())
-    deadline = run.start + spec.duration_s
+    run = LevelRun(spec=spec, start=perf_counter_ns())
+    deadline = run.start + round(spec.duration_s * 1e9)
 
     async def one() -> None:
-        result = await stream_once(session, endpoint, next_body())
+        result = await stream_once(pool, endpoint, next_body())
         run.results.append(result)
         on_result(result)
 
@@ -78,7 +79,7 @@ async def run_level(
         stop_task.cancel()
         if not load_task.done():
             run.partial = True
-            run.issue_end = run.issue_end or time.perf_counter()
+            run.issue_end = run.issue_end or perf_counter_ns()
             load_task.cancel()
             await asyncio.gather(load_task, return_exceptions=True)
     if not run.partial:
@@ -87,7 +88,7 @@ async def run_level(
 
 
 async def _closed_loop(
-    one: Callable[[], Awaitable[None]], spec: LevelSpec, deadline: float, run: LevelRun
+    one: Callable[[], Awaitable[None]], spec: LevelSpec, deadline: int, run: LevelRun
 ) -> None:
     """``concurrency`` workers, each sending its next request as soon as the previous one ends."""
     assert spec.concurrency is not None
@@ -95,32 +96,32 @@ async def _closed_loop(
 
     async def worker() -> None:
         nonlocal issued
-        while issued < spec.max_requests and time.perf_counter() < deadline:
+        while issued < spec.max_requests and perf_counter_ns() < deadline:
             issued += 1
             if issued == spec.max_requests:
-                run.issue_end = time.perf_counter()
+                run.issue_end = perf_counter_ns()
             await one()
         # The first worker to find the level over marks the end of steady load.
-        run.issue_end = run.issue_end or time.perf_counter()
+        run.issue_end = run.issue_end or perf_counter_ns()
 
     await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
 
 
 async def _open_loop(
-    one: Callable[[], Awaitable[None]], spec: LevelSpec, deadline: float, run: LevelRun, rng: random.Random
+    one: Callable[[], Awaitable[None]], spec: LevelSpec, deadline: int, run: LevelRun, rng: random.Random
 ) -> None:
     """Requests arrive as a Poisson process: exponential gaps, independent of how the server keeps up."""
     assert spec.request_rate is not None
     tasks: set[asyncio.Task[None]] = set()
-    next_at = time.perf_counter()
+    next_at = float(perf_counter_ns())
     for _ in range(spec.max_requests):
-        next_at += rng.expovariate(spec.request_rate)
+        next_at += rng.expovariate(spec.request_rate) * 1e9
         if next_at >= deadline:
             break
-        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.sleep(max(0.0, (next_at - perf_counter_ns()) / 1e9))
         task = asyncio.ensure_future(one())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-    run.issue_end = time.perf_counter()
+    run.issue_end = perf_counter_ns()
     if tasks:
         await asyncio.gather(*tasks)

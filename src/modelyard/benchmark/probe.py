@@ -10,11 +10,11 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
 import orjson
 
 from modelyard.benchmark.client import Endpoint, RequestResult, stream_once
 from modelyard.benchmark.errors import BenchmarkError
+from modelyard.benchmark.http1 import ConnectError, Pool
 from modelyard.benchmark.workload import PromptSynth
 
 #: Word counts of the two calibration prompts: far enough apart to measure tokens per word.
@@ -30,40 +30,37 @@ class EndpointInfo:
     served: tuple[str, ...] | None
 
 
-async def probe(session: aiohttp.ClientSession, endpoint: Endpoint) -> EndpointInfo:
+async def probe(pool: Pool, endpoint: Endpoint) -> EndpointInfo:
     """Check the endpoint with ``GET /models`` and two small streamed requests, which also calibrate."""
-    served, owner = await _list_models(session, endpoint)
+    served, owner = await _list_models(pool, endpoint)
     if served is not None and endpoint.model not in served:
         listed = ", ".join(served[:10]) or "nothing"
         raise BenchmarkError(
             f"{endpoint.base_url} does not serve model '{endpoint.model}'; it serves: {listed}"
         )
     rng = random.Random(0)
-    first = await _probe_request(session, endpoint, CALIBRATION_WORDS[0], rng)
+    first = await _probe_request(pool, endpoint, CALIBRATION_WORDS[0], rng)
     if first.error == "http_400" and endpoint.ignore_eos and "ignore_eos" in first.detail:
         # Not vLLM-like: answers will end at EOS or max_tokens, whichever comes first.
         endpoint = replace(endpoint, ignore_eos=False)
-        first = await _probe_request(session, endpoint, CALIBRATION_WORDS[0], rng)
+        first = await _probe_request(pool, endpoint, CALIBRATION_WORDS[0], rng)
     _raise_for(first, endpoint, served is not None)
-    second = await _probe_request(session, endpoint, CALIBRATION_WORDS[1], rng)
+    second = await _probe_request(pool, endpoint, CALIBRATION_WORDS[1], rng)
     _raise_for(second, endpoint, served is not None)
     synth = PromptSynth.calibrated(CALIBRATION_WORDS, (first.input_tokens, second.input_tokens))
     return EndpointInfo(endpoint, synth, owner, tuple(served) if served is not None else None)
 
 
-async def _list_models(
-    session: aiohttp.ClientSession, endpoint: Endpoint
-) -> tuple[list[str] | None, str | None]:
+async def _list_models(pool: Pool, endpoint: Endpoint) -> tuple[list[str] | None, str | None]:
     """The ids in ``GET /models`` (``None`` if the server has no such list) and the first ``owned_by``."""
-    url = endpoint.base_url.rstrip("/") + "/models"
     try:
-        async with session.get(url, headers=endpoint.headers) as response:
-            status, body = response.status, await response.read()
-    except aiohttp.ClientConnectorError as exc:
+        response = await pool.request(endpoint.models_head)
+        status, body = response.status, bytes(response.body)
+    except ConnectError as exc:
         raise BenchmarkError(
-            f"cannot connect to {endpoint.base_url} ({exc.os_error or exc}); is the server running?"
+            f"cannot connect to {endpoint.base_url} ({exc}); is the server running?"
         ) from None
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (OSError, ValueError) as exc:  # cut, timed out (TimeoutError is an OSError), or not HTTP
         raise BenchmarkError(
             f"{endpoint.base_url} did not answer GET /models: {type(exc).__name__}"
         ) from None
@@ -80,10 +77,8 @@ async def _list_models(
     return [m["id"] for m in models], owner
 
 
-async def _probe_request(
-    session: aiohttp.ClientSession, endpoint: Endpoint, words: int, rng: random.Random
-) -> RequestResult:
-    return await stream_once(session, endpoint, endpoint.body(PromptSynth.words(words, rng), 4))
+async def _probe_request(pool: Pool, endpoint: Endpoint, words: int, rng: random.Random) -> RequestResult:
+    return await stream_once(pool, endpoint, endpoint.body(PromptSynth.words(words, rng), 4))
 
 
 def _raise_for(result: RequestResult, endpoint: Endpoint, openai_like: bool) -> None:

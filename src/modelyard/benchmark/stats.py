@@ -4,15 +4,19 @@ Throughput is counted over the level's issuing window, from its first request to
 issuing new ones: after that the batch drains and the server is no longer under the level's load. Each
 request's output tokens are spread evenly between its first token and its end, and only the share that
 fell inside the window counts, so long requests that straddle the window's edges are neither dropped
-nor double counted. Percentiles interpolate linearly between order statistics (numpy's default).
+nor double counted. Percentiles are numpy's (linear interpolation between order statistics). Request
+times are ``perf_counter_ns`` nanoseconds; the figures are in seconds and milliseconds.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from modelyard.benchmark.client import RequestResult
 from modelyard.benchmark.loadgen import LevelRun
@@ -64,27 +68,32 @@ class LevelStats:
         return asdict(self)
 
 
-def percentile(values: Sequence[float], q: float) -> float:
+def percentile(values: ArrayLike, q: float) -> float:
     """The ``q``-th percentile (0–100) by linear interpolation; ``nan`` for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    array = np.asarray(values, dtype=np.float64)
+    return float(np.percentile(array, q)) if array.size else math.nan
+
+
+def _ms(nanoseconds: Iterable[int]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return np.fromiter(nanoseconds, dtype=np.float64) / 1e6
+
+
+def _gaps_ms(results: Sequence[RequestResult]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Every inter-token gap of ``results``, in milliseconds, without a Python object per gap."""
+    arrays = [np.frombuffer(r.gaps, dtype=np.int64) for r in results if r.gaps]
+    return np.concatenate(arrays) / 1e6 if arrays else np.empty(0)
 
 
 def summarise(run: LevelRun, slo: Slo) -> LevelStats:
     """The figures of one finished (or interrupted) level."""
     results = run.results
     ok = [r for r in results if r.ok]
-    window = max(run.issue_end - run.start, 1e-9)
+    window = max(run.issue_end - run.start, 1) / 1e9
     tokens = sum(_tokens_in_window(r, run.start, run.issue_end) for r in ok)
     finished = sum(1 for r in ok if run.start <= r.end <= run.issue_end)
-    ttfts = [r.ttft * 1000 for r in ok if r.ttft is not None]
-    gaps = [g * 1000 for r in ok for g in r.gaps]
-    e2es = [r.e2e * 1000 for r in ok]
+    ttfts = _ms(r.first_token - r.start for r in ok if r.first_token is not None)
+    gaps = _gaps_ms(ok)
+    e2es = _ms(r.end - r.start for r in ok)
     errors = len(results) - len(ok)
     return LevelStats(
         concurrency=_concurrency(run, ok),
@@ -110,7 +119,7 @@ def summarise(run: LevelRun, slo: Slo) -> LevelStats:
     )
 
 
-def _tokens_in_window(result: RequestResult, start: float, end: float) -> float:
+def _tokens_in_window(result: RequestResult, start: int, end: int) -> float:
     first = result.first_token if result.first_token is not None else result.end
     if result.end <= first:  # all tokens at one instant
         return float(result.output_tokens) if start <= first <= end else 0.0
@@ -124,7 +133,7 @@ def _concurrency(run: LevelRun, ok: Sequence[RequestResult]) -> int:
         return run.spec.concurrency
     if not ok:
         return 1
-    rate = len(run.results) / max(run.issue_end - run.start, 1e-9)
+    rate = len(run.results) / (max(run.issue_end - run.start, 1) / 1e9)
     mean_e2e = sum(r.e2e for r in ok) / len(ok)
     return max(1, round(rate * mean_e2e))
 

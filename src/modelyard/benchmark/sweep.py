@@ -1,7 +1,8 @@
 """A whole benchmark run: probe the endpoint, then run each level of the sweep in turn.
 
-Levels run one after another on one connection pool. A stop request (Ctrl-C) ends the current level and
-skips the rest; what finished is kept and summarised like any other level (marked ``partial``).
+Levels run one after another on one pool of keep-alive connections. A stop request (Ctrl-C) ends the
+current level and skips the rest; what finished is kept and summarised like any other level (marked
+``partial``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from modelyard.benchmark.client import Endpoint, RequestResult
+from modelyard.benchmark.errors import BenchmarkError
+from modelyard.benchmark.http1 import Pool
 from modelyard.benchmark.knee import Knee, find_knee
 from modelyard.benchmark.loadgen import LevelSpec, run_level
 from modelyard.benchmark.probe import EndpointInfo, probe
@@ -57,13 +58,6 @@ def body_factory(
     return next_body
 
 
-def connector(limit: int) -> aiohttp.TCPConnector:
-    """One pool for the whole run: enough connections that the pool never queues the load."""
-    return aiohttp.TCPConnector(
-        limit=limit, limit_per_host=limit, force_close=False, enable_cleanup_closed=True
-    )
-
-
 async def run_sweep(
     endpoint: Endpoint,
     plan: Sequence[LevelSpec],
@@ -77,10 +71,14 @@ async def run_sweep(
     """Probe ``endpoint`` (raising :class:`BenchmarkError` if it is unusable), then run ``plan``."""
     progress = progress or Progress()
     rng = random.Random(seed)
+    # Enough connections that the pool never queues a closed-loop level; rate levels beyond it wait.
     limit = max([spec.concurrency or 0 for spec in plan] + [1024])
-    timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=10)
-    async with aiohttp.ClientSession(connector=connector(limit), timeout=timeout) as session:
-        info = await probe(session, endpoint)
+    try:
+        pool = Pool(endpoint.base_url, limit, connect_timeout_s=10, request_timeout_s=request_timeout_s)
+    except ValueError as exc:
+        raise BenchmarkError(f"{exc}; give the server's API base, e.g. http://127.0.0.1:8000/v1") from None
+    async with pool:
+        info = await probe(pool, endpoint)
         result = SweepResult(info=info, lengths=lengths, slo=slo)
         next_body = body_factory(info.endpoint, lengths, info.synth, rng)
         for index, spec in enumerate(plan):
@@ -88,7 +86,7 @@ async def run_sweep(
                 result.interrupted = True
                 break
             progress.level_started(spec, index, len(plan))
-            run = await run_level(session, info.endpoint, spec, next_body, stop, progress.request_done, rng)
+            run = await run_level(pool, info.endpoint, spec, next_body, stop, progress.request_done, rng)
             if run.results:
                 stats = summarise(run, slo)
                 result.levels.append(stats)

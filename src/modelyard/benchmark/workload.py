@@ -29,6 +29,35 @@ _VOCABULARY = (
 _WORDS = tuple(_VOCABULARY.split())
 
 
+#: Words drawn one by one at the start of each prompt (see :meth:`PromptSynth.text`).
+_RANDOM_HEAD = 16
+
+
+class _RandomText:
+    """A long text of random words, made on first use (and longer when a prompt needs it), to slice."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        #: Where each word starts in :attr:`text`, plus one past the end.
+        self.starts: list[int] = [0]
+
+    def slice(self, words: int, rng: random.Random) -> str:
+        if len(self.starts) <= 2 * words:
+            self._grow(max(1 << 16, 4 * words))
+        first = rng.randrange(len(self.starts) - words)
+        return self.text[self.starts[first] : self.starts[first + words] - 1]
+
+    def _grow(self, count: int) -> None:
+        words = random.Random(count).choices(_WORDS, k=count)
+        self.text = " ".join(words) + " "
+        self.starts = [0]
+        for word in words:
+            self.starts.append(self.starts[-1] + len(word) + 1)
+
+
+_RANDOM_TEXT = _RandomText()
+
+
 @dataclass(frozen=True, slots=True)
 class TokenLengths:
     """Paired (input, output) token counts to draw requests from; pairs keep lengths' correlation."""
@@ -109,7 +138,7 @@ class PromptSynth:
         self.overhead = overhead
 
     @classmethod
-    def calibrated(cls, words: tuple[int, int], prompt_tokens: tuple[int, int]) -> PromptSynth:
+    def calibrated(cls, words: tuple[int, int], prompt_tokens: tuple[float, float]) -> PromptSynth:
         """From two probes: ``words[i]`` words were counted as ``prompt_tokens[i]`` tokens by the server."""
         slope = (prompt_tokens[1] - prompt_tokens[0]) / (words[1] - words[0])
         if slope <= 0:
@@ -120,8 +149,18 @@ class PromptSynth:
         return max(1, round((tokens - self.overhead) / self.tokens_per_word))
 
     def text(self, tokens: int, rng: random.Random) -> str:
-        """Random words, so no two prompts share a prefix a server's prefix cache could reuse."""
-        return " ".join(rng.choices(_WORDS, k=self.words_for(tokens)))
+        """Random words, so no two prompts share a prefix a server's prefix cache could reuse.
+
+        Only the first :data:`_RANDOM_HEAD` words are drawn one by one; the rest is a slice, at a random
+        word, of a long random text made once. Prefix caches (vLLM's, SGLang's) reuse only a whole
+        identical prefix, so the random head is enough, and a long prompt costs one slice, not one draw
+        per word: the load generator writes thousands of prompts a second.
+        """
+        words = self.words_for(tokens)
+        head = " ".join(rng.choices(_WORDS, k=min(words, _RANDOM_HEAD)))
+        if words <= _RANDOM_HEAD:
+            return head
+        return head + " " + _RANDOM_TEXT.slice(words - _RANDOM_HEAD, rng)
 
     @staticmethod
     def words(count: int, rng: random.Random) -> str:

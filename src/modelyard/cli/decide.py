@@ -30,8 +30,8 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 @click.option(
     "--traffic",
     default=None,
-    help="Ledger URL (sqlite:///x.db, postgresql://...), JSONL of calls, or a LiteLLM spend-log CSV "
-    "(default: the bundled synthetic trace).",
+    help="Ledger URL (sqlite:///x.db, postgresql://...), ledger export (.parquet, or .jsonl), JSONL of calls, "
+    "LiteLLM spend-log CSV, or OpenAI usage export (.json/.csv) (default: the bundled synthetic trace).",
 )
 @click.option(
     "--out",
@@ -56,7 +56,12 @@ def decide_command(org_path: str | None, traffic: str | None, out_dir: str, toda
         org = load_org(org_path or EXAMPLES / "org.yaml")
         spec = traffic or str(EXAMPLES / "traffic" / "synthetic.jsonl.gz")
         with console.status("reading traffic…"):
-            data = read_traffic(spec, litellm_workload_from=org.traffic.litellm_workload_from)
+            data = read_traffic(
+                spec,
+                litellm_workload_from=org.traffic.litellm_workload_from,
+                openai_workload_from=org.traffic.openai_workload_from,
+                openai_names=org.traffic.openai_workloads,
+            )
         with console.status("pricing options and solving the portfolio…"):
             decision = decide(
                 org, data, load_catalogs(org), date.fromisoformat(today) if today else date.today()

@@ -21,9 +21,10 @@ from decimal import Decimal
 from fractions import Fraction
 
 from modelyard.economics.capacity import SECONDS_PER_MONTH
+from modelyard.economics.grid import evaluate
 from modelyard.economics.options import Option
 from modelyard.economics.org import OrgProfile
-from modelyard.economics.tco import Adjust, Demand, stack, tco
+from modelyard.economics.tco import Adjust, Demand, stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +168,25 @@ SENSITIVITY: list[tuple[str, Adjust, Adjust, str, str]] = [
 ]
 
 
-def tornado(api: Option, self_: Option, demand: Demand, org: OrgProfile) -> tuple[Decimal, list[TornadoBar]]:
-    """Base difference (self − API over the horizon) and one bar per input, largest swing first."""
+def tornado_bars(rows: list[tuple[Option, Demand]], org: OrgProfile) -> list[list[TornadoBar]]:
+    """For pairs of rows ``(self-hosted, API)`` of one workload each: one bar per input, largest swing first.
+
+    Every workload's pair is costed in one vectorised batch per input value (:mod:`.grid`); a bar is the
+    horizon TCO of self-hosting minus the API option, to the cent."""
     h = org.horizon_months
+    per_input = []
+    for name, lo, hi, lo_l, hi_l in SENSITIVITY:
+        low, high = (evaluate(rows, org, adjust).totals(h) for adjust in (lo, hi))
+        per_input.append((name, lo_l, hi_l, low[0::2] - low[1::2], high[0::2] - high[1::2]))
+    out = []
+    for i in range(len(rows) // 2):
+        bars = [
+            TornadoBar(name, lo_l, hi_l, _cents(low[i]), _cents(high[i]))
+            for name, lo_l, hi_l, low, high in per_input
+        ]
+        out.append(sorted(bars, key=lambda b: b.swing, reverse=True))
+    return out
 
-    def delta(adjust: Adjust) -> Decimal:
-        return tco(self_, demand, org, adjust).total(h) - tco(api, demand, org, adjust).total(h)
 
-    bars = [TornadoBar(name, lo_l, hi_l, delta(lo), delta(hi)) for name, lo, hi, lo_l, hi_l in SENSITIVITY]
-    return delta(Adjust()), sorted(bars, key=lambda b: b.swing, reverse=True)
+def _cents(x: float) -> Decimal:
+    return Decimal(f"{x:.2f}")

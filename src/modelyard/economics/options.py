@@ -3,7 +3,8 @@
 - ``api``: a proprietary model behind an API, priced from the price catalog (the one source of API prices);
 - ``managed_open``: an open model behind a managed API (also priced from the price catalog);
 - ``self_hosted``: an open model on rented GPUs: a GPU offer plus a serving profile (measured, published
-  or estimated) sized by :mod:`.capacity`.
+  or estimated) sized by :mod:`.capacity`;
+- ``hybrid``: a self-hosted part and an API part carrying a share of the requests (built by :mod:`.hybrid`).
 
 An option that cannot serve the workload (no price, weights that do not fit, latency objective missed,
 data class not allowed, quality below the floor) is kept with ``infeasible`` saying why, so the report can
@@ -12,9 +13,10 @@ show it was considered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from typing import Literal
 
 from modelyard.catalog.gpus import GpuCatalog
 from modelyard.catalog.prices import MILLION, ModelPrice, PriceCatalog
@@ -25,11 +27,14 @@ from modelyard.economics.workload import WorkloadProfile
 from modelyard.errors import ConfigError
 from modelyard.providers.base import Usage
 
+#: The kinds of option: the org profile's three stacks, plus hybrids that combine two of them.
+Kind = OptionKind | Literal["hybrid"]
+
 
 @dataclass(frozen=True, slots=True)
 class Option:
     key: str
-    kind: OptionKind
+    kind: Kind
     label: str
     #: The model the option serves (for quality lookups and the recommendation sentence).
     model: str
@@ -49,10 +54,45 @@ class Option:
     #: p95 end-to-end latency the option is expected to give this workload, when known.
     latency_p95_ms: float | None = None
     infeasible: str | None = None
+    #: A hybrid's share of the requests sent to its API part (see :attr:`to_api`).
+    api_share: Decimal | None = None
+    #: The rate the self-hosted part is sized for, as a multiple of the workload's average rate; ``None``:
+    #: the workload's own peak (or hourly shape, in an autoscaled pool).
+    self_peak: Decimal | None = None
+    #: A hybrid's (self-hosted part, API part).
+    parts: tuple[Option, Option] | None = None
 
     @property
     def feasible(self) -> bool:
         return self.infeasible is None
+
+    @property
+    def self_part(self) -> Option | None:
+        """The self-hosted option carrying (part of) the load, if any."""
+        if self.parts is not None:
+            return self.parts[0]
+        return self if self.kind == "self_hosted" else None
+
+    @property
+    def api_part(self) -> Option | None:
+        """The API-priced option carrying (part of) the load, if any."""
+        if self.parts is not None:
+            return self.parts[1]
+        return self if self.kind in ("api", "managed_open") else None
+
+    @property
+    def to_api(self) -> Decimal:
+        """Share of the requests the API part serves: 1 for API options, 0 self-hosted, between for hybrids."""
+        if self.api_share is not None:
+            return self.api_share
+        return Decimal(0) if self.kind == "self_hosted" else Decimal(1)
+
+    @property
+    def stacks(self) -> tuple[OptionKind, ...]:
+        """The org stacks this option needs (a hybrid needs two)."""
+        if self.parts is not None:
+            return (self.parts[0].kind, self.parts[1].kind)  # type: ignore[return-value]
+        return (self.kind,)  # type: ignore[return-value]
 
 
 def price_per_request(price: ModelPrice, wl: WorkloadProfile) -> Decimal:
@@ -140,8 +180,6 @@ def _self_hosted(
 
 
 def _replace(option: Option, **changes: object) -> Option:
-    from dataclasses import replace
-
     return replace(option, **changes)  # type: ignore[arg-type]
 
 
@@ -151,8 +189,8 @@ def _check(option: Option, wl: WorkloadProfile, org: OrgProfile, policy: Workloa
     if option.infeasible:
         return option
     allowed = org.data_classes.get(wl.data_class, [])  # type: ignore[call-overload]
-    if option.kind not in allowed:
-        return _replace(option, infeasible=f"{wl.data_class} data may not go to {option.kind} options")
+    if refused := [k for k in option.stacks if k not in allowed]:
+        return _replace(option, infeasible=f"{wl.data_class} data may not go to {refused[0]} options")
     if policy.quality_floor is not None and quality is not None and quality.score < policy.quality_floor:
         return _replace(
             option, infeasible=f"quality {quality.score:.2f} below the floor {policy.quality_floor:.2f}"

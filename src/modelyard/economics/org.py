@@ -139,6 +139,8 @@ class WorkloadPolicy(Strict):
     quality_floor: float | None = Field(None, ge=0, le=1)
     #: Work that can wait in a queue (batch jobs): capacity is sized for the average, not the busiest hour.
     deferrable: bool = False
+    #: % of requests that must stay on the best API model: adds a hybrid option self-hosting the rest.
+    quality_critical_pct: Decimal | None = Field(None, gt=0, lt=100)
     description: str | None = None
 
 
@@ -160,6 +162,10 @@ class TrafficImport(Strict):
     litellm_workload_from: Literal["model_group", "request_tag", "team_id", "user", "api_key", "model"] = (
         "request_tag"
     )
+    #: OpenAI usage exports carry no workload: take it from the project, the API key, the user or the model.
+    openai_workload_from: Literal["project", "api_key", "user", "model"] = "project"
+    #: OpenAI project or API-key id (or name) → workload name; ids not listed are used as they are.
+    openai_workloads: dict[str, str] = {}
 
 
 def _default_data_classes() -> dict[DataClass, list[OptionKind]]:

@@ -3,10 +3,12 @@
 - Economics: ``1 + 4 × cheapest horizon TCO / this option's`` (the cheapest feasible option scores 5);
 - Performance: ``1 + 4 × min(1, objective / expected p95)``; with no objective, relative to the fastest
   known option; *unknown* latency scores a neutral 3 and says so;
-- Control: where data and model weights live: self-hosted 5, managed open model 3 (weights portable),
-  proprietary API 2 — minus 1 for an external option carrying confidential data;
-- Resilience: spare replicas and vendor spread: self-hosted 2 + spares (max 5), an API 3, minus 1 when
-  one vendor carries more than the concentration threshold of the spend.
+- Control: where data and model weights live: self-hosted 5, hybrid 4 (weights in-house, a share of the
+  requests external), managed open model 3 (weights portable), proprietary API 2 — minus 1 for an external
+  option carrying confidential data;
+- Resilience: spare replicas and vendor spread: self-hosted 2 + spares (max 5), hybrid 3 + spares (max 5:
+  the API absorbs a pool failure), an API 3, minus 1 when one vendor carries more than the concentration
+  threshold of the spend.
 """
 
 from __future__ import annotations
@@ -73,18 +75,25 @@ def _performance(option: Option, policy: WorkloadPolicy, fastest: float | None) 
 
 
 def _control(option: Option, wl: WorkloadProfile) -> Score:
-    base = {"self_hosted": 5, "managed_open": 3, "api": 2}[option.kind]
+    base = {"self_hosted": 5, "hybrid": 4, "managed_open": 3, "api": 2}[option.kind]
     why = {"self_hosted": "data and weights stay in-house", "managed_open": "open weights, external host",
-           "api": "proprietary model, external host"}[option.kind]  # fmt: skip
+           "api": "proprietary model, external host",
+           "hybrid": f"weights in-house; {float(option.to_api):.0%} of requests to an external API"}[option.kind]  # fmt: skip
     if option.kind != "self_hosted" and wl.data_class == "confidential":
         return Score("control", Decimal(base - 1), why + "; confidential data leaves the organisation (−1)")
     return Score("control", Decimal(base), why)
 
 
 def _resilience(option: Option, org: OrgProfile, concentrated_vendor: str | None) -> Score:
+    spares = org.capacity.redundancy
     if option.kind == "self_hosted":
-        spares = org.capacity.redundancy
         return Score("resilience", Decimal(min(5, 2 + spares)), f"{spares} spare replica(s) (N+{spares})")
+    if option.kind == "hybrid":
+        return Score(
+            "resilience",
+            Decimal(min(5, 3 + spares)),
+            f"N+{spares} pool, and the API can absorb a pool failure",
+        )
     if concentrated_vendor == option.vendor:
         return Score(
             "resilience", Decimal(2), f"vendor SLA, but {option.vendor} already carries most API spend (−1)"

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from modelyard.economics.capacity import autoscaled_replica_hours, fixed_replica_hours, utilization
 from modelyard.economics.options import Option
-from modelyard.economics.org import OrgProfile, StackCosts
+from modelyard.economics.org import OptionKind, OrgProfile, StackCosts
 
 BUCKETS = ("direct", "hosting", "platform", "operations", "risk", "reuse")
 ZERO = Decimal(0)
@@ -51,6 +51,8 @@ class Month:
     requests: Decimal
     replicas: int = 0
     utilization: Decimal | None = None
+    #: The part of ``direct`` spent on GPUs (the rest went to an API).
+    gpu: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
@@ -80,13 +82,17 @@ class Demand:
     hour_of_day: list[Decimal]
 
 
-def stack(org: OrgProfile, option: Option) -> StackCosts:
-    stacks: dict[str, StackCosts] = {
+def stack_costs(org: OrgProfile, kind: OptionKind) -> StackCosts:
+    return {
         "api": org.stacks.api,
         "managed_open": org.stacks.managed_open,
         "self_hosted": org.stacks.self_hosted,
-    }
-    return stacks[option.kind]
+    }[kind]
+
+
+def stack(org: OrgProfile, option: Option) -> StackCosts:
+    """The stack of a single-stack option (a hybrid has two: see :attr:`Option.stacks`)."""
+    return stack_costs(org, option.stacks[0])
 
 
 @lru_cache(maxsize=4096)
@@ -103,7 +109,7 @@ def monthly_engineer(org: OrgProfile, adjust: Adjust) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class _Rates:
-    """Per-option constants of the monthly formula, computed once per TCO rather than once a month."""
+    """Per-stack constants of the monthly formula, computed once per TCO rather than once a month."""
 
     hosting: Decimal
     risk: Decimal
@@ -114,8 +120,8 @@ class _Rates:
     existing: bool
 
 
-def _rates(option: Option, org: OrgProfile, adjust: Adjust) -> _Rates:
-    s = stack(org, option)
+def _rates(org: OrgProfile, kind: OptionKind, adjust: Adjust) -> _Rates:
+    s = stack_costs(org, kind)
     engineer = monthly_engineer(org, adjust)
     return _Rates(
         hosting=s.hosting_overhead_pct / HUNDRED, risk=s.risk_premium_pct / HUNDRED,
@@ -135,55 +141,58 @@ def month_cost(
     """The cost of ``option`` in month ``m`` (0-based) of the horizon (``volume`` when already known)."""
     if volume is None:
         volume = demand.requests_per_month * (1 + demand.growth_per_month + adjust.growth) ** m
-    return _month(option, demand, org, m, adjust, volume, _rates(option, org, adjust))
+    rates = tuple(_rates(org, k, adjust) for k in option.stacks)
+    return _month(option, demand, org, m, adjust, volume, rates)
+
+
+def _gpu_part(
+    option: Option, demand: Demand, org: OrgProfile, m: int, adjust: Adjust, volume: Decimal
+) -> tuple[Decimal, int, Decimal]:
+    """(GPU spend, replicas, utilization) of the self-hosted part of ``option`` in month ``m``."""
+    part = option.self_part
+    assert part is not None and part.replica is not None and part.gpu_hourly is not None
+    replica_rps = part.replica.requests_per_s * adjust.throughput
+    cap = org.capacity
+    if option.self_peak is not None or cap.pool == "fixed":
+        peak = demand.peak_to_avg if option.self_peak is None else option.self_peak
+        replicas, hours = fixed_replica_hours(
+            volume, peak, replica_rps, cap.peak_headroom, cap.redundancy, cap.hours_per_month
+        )
+    else:
+        replicas, hours = autoscaled_replica_hours(
+            volume, demand.hour_of_day, replica_rps, cap.peak_headroom, cap.redundancy, cap.hours_per_month
+        )
+    gpu_price = part.gpu_hourly * adjust.gpu_price * trend(org.trends.gpu_price_pct_per_year, m)
+    served = volume if option.parts is None else volume * (1 - option.to_api)
+    return hours * part.gpu_count * gpu_price, replicas, utilization(served, replicas, replica_rps)
 
 
 def _month(
-    option: Option, demand: Demand, org: OrgProfile, m: int, adjust: Adjust, volume: Decimal, r: _Rates
-) -> Month:
-    replicas, util = 0, None
-    if option.kind == "self_hosted":
-        assert option.replica is not None and option.gpu_hourly is not None
-        replica_rps = option.replica.requests_per_s * adjust.throughput
-        cap = org.capacity
-        if cap.pool == "fixed":
-            replicas, hours = fixed_replica_hours(
-                volume,
-                demand.peak_to_avg,
-                replica_rps,
-                cap.peak_headroom,
-                cap.redundancy,
-                cap.hours_per_month,
-            )
+    option: Option, demand: Demand, org: OrgProfile, m: int, adjust: Adjust, volume: Decimal,
+    rates: tuple[_Rates, ...],
+) -> Month:  # fmt: skip
+    """One month, summing each stack's part: direct spend, then hosting and risk on it, then fixed costs."""
+    spends: list[Decimal] = []
+    replicas, util, gpu = 0, None, ZERO
+    for kind in option.stacks:
+        if kind == "self_hosted":
+            spend, replicas, util = _gpu_part(option, demand, org, m, adjust, volume)
+            gpu = spend
         else:
-            replicas, hours = autoscaled_replica_hours(
-                volume,
-                demand.hour_of_day,
-                replica_rps,
-                cap.peak_headroom,
-                cap.redundancy,
-                cap.hours_per_month,
-            )
-        gpu_price = option.gpu_hourly * adjust.gpu_price * trend(org.trends.gpu_price_pct_per_year, m)
-        direct = hours * option.gpu_count * gpu_price
-        util = utilization(volume, replicas, replica_rps)
-    else:
-        assert option.price_per_request is not None
-        price = option.price_per_request * adjust.api_price * trend(org.trends.api_price_pct_per_year, m)
-        direct = volume * price
-    hosting = direct * r.hosting
-    build, review = (r.build, r.review) if m == 0 else (ZERO, ZERO)
-    return Month(
-        direct=direct,
-        hosting=hosting,
-        platform=build + r.run,
-        operations=r.ops + review,
-        risk=(direct + hosting) * r.risk,
-        reuse=build + review if r.existing else ZERO,
-        requests=volume,
-        replicas=replicas,
-        utilization=util,
-    )
+            part = option.api_part
+            assert part is not None and part.price_per_request is not None
+            price = part.price_per_request * adjust.api_price * trend(org.trends.api_price_pct_per_year, m)
+            spend = volume * price if option.parts is None else volume * option.to_api * price
+        spends.append(spend)
+    first = m == 0
+    direct = hosting = platform = operations = risk = reuse = ZERO
+    for spend, r in zip(spends, rates, strict=True):
+        host = spend * r.hosting
+        build, review = (r.build, r.review) if first else (ZERO, ZERO)
+        direct, hosting, risk = direct + spend, hosting + host, risk + (spend + host) * r.risk
+        platform, operations = platform + build + r.run, operations + r.ops + review
+        reuse += build + review if r.existing else ZERO
+    return Month(direct, hosting, platform, operations, risk, reuse, volume, replicas, util, gpu)
 
 
 def tco(option: Option, demand: Demand, org: OrgProfile, adjust: Adjust = Adjust()) -> Tco:
@@ -192,7 +201,7 @@ def tco(option: Option, demand: Demand, org: OrgProfile, adjust: Adjust = Adjust
     volumes = [demand.requests_per_month]
     for _ in range(1, org.horizon_months):  # one multiplication a month instead of a power
         volumes.append(volumes[-1] * growth)
-    rates = _rates(option, org, adjust)
+    rates = tuple(_rates(org, k, adjust) for k in option.stacks)
     months = [_month(option, demand, org, m, adjust, v, rates) for m, v in enumerate(volumes)]
     result = Tco(option=option.key, months=months)
     for h in sorted({min(12, org.horizon_months), org.horizon_months}):
@@ -200,9 +209,9 @@ def tco(option: Option, demand: Demand, org: OrgProfile, adjust: Adjust = Adjust
     return result
 
 
-def shared_fixed(org: OrgProfile, option: Option, months: int) -> Decimal:
-    """The stack-level cost of ``option`` over ``months``: paid once however many workloads use the stack."""
-    s = stack(org, option)
+def shared_fixed(org: OrgProfile, kind: OptionKind, months: int) -> Decimal:
+    """The stack-level cost of ``kind`` over ``months``: paid once however many workloads use the stack."""
+    s = stack_costs(org, kind)
     engineer = monthly_engineer(org, Adjust())
     one_off = ZERO if s.existing else s.build_engineer_months * engineer + s.security_review
     return one_off + months * (s.run_fte * engineer + s.ops_per_month)

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 
+from modelyard.economics.aggregate import BUCKETS_PER_E, HistRow, HourRow, Traffic
 from modelyard.economics.org import OrgProfile
-from modelyard.economics.traffic import BUCKETS_PER_E, HistRow, HourRow, Traffic
 
 DAYS_PER_MONTH = Decimal("30.4375")
 WorkloadClass = Literal[
@@ -212,8 +213,14 @@ def _hour_of_day(per_hour: dict[int, int]) -> list[float]:
 def _by_month(rows: list[HourRow], get: Callable[[HourRow], int]) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     for r in rows:
-        out[datetime.fromtimestamp(r.hour, UTC).strftime("%Y-%m")] += int(get(r))
+        out[_month_of_day(r.hour // 86400)] += int(get(r))
     return dict(sorted(out.items()))
+
+
+@lru_cache(maxsize=8192)
+def _month_of_day(day: int) -> str:
+    """``YYYY-MM`` of a UTC day number: formatted once per day, not once per hourly row."""
+    return datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m")
 
 
 def _models(rows: list[HourRow]) -> list[ModelUse]:

@@ -90,12 +90,16 @@ def _workload(d: WorkloadDecision, decision: Decision) -> str:
     wl = d.profile
     h = decision.org.horizon_months
     lat = wl.latency_ms
+    latency = (
+        f"p50/p95/p99 {lat['p50']:,.0f}/{lat['p95']:,.0f}/{lat['p99']:,.0f} ms"
+        if {"p50", "p95", "p99"} <= lat.keys()
+        else "latency unknown (the source records none)"
+    )
     head = (
         f"<h2>{escape(wl.name)}</h2><p>{wl.requests_per_month:,.0f} requests/month · "
         f"{wl.input_tokens_mean:,.0f} in ({wl.cached_input_tokens_mean:,.0f} cached) / {wl.output_tokens_mean:,.0f} out "
         f"tokens per request · peak/avg {wl.peak_to_avg:.1f} · concurrency mean {wl.concurrency_mean:.1f}, "
-        f"peak {wl.concurrency_peak:.1f} · p50/p95/p99 {lat.get('p50', 0):,.0f}/{lat.get('p95', 0):,.0f}/"
-        f"{lat.get('p99', 0):,.0f} ms · growth {float(d.demand.growth_per_month) * 100:.1f}%/month "
+        f"peak {wl.concurrency_peak:.1f} · {latency} · growth {float(d.demand.growth_per_month) * 100:.1f}%/month "
         f"({escape(d.growth_source)}) · API spend ${d.api_spend_month:,.0f}/month ({escape(d.api_spend_source)})</p>"
     )
     charts = [_crossover(d, decision), *_stacked(d, h), _tornado(d), _scorecard(d)]
@@ -104,7 +108,29 @@ def _workload(d: WorkloadDecision, decision: Decision) -> str:
             f"{wl.name}: end-to-end latency distribution", wl.latency_histogram, "latency (ms, log)"
         )
     )
-    return head + '<div class="charts">' + "".join(c for c in charts if c) + "</div>" + _options(d, h)
+    return (
+        head
+        + '<div class="charts">'
+        + "".join(c for c in charts if c)
+        + "</div>"
+        + _derivation(d)
+        + _options(d, h)
+    )
+
+
+def _derivation(d: WorkloadDecision) -> str:
+    """The chosen option's scorecard with each score's derivation, so it reads on paper too."""
+    if d.chosen is None or d.chosen not in d.scores:
+        return ""
+    card = d.scores[d.chosen]
+    rows = "".join(
+        f"<tr><td>{escape(s.dimension)}</td><td class='n'>{s.score}</td><td>{escape(s.why)}</td></tr>"
+        for s in card.scores
+    )
+    return (
+        f"<h3>Scorecard of the recommendation (weighted {card.weighted} of 5)</h3>"
+        f"<table><tr><th>Dimension</th><th>Score 1–5</th><th>Derived from</th></tr>{rows}</table>"
+    )
 
 
 def _crossover(d: WorkloadDecision, decision: Decision) -> str:

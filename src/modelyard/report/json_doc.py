@@ -49,6 +49,7 @@ def document(decision: Decision) -> dict[str, Any]:
             "pools": p.pools,
             "stacks": p.stacks,
             "solver_status": p.status,
+            "candidates": {"given": p.size[0], "after_exact_pruning": p.size[1]},
         },
         "triggers": [_trigger(t) for t in decision.org_triggers],
         "notes": decision.notes,
@@ -147,6 +148,9 @@ def _option(o: Option, tco: Tco | None, d: WorkloadDecision, horizon: int) -> di
         "latency_meets_objective": None if o.replica is None else o.replica.meets_slo,
         "quality": o.quality,
         "latency_p95_ms": o.latency_p95_ms,
+        "split": None
+        if o.parts is None
+        else {"api_share": str(o.to_api), "self_hosted": o.parts[0].key, "api": o.parts[1].key},
         "feasible": o.feasible,
         "infeasible_reason": o.infeasible,
         "tco": None if tco is None else _tco(tco, horizon),
