@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from modelyard.benchmark.client import Endpoint, RequestResult, stream_once
-from modelyard.benchmark.http1 import Pool
+from modelyard.benchmark.http1 import Pool, request_head
 from tests.fakes.common import serve_app
 
 MODEL = "fake/model"
@@ -219,6 +219,21 @@ async def test_informational_responses_before_the_answer_are_skipped() -> None:
         results = await run(url, "any", times=2)
     assert all(r.ok and r.output_tokens == 3 for r in results), [r.detail for r in results]
     assert len(peers) == 1  # and the connection stays usable
+
+
+async def test_the_chunks_of_one_read_reach_the_sink_in_one_call() -> None:
+    # One HTTP chunk per event, as uvicorn sends them, with a chunk extension and a trailer.
+    events = stream(3)
+    chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\nTrailer-Field: x\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    pieces: list[tuple[bytes, int]] = []
+    async with raw_server(head + chunks) as (url, _), Pool(url) as pool:
+        response = await pool.request(
+            request_head("POST", f"{url}/x", {}), b"{}", lambda piece, now: pieces.append((piece, now))
+        )
+    assert response.streamed and b"".join(piece for piece, _ in pieces) == b"".join(events)
+    assert len({now for _, now in pieces}) == len(pieces)  # one call per read, however many chunks it held
+    assert response.end_ns == pieces[-1][1]
 
 
 @pytest.mark.parametrize(
