@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,31 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 from modelyard.cli.eval import eval_command
-from tests.fakes.common import serve_app
-from tests.fakes.scripted_openai import FIXTURES, ScriptedState, create_app, write_eval_config
+from tests.fakes.scripted_openai import FIXTURES, ScriptedState, serving_in_thread, write_eval_config
 
 
 @pytest.fixture
 def fake_url() -> Iterator[str]:
     """The CLI runs its own event loop, so the fake gets another one, in a thread."""
     state = ScriptedState(answers=orjson.loads((FIXTURES / "answers.json").read_bytes()))
-    loop = asyncio.new_event_loop()
-    ready: list[str] = []
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        async with serve_app(create_app(state)) as url:
-            ready.append(url)
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    while not ready:
-        threading.Event().wait(0.01)
-    yield ready[0]
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(5)
-    loop.close()
+    with serving_in_thread(state) as url:
+        yield url
 
 
 def test_run_writes_record_and_page_and_gates(tmp_path: Path, fake_url: str) -> None:

@@ -14,6 +14,7 @@ from modelyard.config import load_config
 from modelyard.config.schema import Config
 from modelyard.evals.cache import ResultCache
 from modelyard.evals.calls import ModelParams
+from modelyard.evals.dispatch import RetryPolicy
 from modelyard.evals.evaluators import CheckError
 from modelyard.evals.golden import GoldenSet, load_golden_set
 from modelyard.evals.report import render_html
@@ -46,7 +47,12 @@ def cache(tmp_path: Path) -> Iterator[ResultCache]:
 
 
 def options(**kw: object) -> RunOptions:
-    base: dict[str, object] = {"concurrency": 4, "judge_model": "judge"}
+    # Retries keep their production logic but wait milliseconds, so failures stay fast to test.
+    base: dict[str, object] = {
+        "concurrency": 4,
+        "judge_model": "judge",
+        "retry": RetryPolicy(retries=2, backoff_s=0.005, max_s=0.02),
+    }
     base.update(kw)
     return RunOptions(**base)  # type: ignore[arg-type]
 
@@ -173,6 +179,7 @@ async def test_timeouts_and_broken_responses_score_zero_and_are_not_cached(
     run = await run_eval(config, golden, ["slow", "broken"], cache, options(timeout_s=0.1, concurrency=16))
     for r in run.results["slow"]:
         assert r.error is not None and r.error.startswith("timeout")
+        assert r.error.endswith("(after 3 attempts)")  # a timeout is transient: retried twice
         assert r.score == 0 and not r.passed and r.reason.startswith("call failed: timeout")
     for r in run.results["broken"]:
         assert r.error is not None and not r.passed

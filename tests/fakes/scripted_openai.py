@@ -8,6 +8,10 @@ Speaks ``POST /v1/chat/completions`` (non-streaming) in the published ``chat.com
 - ``slow-model``: as good, after sleeping ``ScriptedState.slow_s``;
 - ``judge-model``: a grader: ``{"score": 1, ...}`` when the graded answer contains ``JUDGE_PASS_WORD``;
 - ``broken-model``: HTTP 200 with a truncated body (a malformed response, not just wrong content);
+- ``flaky-model``: for each prompt, first fails with the statuses in ``ScriptedState.flaky_script``
+  (default 429 twice, OpenAI's rate-limit error body, ``Retry-After: ScriptedState.retry_after`` when
+  set), then answers as good;
+- ``overloaded-model``: always 429 with ``Retry-After: 3600``;
 - anything else: 404 ``model_not_found``, as OpenAI answers.
 
 Usage is one token per 4 characters (at least 1), so costs are predictable in tests.
@@ -16,11 +20,16 @@ Usage is one token per 4 characters (at least 1), so costs are predictable in te
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.common import serve_app
 
 JUDGE_PASS_WORD = "Paris"
 
@@ -35,9 +44,36 @@ class ScriptedState:
     max_in_flight: int = 0
     #: Arrival times (loop clock) of requests, to check rate limits.
     arrivals: list[float] = field(default_factory=list)
+    #: HTTP statuses ``flaky-model`` answers a prompt with before it answers it properly.
+    flaky_script: list[int] = field(default_factory=lambda: [429, 429])
+    #: ``Retry-After`` seconds sent with the flaky failures (None: no header).
+    retry_after: str | None = None
+    flaky_seen: dict[str, int] = field(default_factory=dict)
 
 
 SCRIPT = web.AppKey("script", ScriptedState)
+
+#: OpenAI's error bodies for the statuses the flaky models send.
+_ERRORS = {
+    429: ("Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+}
+
+
+def _error(status: int, retry_after: str | None) -> web.Response:
+    message, kind, code = _ERRORS[status]
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    headers = {"Retry-After": retry_after} if retry_after is not None else None
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _flaky_failure(state: ScriptedState, prompt: str) -> web.Response | None:
+    seen = state.flaky_seen.get(prompt, 0)
+    state.flaky_seen[prompt] = seen + 1
+    if seen < len(state.flaky_script):
+        return _error(state.flaky_script[seen], state.retry_after)
+    return None
 
 
 def _tokens(text: str) -> int:
@@ -60,7 +96,7 @@ def _answer(state: ScriptedState, model: str, prompt: str) -> str | None:
     answer = state.answers.get(prompt, "I do not know")
     if model == "bad-json-model" and answer.lstrip().startswith("{"):
         return answer[: len(answer) // 2]  # cut mid-object: not valid JSON
-    if model in ("good-model", "slow-model", "bad-json-model"):
+    if model in ("good-model", "slow-model", "bad-json-model", "flaky-model"):
         return answer
     return None
 
@@ -80,6 +116,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return web.Response(
                 body=b'{"id": "chatcmpl-1", "object": "chat.comp', content_type="application/json"
             )
+        if model == "overloaded-model":
+            return _error(429, "3600")
+        if model == "flaky-model" and (failure := _flaky_failure(state, prompt)) is not None:
+            return failure
         answer = _answer(state, model, prompt)
         if answer is None:
             error = {"message": f"The model `{model}` does not exist", "type": "invalid_request_error",
@@ -124,6 +164,31 @@ def create_app(state: ScriptedState) -> web.Application:
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "evals"
 
 
+@contextmanager
+def serving_in_thread(state: ScriptedState) -> Iterator[str]:
+    """The fake on its own event loop in a thread, for code that runs its own loop (the CLI); yields the
+    base URL."""
+    loop = asyncio.new_event_loop()
+    ready: list[str] = []
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with serve_app(create_app(state)) as url:
+            ready.append(url)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    while not ready:
+        threading.Event().wait(0.01)
+    try:
+        yield ready[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(5)
+        loop.close()
+
+
 def write_eval_config(folder: Path, base_url: str) -> Path:
     """A gateway config whose models are the scripted behaviours above, on two providers."""
     path = folder / "modelyard.yaml"
@@ -137,6 +202,8 @@ def write_eval_config(folder: Path, base_url: str) -> Path:
         "  broken: {provider: fast, upstream_model: broken-model}\n"
         "  judge: {provider: fast, upstream_model: judge-model}\n"
         "  slow: {provider: slowpool, upstream_model: slow-model}\n"
+        "  flaky: {provider: fast, upstream_model: flaky-model}\n"
+        "  overloaded: {provider: fast, upstream_model: overloaded-model}\n"
         "workloads:\n"
         "  support: {}\n"
         "catalog:\n"

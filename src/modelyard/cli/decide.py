@@ -42,10 +42,22 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
     help="Folder for decision.html and decision.json.",
 )
 @click.option("--today", default=None, help="Date of the run (YYYY-MM-DD), for reproducible reports.")
-def decide_command(org_path: str | None, traffic: str | None, out_dir: str, today: str | None) -> None:
+@click.option(
+    "--evals",
+    "evals_dir",
+    type=click.Path(file_okay=False),
+    default=".modelyard/evals",
+    show_default=True,
+    help="Eval results (modelyard eval run --out): every */latest.json adds measured quality; "
+    "the organisation profile's own quality entries win.",
+)
+def decide_command(
+    org_path: str | None, traffic: str | None, out_dir: str, today: str | None, evals_dir: str
+) -> None:
     """Per-workload TCO, break-even, portfolio, scorecard and migration triggers, with an HTML report."""
     from modelyard.economics.engine import decide, load_catalogs
     from modelyard.economics.org import load_org
+    from modelyard.economics.quality import load_eval_quality, merge_quality
     from modelyard.economics.traffic import read_traffic
     from modelyard.report.html import render
     from modelyard.report.json_doc import document
@@ -53,7 +65,7 @@ def decide_command(org_path: str | None, traffic: str | None, out_dir: str, toda
 
     console = Console(stderr=False)
     try:
-        org = load_org(org_path or EXAMPLES / "org.yaml")
+        org = merge_quality(load_org(org_path or EXAMPLES / "org.yaml"), load_eval_quality(evals_dir))
         spec = traffic or str(EXAMPLES / "traffic" / "synthetic.jsonl.gz")
         with console.status("reading traffic…"):
             data = read_traffic(

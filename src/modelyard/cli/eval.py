@@ -4,6 +4,7 @@
     modelyard eval gate .modelyard/evals/SET/latest.json --baseline A --candidate B
     modelyard eval validate SET.jsonl
     modelyard eval import-openai-evals samples.jsonl -o SET.jsonl
+    modelyard eval import-promptfoo promptfooconfig.yaml -o SET.jsonl
     modelyard eval from-ledger -c modelyard.yaml --workload W -o SET.jsonl
 
 Exit codes of ``run`` (with ``--baseline``) and ``gate``: 0 non-inferior, 1 worse, 3 inconclusive.
@@ -22,9 +23,11 @@ from modelyard.config import load_config
 from modelyard.errors import ConfigError
 from modelyard.evals.cache import ResultCache
 from modelyard.evals.calls import ModelParams
+from modelyard.evals.dispatch import RetryPolicy
 from modelyard.evals.evaluators import CheckError
 from modelyard.evals.golden import Check, GoldenSet, dump_cases, load_golden_set
 from modelyard.evals.importers import cases_from_ledger, import_openai_evals
+from modelyard.evals.promptfoo import import_promptfoo
 from modelyard.evals.report import print_report, render_html
 from modelyard.evals.results import DEFAULT_DIR, gate_run, run_document, summarise, write_record
 from modelyard.evals.runner import RunOptions, run_eval
@@ -70,7 +73,13 @@ def eval_command() -> None:
 @click.option(
     "--rate", "rates", multiple=True, metavar="PROVIDER=RPS", help="Requests per second to a provider."
 )
-@click.option("--timeout", "timeout_s", type=float, help="Seconds before a call counts as failed.")
+@click.option("--timeout", "timeout_s", type=float, help="Seconds before an attempt counts as failed.")
+@click.option(
+    "--retries", default=3, show_default=True, help="Retries of a call after a 429, 5xx or timeout."
+)
+@click.option(
+    "--backoff", default=0.5, show_default=True, help="First retry's back-off in seconds (doubles)."
+)
 @click.option("--temperature", default=0.0, show_default=True, type=float)
 @click.option("--max-tokens", type=int)
 @click.option("--seed", default=0, show_default=True, help="Sent to the models and used by the bootstrap.")
@@ -82,7 +91,7 @@ def eval_command() -> None:
 def run_command(
     golden_path: str, config_path: str, models: tuple[str, ...], baseline: str | None, margin: float,
     confidence: float, judge_model: str | None, concurrency: int, rates: tuple[str, ...], timeout_s: float | None,
-    temperature: float, max_tokens: int | None, seed: int, cache_path: str | None, out_dir: str, progress: bool,
+    retries: int, backoff: float, temperature: float, max_tokens: int | None, seed: int, cache_path: str | None, out_dir: str, progress: bool,
 ) -> None:  # fmt: skip
     """Run GOLDEN_PATH against every --model; write the JSON record and HTML page; gate against --baseline."""
     candidates = list(dict.fromkeys(models))
@@ -94,6 +103,7 @@ def run_command(
         params=ModelParams(temperature=temperature, max_tokens=max_tokens, seed=seed),
         judge_model=judge_model,
         timeout_s=timeout_s,
+        retry=RetryPolicy(retries=retries, backoff_s=backoff),
         show_progress=progress,
     )
     try:
@@ -177,6 +187,23 @@ def import_openai_evals_command(source: str, output: str) -> None:
     click.echo(f"wrote {len(cases)} cases to {output}")
 
 
+@eval_command.command("import-promptfoo")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The golden set to write."
+)
+@click.option("--prompt", help="The prompt template ({{var}}); default: the config's single inline prompt.")
+@click.option("--workload", help="The gateway workload every case belongs to.")
+def import_promptfoo_command(source: str, output: str, prompt: str | None, workload: str | None) -> None:
+    """Convert promptfoo tests (vars + assert) to a golden set; unsupported assertions are refused."""
+    try:
+        cases = import_promptfoo(source, prompt=prompt, workload=workload)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    Path(output).write_text(dump_cases(cases), encoding="utf-8")
+    click.echo(f"wrote {len(cases)} cases to {output}")
+
+
 @eval_command.command("from-ledger")
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--workload", required=True, help="A workload with log_content: true.")
@@ -194,7 +221,10 @@ def from_ledger_command(config_path: str, workload: str, limit: int, check_type:
     if workload not in config.workloads or not config.workloads[workload].log_content:
         raise click.ClickException(f"workload {workload!r} does not log content (set log_content: true)")
     store = open_store(config.ledger.url)
-    rows = store.query(RequestFilter(workload=workload, status=200), limit=limit)
+    try:
+        rows = store.query(RequestFilter(workload=workload, status=200), limit=limit)
+    finally:
+        store.close()
     cases = cases_from_ledger(rows, (Check(check_type),))
     if not cases:
         raise click.ClickException(f"no answered requests with content for workload {workload!r}")

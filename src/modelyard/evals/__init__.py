@@ -2,11 +2,14 @@
 
 Data flow, one module each::
 
-    golden.py / importers.py   a golden set (JSONL) → GoldenSet
+    golden.py                  a golden set (JSONL) → GoldenSet
+    importers.py, promptfoo.py   other sources → golden cases (OpenAI evals, the ledger, promptfoo tests)
     evaluators.py, model_evaluators.py, checks.py   each case's checks → evaluator objects
     runner.py (calls.py, cache.py)   cases × candidates through the gateway's adapters, cached in SQLite
+    dispatch.py                every model call (candidates and judges): concurrency, provider rates, retries
     stats.py                   paired bootstrap + exact McNemar → the regression gate's verdict
     results.py, report.py      summaries, the JSON record under .modelyard/evals/, terminal and HTML
+                               (economics/quality.py reads the record into ``modelyard decide``)
 
 The CLI is ``modelyard eval`` (cli/eval.py); the record's shape is documented in docs/evals.md.
 """

@@ -69,15 +69,11 @@ def answer_text(body: JSON) -> str:
     return ""
 
 
-async def call_target(target: Target, messages: list[dict[str, Any]], params: ModelParams) -> CallResult:
-    """Ask ``target`` to answer ``messages``; upstream failures are returned, not raised."""
+async def complete(target: Target, messages: list[dict[str, Any]], params: ModelParams) -> CallResult:
+    """Ask ``target`` to answer ``messages`` once; an upstream failure raises :class:`UpstreamError`."""
     body = params.apply({"model": target.public_model, "messages": messages})
     started = perf_counter()
-    try:
-        result = await target.adapter.complete(ChatCall(body=body, upstream_model=target.upstream_model))
-    except UpstreamError as error:
-        elapsed = (perf_counter() - started) * 1000
-        return CallResult("", 0, 0, None, elapsed, error=f"{error.kind}: {error.message}")
+    result = await target.adapter.complete(ChatCall(body=body, upstream_model=target.upstream_model))
     elapsed = (perf_counter() - started) * 1000
     usage = result.usage
     cost = target.price.cost(usage) if target.price is not None and usage is not None else None
@@ -88,3 +84,18 @@ async def call_target(target: Target, messages: list[dict[str, Any]], params: Mo
         cost=cost,
         latency_ms=elapsed,
     )
+
+
+async def call_target(target: Target, messages: list[dict[str, Any]], params: ModelParams) -> CallResult:
+    """One attempt, no retry; an upstream failure is returned as a failed :class:`CallResult`."""
+    started = perf_counter()
+    try:
+        return await complete(target, messages, params)
+    except UpstreamError as error:
+        return failed(error, (perf_counter() - started) * 1000)
+
+
+def failed(error: UpstreamError, elapsed_ms: float, attempts: int = 1) -> CallResult:
+    """The result of a call that got no answer: scores 0, is not cached, says why."""
+    tried = f" (after {attempts} attempts)" if attempts > 1 else ""
+    return CallResult("", 0, 0, None, elapsed_ms, error=f"{error.kind}: {error.message}{tried}")

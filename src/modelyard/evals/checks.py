@@ -15,7 +15,7 @@ import orjson
 
 from modelyard.evals.evaluators import CheckError, Evaluator, Verdict, build_deterministic
 from modelyard.evals.golden import Check, GoldenCase, GoldenSet
-from modelyard.evals.model_evaluators import JudgeEvaluator, SimilarityEvaluator, VerdictCache
+from modelyard.evals.model_evaluators import CallFn, JudgeEvaluator, SimilarityEvaluator, VerdictCache
 from modelyard.gateway.targets import Target
 
 _NEEDS_REFERENCE = {"similarity"}
@@ -72,16 +72,23 @@ def needed_models(golden: GoldenSet, judge_model: str | None) -> set[str]:
 
 
 def build_checks(
-    golden: GoldenSet, targets: Mapping[str, Target], judge_model: str | None, cache: VerdictCache | None
+    golden: GoldenSet,
+    targets: Mapping[str, Target],
+    judge_model: str | None,
+    cache: VerdictCache | None,
+    call: CallFn | None = None,
 ) -> CheckSet:
-    """Build and validate every check of ``golden``; raises :class:`CheckError` naming the case."""
+    """Build and validate every check of ``golden``; raises :class:`CheckError` naming the case.
+
+    ``call`` sends the judges' model calls (the run's dispatcher, so they share its limits)."""
     checks = CheckSet()
     for case in golden.cases:
         for check in case.checks:
             try:
                 evaluator = checks.by_check.get(_key(check))
                 if evaluator is None:
-                    evaluator = checks.by_check[_key(check)] = _build(check, targets, judge_model, cache)
+                    evaluator = _build(check, targets, judge_model, cache, call)
+                    checks.by_check[_key(check)] = evaluator
                     if isinstance(evaluator, JudgeEvaluator):
                         checks.judges.append(evaluator)
                 _preflight(check, case)
@@ -91,7 +98,11 @@ def build_checks(
 
 
 def _build(
-    check: Check, targets: Mapping[str, Target], judge_model: str | None, cache: VerdictCache | None
+    check: Check,
+    targets: Mapping[str, Target],
+    judge_model: str | None,
+    cache: VerdictCache | None,
+    call: CallFn | None,
 ) -> Evaluator:
     if check.type == "similarity":
         return SimilarityEvaluator(check.params)
@@ -102,7 +113,7 @@ def _build(
             raise CheckError(
                 f"judge model {model!r} is not configured; available: {', '.join(sorted(targets))}"
             )
-        return JudgeEvaluator(check.params, target, cache)
+        return JudgeEvaluator(check.params, target, cache, call)
     return build_deterministic(check)
 
 

@@ -140,7 +140,8 @@ class JsonSchemaValid:
         self.schema: dict[str, Any] | None = schema
 
     async def evaluate(self, case: GoldenCase, output: str) -> Verdict:
-        schema = self.schema or case.json_schema
+        # ``{}`` is a real schema (any JSON document): only a missing one falls back to the case's.
+        schema = self.schema if self.schema is not None else case.json_schema
         if schema is None:
             raise CheckError("json_schema needs 'schema' in the case or in the check")
         try:

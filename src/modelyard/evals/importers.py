@@ -58,16 +58,22 @@ def import_openai_evals(path: str | Path) -> list[GoldenCase]:
     return cases
 
 
-def _answer_text(completion: str) -> str | None:
-    """The assistant text of a logged completion (the JSON of ``choices``, or streamed text as-is)."""
+def _answer_text(completion: str, streamed: bool) -> str | None:
+    """The assistant text of a logged completion.
+
+    The gateway logs a streamed answer as its plain concatenated text, which may itself be JSON (``4``,
+    ``{"total": 12}``): it is taken as it is. A non-streamed answer is logged as the JSON of ``choices``.
+    """
+    if streamed:
+        return completion
     try:
         choices = orjson.loads(completion)
     except orjson.JSONDecodeError:
-        return completion  # streamed answers are logged as the plain concatenated text
+        return completion  # not the choices JSON: plain text
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         content = (choices[0].get("message") or {}).get("content")
         return content if isinstance(content, str) else None
-    return completion if isinstance(choices, str) else None
+    return None
 
 
 def cases_from_ledger(rows: Iterable[RequestRow], checks: tuple[Check, ...] = ()) -> list[GoldenCase]:
@@ -77,7 +83,7 @@ def cases_from_ledger(rows: Iterable[RequestRow], checks: tuple[Check, ...] = ()
         if row.status != 200 or not row.prompt or not row.completion:
             continue
         messages = orjson.loads(row.prompt)
-        expected = _answer_text(row.completion)
+        expected = _answer_text(row.completion, row.streamed)
         if not isinstance(messages, list) or expected is None:
             continue
         cases.append(

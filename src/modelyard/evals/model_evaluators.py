@@ -4,8 +4,9 @@
 (all-MiniLM-L6-v2, see providers/local_embeddings.py): no key, no network, the same score on every machine.
 
 ``judge`` asks any chat model configured in the gateway to grade the answer against a rubric, through
-the same adapters as the candidates, at temperature 0. Its verdicts are cached (a re-run never pays twice
-for the same grading) and its spend is counted apart from the candidates'.
+the same adapters as the candidates, at temperature 0, within the run's concurrency bound, provider rate
+limits and retries (the runner's dispatcher). Its verdicts are cached (a re-run never pays twice for the
+same grading) and its spend is counted apart from the candidates'.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
 import orjson
 
-from modelyard.evals.calls import ModelParams, call_target
+from modelyard.evals.calls import CallResult, ModelParams, call_target
 from modelyard.evals.evaluators import CheckError, Verdict, check_param, reference_text
 from modelyard.evals.golden import GoldenCase
 from modelyard.gateway.targets import Target
@@ -60,6 +61,9 @@ class VerdictCache(Protocol):
     def put_verdict(self, key: str, verdict: Verdict) -> None: ...
 
 
+#: How a judge sends its call: the run's dispatcher (shared limits and retries), or one plain attempt.
+CallFn = Callable[[Target, list[dict[str, Any]], ModelParams], Awaitable[CallResult]]
+
 JUDGE_INSTRUCTIONS = (
     "You grade an AI assistant's answer. Apply the rubric strictly. Reply with only a JSON object: "
     '{"score": <number from 0 to 1>, "reason": "<one sentence>"}.'
@@ -70,7 +74,13 @@ _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 class JudgeEvaluator:
     name = "judge"
 
-    def __init__(self, params: Mapping[str, Any], target: Target, cache: VerdictCache | None) -> None:
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        target: Target,
+        cache: VerdictCache | None,
+        call: CallFn | None = None,
+    ) -> None:
         rubric = check_param(params, "rubric", str)
         if not rubric:
             raise CheckError("judge needs 'rubric': what a good answer does")
@@ -78,6 +88,7 @@ class JudgeEvaluator:
         self.threshold = float(check_param(params, "threshold", (int, float), 0.5))
         self.target = target
         self.cache = cache
+        self.call: CallFn = call or call_target
         #: USD spent on judge calls in this run; None once any judge call was unpriced.
         self.spent: Decimal | None = Decimal(0)
         self.calls = 0
@@ -108,7 +119,7 @@ class JudgeEvaluator:
         return await running
 
     async def _grade(self, messages: list[dict[str, Any]], key: str) -> Verdict:
-        result = await call_target(self.target, messages, ModelParams(temperature=0.0, seed=0))
+        result = await self.call(self.target, messages, ModelParams(temperature=0.0, seed=0))
         self.calls += 1
         self.spent = None if self.spent is None or result.cost is None else self.spent + result.cost
         if result.error is not None:

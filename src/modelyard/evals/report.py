@@ -30,7 +30,11 @@ def print_report(document: dict[str, Any], console: Console) -> None:
             _money(c["cost_per_1k_cases_usd"]), _ms(c["latency_ms"]["p50"]), _ms(c["latency_ms"]["p95"]),
         )  # fmt: skip
     console.print(table)
-    console.print(f"{document['calls_made']} model calls, {document['cache_hits']} answers from the cache")
+    retries = document.get("retries", 0)
+    console.print(
+        f"{document['calls_made']} model calls, {document['cache_hits']} answers from the cache"
+        + (f", {retries} retries after transient failures" if retries else "")
+    )
     for g in document["gates"]:
         style = {"non_inferior": "green", "worse": "red", "inconclusive": "yellow"}[g["outcome"]]
         console.print(f"[{style}]{escape_markup(g['text'])}[/{style}]")

@@ -111,6 +111,7 @@ def run_document(run: EvalRun, summaries: list[CandidateSummary], gates: list[Ga
         },
         "calls_made": run.calls_made,
         "cache_hits": run.cache_hits,
+        "retries": run.retries,
         "judge_spent_usd": _usd(run.judge_spent),
         "candidates": {s.candidate: _candidate(s, run.targets[s.candidate]) for s in summaries},
         "quality": [

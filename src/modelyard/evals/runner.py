@@ -5,8 +5,9 @@ adapter per provider involved → issue the (case × candidate) jobs in a fixed 
 interrupted run still holds complete pairs → each job reads the cache, or waits for a concurrency slot and
 its provider's rate limit, calls the model and caches the answer → the checks score it.
 
-Concurrency is bounded by a fixed pool of workers; request rates per provider use ``aiolimiter``'s leaky
-bucket. The order of results never depends on timing: result *i* is always job *i*.
+Every model call (candidates' and judges') goes through one :class:`~modelyard.evals.dispatch.Dispatcher`:
+one concurrency bound, a leaky bucket per provider, retries of transient failures with back-off. Jobs are
+taken by a fixed pool of workers. The order of results never depends on timing: result *i* is always job *i*.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -27,8 +27,9 @@ from modelyard.catalog.prices import load_catalog
 from modelyard.config.schema import Config
 from modelyard.errors import ConfigError
 from modelyard.evals.cache import ResultCache
-from modelyard.evals.calls import CallResult, ModelParams, call_target
+from modelyard.evals.calls import ModelParams
 from modelyard.evals.checks import CheckSet, build_checks, needed_models
+from modelyard.evals.dispatch import Dispatcher, RetryPolicy
 from modelyard.evals.golden import GoldenCase, GoldenSet
 from modelyard.gateway.targets import Target, build_targets
 from modelyard.providers.base import Adapter
@@ -64,8 +65,9 @@ class RunOptions:
     rates: Mapping[str, float] = field(default_factory=dict)
     params: ModelParams = field(default_factory=ModelParams)
     judge_model: str | None = None
-    #: Seconds one call may take before it counts as failed ("timeout").
+    #: Seconds one attempt may take before it counts as failed ("timeout"; retried like other failures).
     timeout_s: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     show_progress: bool = False
 
 
@@ -83,6 +85,8 @@ class EvalRun:
     seconds: float
     calls_made: int
     cache_hits: int
+    #: Extra attempts after transient failures (candidates' and judges' calls).
+    retries: int
     judge_spent: Decimal | None
     #: candidate → provider, upstream model and price catalog version, for the record.
     targets: dict[str, dict[str, Any]]
@@ -117,12 +121,6 @@ async def open_targets(config: Config, models: Iterable[str]) -> AsyncIterator[d
             await adapter.close()
 
 
-def _limiter(rate: float) -> AsyncLimiter:
-    # A bucket of one second's worth of requests (at least one), refilled at ``rate`` per second.
-    burst = max(1.0, rate)
-    return AsyncLimiter(burst, burst / rate)
-
-
 class Runner:
     """Runs one golden set; use :func:`run_eval` unless you hold the targets already."""
 
@@ -133,9 +131,10 @@ class Runner:
         self.targets = targets
         self.cache = cache
         self.options = options
-        self.checks: CheckSet = build_checks(golden, targets, options.judge_model, cache)
-        self.limiters = {p: _limiter(r) for p, r in options.rates.items() if r > 0}
-        self.slots = asyncio.Semaphore(max(1, options.concurrency))
+        self.dispatcher = Dispatcher(options.concurrency, options.rates, options.retry, options.timeout_s)
+        self.checks: CheckSet = build_checks(
+            golden, targets, options.judge_model, cache, self.dispatcher.call
+        )
         self.calls_made = 0
         self.cache_hits = 0
 
@@ -171,6 +170,7 @@ class Runner:
             seconds=time.perf_counter() - clock,
             calls_made=self.calls_made,
             cache_hits=self.cache_hits,
+            retries=self.dispatcher.retries,
             judge_spent=self.checks.judge_spent,
             targets={c: _describe(self.targets[c]) for c in candidates},
         )
@@ -182,7 +182,8 @@ class Runner:
         answer = self.cache.get(key)
         cached = answer is not None
         if answer is None:
-            answer = await self._call(target, case)
+            self.calls_made += 1
+            answer = await self.dispatcher.call(target, case.messages, self.options.params)
             self.cache.put(key, answer)
         else:
             self.cache_hits += 1
@@ -195,21 +196,6 @@ class Runner:
             case.id, candidate, answer.output, score, passed, reason, answer.input_tokens,
             answer.output_tokens, answer.cost, answer.latency_ms, answer.error, cached,
         )  # fmt: skip
-
-    async def _call(self, target: Target, case: GoldenCase) -> CallResult:
-        limiter = self.limiters.get(target.provider)
-        async with self.slots:
-            if limiter is not None:
-                await limiter.acquire()
-            self.calls_made += 1
-            timeout = self.options.timeout_s
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(timeout):
-                    return await call_target(target, case.messages, self.options.params)
-            except TimeoutError:
-                elapsed = (time.perf_counter() - started) * 1000
-                return CallResult("", 0, 0, None, elapsed, error=f"timeout: no answer within {timeout:g} s")
 
     def _progress(self) -> Progress | None:
         if not self.options.show_progress:

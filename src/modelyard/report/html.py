@@ -11,6 +11,7 @@ from html import escape
 
 from modelyard.economics.breakeven import curves
 from modelyard.economics.engine import Decision, WorkloadDecision
+from modelyard.economics.quality import QualityInput, quality_inputs
 from modelyard.report import svg
 
 CSS = """
@@ -44,7 +45,8 @@ def render(decision: Decision) -> str:
             '<p class="synthetic">This report runs on the bundled <b>synthetic</b> traffic trace.</p>'
         )
     parts += [_summary(decision), _triggers(decision)]
-    parts += [_workload(d, decision) for d in decision.workloads]
+    quality = quality_inputs(decision)
+    parts += [_workload(d, decision) + _quality(quality[d.profile.name]) for d in decision.workloads]
     parts.append(_notes(decision))
     body = "\n".join(parts)
     return (
@@ -215,6 +217,23 @@ def _options(d: WorkloadDecision, h: int) -> str:
         "<th>Break-even vs best self-host</th><th>Quality</th><th>Scores (hover: why)</th><th>Status</th></tr>"
         + "".join(rows) + "</table>"
     )  # fmt: skip
+
+
+def _quality(inputs: list[QualityInput]) -> str:
+    """Where each model's quality came from: an eval run, the organisation profile, or nowhere."""
+    rows = []
+    for q in inputs:
+        score = "unknown" if q.score is None else f"{q.score:.2f}"
+        source = q.source or "never measured: the quality floor cannot be checked"
+        rows.append(
+            f"<tr><td>{escape(q.model)}</td><td class='n'>{score}</td><td>{escape(q.origin)}</td>"
+            f"<td>{escape(source)}</td></tr>"
+        )
+    return (
+        "<h3>Quality inputs</h3><table><tr><th>Model</th><th>Score</th><th>From</th><th>Source</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _notes(decision: Decision) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from modelyard.economics.engine import Decision, WorkloadDecision
 from modelyard.economics.options import Option
+from modelyard.economics.quality import QualityInput, quality_inputs
 from modelyard.economics.tco import BUCKETS, Tco
 
 SCHEMA_VERSION = 1
@@ -30,6 +31,7 @@ def _vol(x: Fraction | None) -> float | None:
 def document(decision: Decision) -> dict[str, Any]:
     org = decision.org
     p = decision.portfolio
+    quality = quality_inputs(decision)
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_on": decision.today.isoformat(),
@@ -53,7 +55,7 @@ def document(decision: Decision) -> dict[str, Any]:
         },
         "triggers": [_trigger(t) for t in decision.org_triggers],
         "notes": decision.notes,
-        "workloads": [_workload(d, org.horizon_months) for d in decision.workloads],
+        "workloads": [_workload(d, org.horizon_months, quality[d.profile.name]) for d in decision.workloads],
     }
 
 
@@ -61,7 +63,7 @@ def _trigger(t: Any) -> dict[str, Any]:
     return {"name": t.name, "fired": t.fired, "evidence": t.evidence, "workload": t.workload}
 
 
-def _workload(d: WorkloadDecision, horizon: int) -> dict[str, Any]:
+def _workload(d: WorkloadDecision, horizon: int, quality: list[QualityInput]) -> dict[str, Any]:
     wl = d.profile
     be = d.break_even
     return {
@@ -95,6 +97,7 @@ def _workload(d: WorkloadDecision, horizon: int) -> dict[str, Any]:
             "api_spend_source": d.api_spend_source,
         },
         "options": [_option(o, d.tcos.get(o.key), d, horizon) for o in d.options],
+        "quality_inputs": [q.to_json() for q in quality],
         "break_even": None
         if be is None
         else {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from modelyard.economics.engine import Decision
+from modelyard.economics.quality import quality_inputs
 
 
 def print_summary(decision: Decision, console: Console) -> None:
@@ -25,6 +27,13 @@ def print_summary(decision: Decision, console: Console) -> None:
     console.print(table)
     for d in decision.workloads:
         console.print(f"[bold]{d.profile.name}[/]: {d.why}")
+    for workload, inputs in quality_inputs(decision).items():
+        measured = "; ".join(q.describe() for q in inputs if q.score is not None) or "none"
+        unknown = ", ".join(q.model for q in inputs if q.score is None)
+        console.print(
+            f"quality {workload}: {escape(measured)}" + (f"; unknown: {escape(unknown)}" if unknown else ""),
+            highlight=False,
+        )
     p = decision.portfolio
     console.print(
         f"Portfolio: [bold]${p.total:,.0f}[/] over {h} months "
