@@ -382,3 +382,37 @@ async def test_pii_is_pseudonymised_upstream_and_restored_for_the_client(
     assert any("pii pseudonymise: CARD 1, EMAIL 1, PHONE 1" in n for n in notes)
     assert any("pii mask: CARD 1, EMAIL 1, PHONE 1" in n for n in notes)
     assert all("ana.lima" not in orjson.dumps(r).decode() for r in rows)
+
+
+async def test_cascade_judge_calls_are_metered_and_a_fail_escalates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plans = {"cheap": flaky.FaultPlan(), "strong": flaky.FaultPlan(), "grader": flaky.FaultPlan()}
+    config = {
+        "models": {
+            "mini": {"provider": "cheap", "upstream_model": "gpt-4o-mini"},
+            "big": {"provider": "strong", "upstream_model": "gpt-4.1"},
+            "judge": {"provider": "grader", "upstream_model": "gpt-4o-mini"},
+        },
+        "routes": {
+            "graded": {
+                "strategy": "cascade",
+                "targets": [{"model": "mini"}, {"model": "big"}],
+                # The grader fake answers "Hello, world!": not PASS, so every answer is escalated.
+                "validators": [{"kind": "judge", "model": "judge", "rubric": "Is it polite?"}],
+            }
+        },
+    }
+    async with fleet(tmp_path, monkeypatch, plans, **config) as (gateway, states):
+        async with aiohttp.ClientSession() as session:
+            status, _ = await chat(session, gateway.url, "graded")
+        (row,) = await gateway.wait_rows(1)
+        attempts = await gateway.wait_rows(4, table="attempts")
+    assert status == 200
+    assert [a["purpose"] for a in attempts] == ["answer", "judge", "answer", "judge"]
+    assert [a["error_kind"] for a in attempts if a["purpose"] == "answer"] == ["rejected", "rejected"]
+    assert "Is it polite?" in orjson.dumps(states["grader"].received[0].body).decode()
+    assert row["error_kind"] == "validation_failed" and "judge judge: FAIL" in row["route"]
+    assert row["cost_pico_usd"] == sum(a["cost_pico_usd"] for a in attempts), (
+        "judge calls are part of the cost"
+    )

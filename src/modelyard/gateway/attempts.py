@@ -160,10 +160,11 @@ class AttemptRunner:
 
         async def attempt() -> R:
             result = await self._once(ctx, target, call, outcome, on_success)
+            answer_row = outcome.attempts[-1] if outcome.attempts else None  # on_success appended it
             reason = await accept(result) if accept else None
             if reason is not None:
-                if outcome.attempts:
-                    outcome.attempts[-1].error_kind = "rejected"
+                if answer_row is not None:
+                    answer_row.error_kind = "rejected"  # not a judge row the validator may have added
                 raise Rejected(reason, result)
             return result
 

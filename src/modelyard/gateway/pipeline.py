@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any, Protocol
@@ -21,11 +22,11 @@ import orjson
 from modelyard.catalog.prices import PriceCatalog
 from modelyard.config.routing import DataClassPolicy
 from modelyard.config.schema import Config, ModelKind
-from modelyard.errors import ModelyardError, PolicyDenied, UpstreamError, UpstreamStreamCut, UpstreamTimeout
+from modelyard.errors import ModelyardError, PolicyDenied, UpstreamError
 from modelyard.gateway.attempts import AttemptRunner, Served
 from modelyard.gateway.auth import Caller, KeyRing
 from modelyard.gateway.cached import answer_frames
-from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, build_row, cost_of, stream_usage
+from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, build_row, cost_of
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.redaction import (
     Redaction,
@@ -34,6 +35,8 @@ from modelyard.gateway.redaction import (
     redact_embeddings,
     restore_result,
 )
+from modelyard.gateway.side_calls import judge, mirror
+from modelyard.gateway.streaming import DONE, opener, relay
 from modelyard.gateway.targets import (
     NO_WORKLOAD,
     WORKLOAD_HEADER,
@@ -52,7 +55,6 @@ from modelyard.providers.base import (
     ChatResult,
     EmbeddingCall,
     EmbeddingResult,
-    StreamMeter,
 )
 from modelyard.routing.breaker import Breakers
 from modelyard.routing.cache import CachedAnswer, ResponseCache, cache_key
@@ -61,8 +63,6 @@ from modelyard.routing.policy import DATA_CLASS_HEADER, ClassDecision, describe,
 from modelyard.routing.validators import (
     answer_text,
     first_failure,
-    judge_prompt,
-    judge_verdict,
     requested_schema,
     schema_violation,
 )
@@ -72,13 +72,6 @@ class LedgerSink(Protocol):
     def record(self, request: RequestRow, attempts: list[AttemptRow]) -> None: ...
 
     async def usage(self, tenant: str, since: float = 0.0) -> list[dict[str, Any]]: ...
-
-
-DONE = b"data: [DONE]\n\n"
-
-
-def sse(payload: JSON) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +85,6 @@ class Admitted:
 
     def note(self) -> str:
         return f"{self.decision.data_class} ({self.decision.source}); allows {describe(self.policy)}"
-
-
-@dataclass(slots=True)
-class Live:
-    """A stream that produced its first chunk: the generator, that chunk, and its meter."""
-
-    frames: AsyncIterator[JSON | bytes]
-    #: What arrived up to and including the first output (role chunks come before it).
-    head: list[JSON | bytes]
-    meter: StreamMeter
 
 
 class Gateway:
@@ -196,6 +179,22 @@ class Gateway:
             outcome.policy = f"{outcome.policy}; {red.note}"
         return red
 
+    @contextmanager
+    def _recorded_on_failure(
+        self, ctx: RequestContext, admitted: Admitted, outcome: Outcome, *, streamed: bool
+    ) -> Iterator[None]:
+        """Record the request's row when the attempts fail, or the client goes away, then re-raise."""
+        try:
+            yield
+        except UpstreamError as error:
+            outcome.status, outcome.error_kind = error.status, error.kind
+            self._record(ctx, admitted.workload, admitted.route.name, streamed, outcome)
+            raise
+        except asyncio.CancelledError:
+            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
+            self._record(ctx, admitted.workload, admitted.route.name, streamed, outcome)
+            raise
+
     def _outcome(self, admitted: Admitted) -> Outcome:
         return Outcome(status=200, policy=admitted.note(), data_class=admitted.decision.data_class)
 
@@ -210,16 +209,8 @@ class Gateway:
             self._record_hit(ctx, admitted, body, outcome, cached, streamed=False)
             return ChatResult(body=cached.body, usage=cached.usage)
         red = self._redact(admitted, body, outcome)
-        try:
+        with self._recorded_on_failure(ctx, admitted, outcome, streamed=False):
             served = await self._complete(ctx, admitted, plan, red.body, outcome)
-        except UpstreamError as error:
-            outcome.status, outcome.error_kind = error.status, error.kind
-            self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
-            raise
-        except asyncio.CancelledError:
-            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
-            self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
-            raise
         if red.vault is not None:
             served = replace(served, result=restore_result(served.result, red.vault))
         self._finish(ctx, admitted, red.body, outcome, served, streamed=False)
@@ -262,55 +253,11 @@ class Gateway:
                     return violation
             reason = first_failure(text, validators)
             if reason is None:
-                reason = await self._judge(ctx, admitted, body, text, outcome)
+                reason = await judge(ctx, self.targets, validators, body, text, outcome)
             return reason
 
         needs_check = schema is not None or bool(validators)
         return await self.runner.run(ctx, plan, call, outcome, accept if needs_check else None, on_success)
-
-    async def _judge(
-        self, ctx: RequestContext, admitted: Admitted, body: JSON, text: str | None, outcome: Outcome
-    ) -> str | None:
-        """Run the route's judge validators; each judge call is an attempt row of purpose ``judge``."""
-        for validator in admitted.route.validators:
-            if validator.kind != "judge" or validator.model is None:
-                continue
-            judge = self.targets[validator.model]
-            question = orjson.dumps(body.get("messages")).decode()
-            prompt = judge_prompt(validator.rubric or "", question, text or "")
-            started = perf_counter()
-            try:
-                verdict = await judge.adapter.complete(
-                    ChatCall(body=prompt, upstream_model=judge.upstream_model)
-                )
-            except UpstreamError as error:
-                outcome.attempts.append(
-                    attempt_row(
-                        ctx,
-                        len(outcome.attempts) + 1,
-                        judge,
-                        status=error.status,
-                        error_kind=error.kind,
-                        seconds=perf_counter() - started,
-                        purpose="judge",
-                    )
-                )
-                return f"judge {validator.model} failed ({error.kind})"
-            outcome.attempts.append(
-                attempt_row(
-                    ctx,
-                    len(outcome.attempts) + 1,
-                    judge,
-                    status=200,
-                    error_kind=None,
-                    seconds=perf_counter() - started,
-                    usage=verdict.usage,
-                    purpose="judge",
-                )
-            )
-            if not judge_verdict(answer_text(verdict.body)):
-                return f"judge {validator.model}: FAIL"
-        return None
 
     def _finish(
         self,
@@ -359,142 +306,23 @@ class Gateway:
             async for frame in self._stream_buffered(ctx, admitted, plan, red, outcome, wants_usage, key):
                 yield frame
             return
-        try:
-            served = await self.runner.run(ctx, plan, self._opener(red.body, wants_usage), outcome)
-        except UpstreamError as error:
-            outcome.status, outcome.error_kind = error.status, error.kind
-            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
-            raise
-        except asyncio.CancelledError:
-            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
-            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
-            raise
+        with self._recorded_on_failure(ctx, admitted, outcome, streamed=True):
+            open_stream = opener(red.body, wants_usage, self.config.resilience.ttft_timeout_s)
+            served = await self.runner.run(ctx, plan, open_stream, outcome)
         self._launch_shadow(ctx, admitted, plan, red.body)
         restorer = StreamRestorer(red.vault) if red.vault is not None else None
-        async for frame in self._relay(ctx, admitted, red.body, outcome, served, wants_usage, restorer):
+        frames = relay(
+            ctx,
+            red.body,
+            outcome,
+            served,
+            wants_usage=wants_usage,
+            log_content=admitted.workload.log_content,
+            restorer=restorer,
+            record=lambda: self._record(ctx, admitted.workload, admitted.route.name, True, outcome),
+        )
+        async for frame in frames:
             yield frame
-
-    def _opener(self, body: JSON, wants_usage: bool) -> Any:
-        ttft_timeout = self.config.resilience.ttft_timeout_s
-
-        async def open_stream(target: Target) -> Live:
-            """Start a stream and read up to its first token. Until then nothing has reached the client,
-            so a failure here (including an error event right after the role chunk) can still be retried
-            or fall back."""
-            meter = StreamMeter()
-            call = ChatCall(
-                body=body, upstream_model=target.upstream_model, client_wants_stream_usage=wants_usage
-            )
-            frames = target.adapter.stream(call, meter)
-            try:
-                if ttft_timeout is None:
-                    head = await _read_to_first_token(frames, meter)
-                else:
-                    async with asyncio.timeout(ttft_timeout):
-                        head = await _read_to_first_token(frames, meter)
-            except TimeoutError:
-                await frames.aclose()  # type: ignore[attr-defined]
-                raise UpstreamTimeout(
-                    f"{target.provider} sent no first token within {ttft_timeout}s", provider=target.provider
-                ) from None
-            except BaseException:
-                await frames.aclose()  # type: ignore[attr-defined]
-                raise
-            if not head:
-                raise UpstreamStreamCut(f"{target.provider} sent an empty stream", provider=target.provider)
-            return Live(frames, head, meter)
-
-        return open_stream
-
-    async def _relay(
-        self,
-        ctx: RequestContext,
-        admitted: Admitted,
-        body: JSON,
-        outcome: Outcome,
-        served: Served[Live],
-        wants_usage: bool,
-        restorer: StreamRestorer | None = None,
-    ) -> AsyncIterator[bytes]:
-        live, target = served.result, served.target
-        meter = live.meter
-        outcome.target = target
-        completion: list[str] = []
-        log_content = admitted.workload.log_content
-        started = perf_counter()
-        recorded = False
-
-        def finish(completed: bool, error: UpstreamError | None = None) -> None:
-            seconds = perf_counter() - started
-            usage = stream_usage(meter, body, completed=completed)
-            outcome.upstream_seconds += seconds
-            outcome.usage, outcome.finish_reason = usage, meter.finish_reason
-            outcome.upstream_model = meter.upstream_model
-            if error is not None:
-                outcome.status, outcome.error_kind = error.status, error.kind
-            outcome.attempts.append(
-                attempt_row(
-                    ctx,
-                    len(outcome.attempts) + 1,
-                    target,
-                    status=outcome.status,
-                    error_kind=outcome.error_kind,
-                    seconds=seconds,
-                    usage=usage,
-                    upstream_model=meter.upstream_model,
-                )
-            )
-            if log_content:
-                outcome.prompt = orjson.dumps(body.get("messages")).decode()
-                outcome.completion = "".join(completion)
-            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
-
-        def frame(piece: JSON | bytes) -> bytes | None:
-            if restorer is not None:
-                piece = restorer.block(piece) if isinstance(piece, bytes) else restorer.chunk(piece)
-            if isinstance(piece, bytes):
-                # Already OpenAI SSE events, passed through as read (one write per upstream read).
-                if outcome.ttft_seconds is None and meter.output_chars:
-                    outcome.ttft_seconds = perf_counter() - ctx.t0
-                if log_content:
-                    completion.append(_sse_text(piece))
-                return piece
-            if not piece.get("choices") and piece.get("usage") is not None and not wants_usage:
-                return None  # the usage-only chunk we asked for to meter; the client did not
-            if outcome.ttft_seconds is None and _has_output(piece):
-                outcome.ttft_seconds = perf_counter() - ctx.t0
-            if log_content:
-                completion.append(_delta_text(piece))
-            return sse(piece)
-
-        try:
-            try:
-                head = b"".join(f for f in map(frame, live.head) if f)
-                if head:
-                    yield head
-                async for piece in live.frames:
-                    out = frame(piece)
-                    if out:
-                        yield out
-            except UpstreamError as error:
-                finish(False, error)
-                recorded = True
-                yield sse(error.to_body())
-                return
-            finish(True)
-            recorded = True
-            tail = restorer.tail() if restorer is not None else None
-            if tail is not None:
-                yield sse(tail)
-            yield DONE
-        finally:
-            if not recorded:
-                # The client went away (or the server is stopping): end the upstream call and record what
-                # was produced so far, estimated where the provider never said.
-                outcome.client_cancelled = True
-                outcome.status, outcome.error_kind = 499, "client_cancelled"
-                finish(False)
-            await live.frames.aclose()  # type: ignore[attr-defined]
 
     async def _stream_buffered(
         self,
@@ -506,16 +334,8 @@ class Gateway:
         wants_usage: bool,
         key: str | None,
     ) -> AsyncIterator[bytes]:
-        try:
+        with self._recorded_on_failure(ctx, admitted, outcome, streamed=True):
             served = await self._complete(ctx, admitted, plan, red.body, outcome)
-        except UpstreamError as error:
-            outcome.status, outcome.error_kind = error.status, error.kind
-            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
-            raise
-        except asyncio.CancelledError:
-            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
-            self._record(ctx, admitted.workload, admitted.route.name, True, outcome)
-            raise
         outcome.ttft_seconds = perf_counter() - ctx.t0
         if red.vault is not None:
             served = replace(served, result=restore_result(served.result, red.vault))
@@ -571,44 +391,8 @@ class Gateway:
 
     async def _shadow(self, ctx: RequestContext, admitted: Admitted, target: Target, body: JSON) -> None:
         """Mirror the request to the shadow target, off the request path; its own row points back."""
-        shadow_ctx = RequestContext(
-            request_id=ctx.request_id + "-shadow",
-            ts=ctx.ts,
-            t0=perf_counter(),
-            endpoint=ctx.endpoint,
-            tenant=ctx.tenant,
-            api_key_id=ctx.api_key_id,
-        )
         outcome = self._outcome(admitted)
-        outcome.shadow_of, outcome.target = ctx.request_id, target
-        outcome.route = f"shadow of {ctx.request_id}"
-        mirrored = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-        started = perf_counter()
-        try:
-            result = await target.adapter.complete(
-                ChatCall(body=mirrored, upstream_model=target.upstream_model)
-            )
-        except UpstreamError as error:
-            outcome.status, outcome.error_kind = error.status, error.kind
-            usage = None
-        else:
-            outcome.usage, outcome.finish_reason = result.usage, result.finish_reason
-            usage = result.usage
-            if admitted.workload.log_content:
-                outcome.completion = orjson.dumps(result.body.get("choices")).decode()
-        seconds = perf_counter() - started
-        outcome.upstream_seconds = seconds
-        outcome.attempts.append(
-            attempt_row(
-                shadow_ctx,
-                1,
-                target,
-                status=outcome.status,
-                error_kind=outcome.error_kind,
-                seconds=seconds,
-                usage=usage,
-            )
-        )
+        shadow_ctx = await mirror(ctx, target, body, outcome, admitted.workload.log_content)
         self._record(shadow_ctx, admitted.workload, target.public_model, False, outcome)
 
     # -- embeddings ------------------------------------------------------------------------------------
@@ -639,12 +423,8 @@ class Gateway:
                 )
             )
 
-        try:
+        with self._recorded_on_failure(ctx, admitted, outcome, streamed=False):
             served = await self.runner.run(ctx, plan, call, outcome, on_success=on_success)
-        except UpstreamError as error:
-            outcome.status, outcome.error_kind = error.status, error.kind
-            self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
-            raise
         outcome.target, outcome.usage = served.target, served.result.usage
         self._record(ctx, admitted.workload, admitted.route.name, False, outcome)
         return served.result
@@ -663,50 +443,3 @@ class Gateway:
             await asyncio.wait(self._background, timeout=10)
         for adapter in self.adapters.values():
             await adapter.close()
-
-
-async def _read_to_first_token(frames: AsyncIterator[JSON | bytes], meter: StreamMeter) -> list[JSON | bytes]:
-    head: list[JSON | bytes] = []
-    async for piece in frames:
-        head.append(piece)
-        if isinstance(piece, bytes):
-            if meter.output_chars or meter.finish_reason or meter.usage:
-                break
-        elif _has_output(piece) or _finished(piece):
-            break
-    return head
-
-
-def _sse_text(block: bytes) -> str:
-    """Content text of passed-through SSE events (only for workloads that log content)."""
-    texts = []
-    for line in block.split(b"\n"):
-        if line.startswith(b"data: "):
-            try:
-                texts.append(_delta_text(orjson.loads(line[6:])))
-            except orjson.JSONDecodeError:
-                continue
-    return "".join(texts)
-
-
-def _finished(chunk: JSON) -> bool:
-    return any(choice.get("finish_reason") for choice in chunk.get("choices") or ()) or not chunk.get(
-        "choices"
-    )
-
-
-def _has_output(chunk: JSON) -> bool:
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls"):
-            return True
-    return False
-
-
-def _delta_text(chunk: JSON) -> str:
-    parts = []
-    for choice in chunk.get("choices") or ():
-        content = (choice.get("delta") or {}).get("content")
-        if isinstance(content, str):
-            parts.append(content)
-    return "".join(parts)
