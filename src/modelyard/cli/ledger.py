@@ -7,9 +7,10 @@ file, and takes the same filters (``--since``, ``--until``, ``--workload``, ``--
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,13 +19,21 @@ from typing import Any, TypeVar, cast
 import click
 import orjson
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from modelyard.config import load_config
 from modelyard.errors import ConfigError
-from modelyard.ledger.export import FORMATS, export_attempts, export_requests
-from modelyard.ledger.schema import RequestRow
-from modelyard.ledger.store import LedgerStore, RequestFilter, open_store, sqlite_path
+from modelyard.ledger.export import FORMATS, export_batches
+from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.store import (
+    DEFAULT_BATCH_ROWS,
+    LedgerStore,
+    LedgerTable,
+    RequestFilter,
+    open_store,
+    sqlite_path,
+)
 from modelyard.ledger.summary import GROUP_KEYS, GroupKey, SummaryRow, pico_to_usd
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -165,7 +174,10 @@ def summary_command(
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="File format.")
 @click.option(
-    "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write."
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    required=True,
+    help="File to write, or - for standard output.",
 )
 @click.option(
     "--table",
@@ -174,17 +186,57 @@ def summary_command(
     show_default=True,
     help="Requests, or the upstream attempts of the selected requests.",
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_ROWS,
+    show_default=True,
+    help="Rows read from the database per batch (memory grows with it).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr. Default: when writing a file and stderr is a terminal.",
+)
 def export_command(
-    config_path: Path | None, db_url: str | None, fmt: Any, output: Path, table: str, **filters: Any
+    config_path: Path | None,
+    db_url: str | None,
+    fmt: Any,
+    output: str,
+    table: LedgerTable,
+    batch_size: int,
+    progress: bool | None,
+    **filters: Any,
 ) -> None:
-    """Write every selected row, oldest first, with every column plus cost_usd as a decimal string."""
+    """Write every selected row, oldest first, with every column plus cost_usd (see docs/ledger.md).
+
+    Rows stream from the database in batches, so a ledger of any size exports in bounded memory.
+    """
     where = _filter(**filters)
+    row_type = RequestRow if table == "requests" else AttemptRow
+    target = sys.stdout.buffer if output == "-" else output
+    if progress is None:
+        progress = output != "-" and sys.stderr.isatty()
     with _open(config_path, db_url) as store:
-        if table == "requests":
-            count = export_requests(store.query(where, newest_first=False), output, fmt)
-        else:
-            count = export_attempts(store.query_attempts(where), output, fmt)
-    click.echo(f"wrote {count} {table} to {output}", err=True)
+        total = store.count(table, where) if progress else None
+        with (
+            _progress_bar(total, table) as advance,
+            closing(store.iter_rows(table, where, batch_size=batch_size)) as rows,
+        ):
+            count = export_batches(rows, row_type, target, fmt, on_rows=advance)
+    click.echo(f"wrote {count} {table} to {'standard output' if output == '-' else output}", err=True)
+
+
+@contextmanager
+def _progress_bar(total: int | None, table: str) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on stderr advanced by rows written; nothing when ``total`` is ``None``."""
+    if total is None:
+        yield None
+        return
+    columns = (TextColumn(f"exporting {table}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(table, total=total)
+        yield lambda rows: bar.advance(task, rows)
 
 
 def _requests_table(rows: list[RequestRow]) -> Table:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,19 +20,23 @@ import psycopg
 from modelyard.ledger import migrate
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
 from modelyard.ledger.store import (
+    DEFAULT_BATCH_ROWS,
     EVERYTHING,
+    LedgerTable,
     RequestFilter,
     RowsRejected,
     attempt_from_db,
     attempt_values,
+    count_rows_sql,
     insert_sql,
     request_from_db,
     request_values,
     select_attempts_sql,
     select_requests_sql,
-    select_summary_sql,
+    select_rows_sql,
 )
-from modelyard.ledger.summary import GroupKey, SummaryRow, summarise
+from modelyard.ledger.summary import GroupKey, SummaryRow
+from modelyard.ledger.summary_sql import summarise_in_database
 
 _INSERT_REQUEST = insert_sql("requests", REQUEST_COLUMNS, "%s")
 _INSERT_ATTEMPT = insert_sql("attempts", ATTEMPT_COLUMNS, "%s")
@@ -99,11 +103,33 @@ class PostgresStore:
     def summary(
         self, group_by: Sequence[GroupKey] = ("workload", "model"), where: RequestFilter = EVERYTHING
     ) -> list[SummaryRow]:
+        def run(sql: str, params: Sequence[Any]) -> list[Any]:
+            with self._transaction() as conn:
+                return conn.execute(sql.encode(), params).fetchall()  # one row per group
+
+        return summarise_in_database(run, group_by, where, "%s")
+
+    def iter_rows(
+        self, table: LedgerTable, where: RequestFilter = EVERYTHING, *, batch_size: int = DEFAULT_BATCH_ROWS
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
+        """Streams through a server-side (named) cursor on a connection of its own: the server holds the
+        result and sends ``batch_size`` rows per round trip, and the store's connection stays free."""
         where_sql, params = where.where("%s")
-        with self._transaction() as conn, conn.cursor() as cursor:
-            # Iterating the cursor streams rows into the accumulators instead of holding them all.
-            cursor.execute(select_summary_sql(where_sql).encode(), params)
-            return summarise(cursor, group_by)
+        sql = select_rows_sql(table, where_sql, "%s").encode()
+        timeout = max(1, round(self._connect_timeout))
+        # Not autocommit: a named cursor lives in a transaction (read-only, so one consistent snapshot).
+        with psycopg.connect(self.url, connect_timeout=timeout) as conn:
+            conn.read_only = True
+            with conn.cursor(name="modelyard_export") as cursor:
+                cursor.execute(sql, params)
+                while batch := cursor.fetchmany(batch_size):
+                    yield batch
+
+    def count(self, table: LedgerTable, where: RequestFilter = EVERYTHING) -> int:
+        where_sql, params = where.where("%s")
+        with self._transaction() as conn:
+            row = conn.execute(count_rows_sql(table, where_sql).encode(), params).fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         with self._lock:

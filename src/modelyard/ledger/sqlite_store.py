@@ -5,26 +5,31 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from modelyard.ledger import migrate
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
 from modelyard.ledger.store import (
+    DEFAULT_BATCH_ROWS,
     EVERYTHING,
+    LedgerTable,
     RequestFilter,
     RowsRejected,
     attempt_from_db,
     attempt_values,
+    count_rows_sql,
     insert_sql,
     request_from_db,
     request_values,
     select_attempts_sql,
     select_requests_sql,
-    select_summary_sql,
+    select_rows_sql,
 )
-from modelyard.ledger.summary import GroupKey, SummaryRow, summarise
+from modelyard.ledger.summary import GroupKey, SummaryRow
+from modelyard.ledger.summary_sql import summarise_in_database
 
 _INSERT_REQUEST = insert_sql("requests", REQUEST_COLUMNS, "?")
 _INSERT_ATTEMPT = insert_sql("attempts", ATTEMPT_COLUMNS, "?")
@@ -95,9 +100,50 @@ class SQLiteStore:
     def summary(
         self, group_by: Sequence[GroupKey] = ("workload", "model"), where: RequestFilter = EVERYTHING
     ) -> list[SummaryRow]:
+        def run(sql: str, params: Sequence[Any]) -> list[Any]:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()  # one row per group, never per request
+
+        return summarise_in_database(run, group_by, where, "?")
+
+    def iter_rows(
+        self, table: LedgerTable, where: RequestFilter = EVERYTHING, *, batch_size: int = DEFAULT_BATCH_ROWS
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
+        where_sql, params = where.where("?")
+        with self._reader() as (db, lock):
+            cursor = db.execute(select_rows_sql(table, where_sql, "?"), params)
+            try:
+                while True:
+                    with lock:
+                        batch = cursor.fetchmany(batch_size)
+                    if not batch:
+                        return
+                    yield batch
+            finally:
+                cursor.close()
+
+    def count(self, table: LedgerTable, where: RequestFilter = EVERYTHING) -> int:
         where_sql, params = where.where("?")
         with self._lock:
-            return summarise(self._db.execute(select_summary_sql(where_sql), params), group_by)
+            (count,) = self._db.execute(count_rows_sql(table, where_sql), params).fetchone()
+        return int(count)
+
+    @contextmanager
+    def _reader(self) -> Iterator[tuple[sqlite3.Connection, AbstractContextManager[Any]]]:
+        """A connection for a long read, and the lock to take around each use of it.
+
+        A file gets a read-only connection of its own: its one statement reads one WAL snapshot however
+        long the export takes, and never holds up the writer's connection. An in-memory database has
+        only the shared connection, taken batch by batch.
+        """
+        if self.path == ":memory:":
+            yield self._db, self._lock
+            return
+        db = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=10.0)
+        try:
+            yield db, nullcontext()
+        finally:
+            db.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

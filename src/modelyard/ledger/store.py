@@ -8,10 +8,10 @@ the row schema, so a column added to :mod:`modelyard.ledger.schema` (and a migra
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
 from modelyard.ledger.summary import GroupKey, SummaryRow
@@ -67,6 +67,12 @@ class RowsRejected(Exception):
 #: The default filter: every request.
 EVERYTHING = RequestFilter()
 
+#: Rows per batch when a table is streamed out (export): big enough to amortise the per-batch work,
+#: small enough that a batch of Python tuples stays a few tens of MB.
+DEFAULT_BATCH_ROWS = 10_000
+
+LedgerTable = Literal["requests", "attempts"]
+
 
 class LedgerStore(Protocol):
     """Where ledger rows live. Writes are idempotent: replaying rows already stored changes nothing."""
@@ -91,7 +97,22 @@ class LedgerStore(Protocol):
     def summary(
         self, group_by: Sequence[GroupKey] = ("workload", "model"), where: RequestFilter = EVERYTHING
     ) -> list[SummaryRow]:
-        """Per-group figures: see :class:`~modelyard.ledger.summary.SummaryRow`."""
+        """Per-group figures (see :class:`~modelyard.ledger.summary.SummaryRow`), computed in the database."""
+        ...
+
+    def iter_rows(
+        self, table: LedgerTable, where: RequestFilter = EVERYTHING, *, batch_size: int = DEFAULT_BATCH_ROWS
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
+        """The rows of ``table`` for the requests matching ``where``, oldest first, in batches of at most
+        ``batch_size``, read from a database cursor as they are consumed (memory stays one batch).
+
+        Rows are tuples of :data:`REQUEST_COLUMNS` or :data:`ATTEMPT_COLUMNS` as the driver returns them
+        (SQLite booleans are 0/1). Close the iterator (or exhaust it) to release the cursor.
+        """
+        ...
+
+    def count(self, table: LedgerTable, where: RequestFilter = EVERYTHING) -> int:
+        """How many rows :meth:`iter_rows` would yield."""
         ...
 
     def close(self) -> None: ...
@@ -173,6 +194,19 @@ def select_attempts_sql(where_sql: str) -> str:
     inner = f"SELECT request_id FROM requests{where_sql}"
     order = "ORDER BY a.ts, a.request_id, a.attempt"
     return f"SELECT {columns} FROM attempts a WHERE a.request_id IN ({inner}) {order}"
+
+
+def select_rows_sql(table: LedgerTable, where_sql: str, placeholder: str) -> str:
+    """The rows :meth:`LedgerStore.iter_rows` streams, oldest first."""
+    if table == "requests":
+        return select_requests_sql(where_sql, None, False, placeholder)
+    return select_attempts_sql(where_sql)
+
+
+def count_rows_sql(table: LedgerTable, where_sql: str) -> str:
+    if table == "requests":
+        return f"SELECT COUNT(*) FROM requests{where_sql}"
+    return f"SELECT COUNT(*) FROM attempts WHERE request_id IN (SELECT request_id FROM requests{where_sql})"
 
 
 def select_summary_sql(where_sql: str) -> str:
