@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 
 from modelyard.config import parse_config
 from modelyard.gateway.server import running_gateway
@@ -416,3 +417,39 @@ async def test_cascade_judge_calls_are_metered_and_a_fail_escalates(
     assert row["cost_pico_usd"] == sum(a["cost_pico_usd"] for a in attempts), (
         "judge calls are part of the cost"
     )
+
+
+async def test_upstream_timeout_is_a_504(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plans = {"up": flaky.FaultPlan(rate=1.0, faults=("slow",))}
+    async with fleet(tmp_path, monkeypatch, plans, models=models(m="up")) as (gateway, states):
+        states["up"].delay_s = 1.0  # past the 0.5 s read timeout, on the first try and the retry
+        async with aiohttp.ClientSession() as session:
+            status, raw = await chat(session, gateway.url, "m")
+        (row,) = await gateway.wait_rows(1)
+    assert status == 504
+    assert orjson.loads(raw)["error"]["code"] == "upstream_timeout"
+    assert row["attempts"] == 2 and row["error_kind"] == "upstream_timeout"
+
+
+async def test_a_gateway_bug_is_an_openai_shaped_500_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def odd_answer(request: web.Request) -> web.Response:
+        return web.json_response({"id": "x", "object": "chat.completion", "choices": 5, "usage": None})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", odd_answer)
+    monkeypatch.setenv("ODD_KEY", "k")
+    async with serve_app(app) as base:
+        config = parse_config(
+            {
+                "providers": {"odd": {"kind": "openai", "base_url": base + "/v1", "api_key_env": "ODD_KEY"}},
+                "models": {"m": {"provider": "odd"}},
+                "ledger": {"url": f"sqlite:///{tmp_path / 'l.db'}", "flush_interval_ms": 20},
+            }
+        )
+        async with running_gateway(config, "127.0.0.1", 0) as url, aiohttp.ClientSession() as session:
+            status, raw = await chat(session, url, "m")
+    assert status == 500
+    error = orjson.loads(raw)["error"]
+    assert error["code"] == "internal_error" and "Traceback" not in error["message"]

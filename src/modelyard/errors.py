@@ -9,6 +9,8 @@ JSON (``{"error": {"message", "type", "code", "param"}}``) with :attr:`Modelyard
     ├── PolicyDenied                    403     permission_error        data-class policy refused the request
     ├── NotFound                        404     invalid_request_error   unknown model or route
     ├── PayloadTooLarge                 413     invalid_request_error
+    ├── InternalError                   500     api_error               a bug: logged with its traceback,
+    │                                                                   the client gets only this
     └── UpstreamError                   429/502/503/504/4xx             a provider failed; carries provider,
         │                                                               upstream status and retryable
         ├── UpstreamRateLimited         429     rate_limit_error
@@ -77,6 +79,12 @@ class PayloadTooLarge(ModelyardError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class InternalError(ModelyardError):
+    status = 500
+    type = "api_error"
+    code = "internal_error"
 
 
 class UpstreamError(ModelyardError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
 from collections.abc import Callable
 from time import perf_counter, time
@@ -18,13 +19,21 @@ import orjson
 from aiohttp import web
 
 from modelyard.config.schema import ModelKind
-from modelyard.errors import AuthenticationFailed, InvalidRequest, ModelyardError, NotFound, PayloadTooLarge
+from modelyard.errors import (
+    AuthenticationFailed,
+    InternalError,
+    InvalidRequest,
+    ModelyardError,
+    NotFound,
+    PayloadTooLarge,
+)
 from modelyard.gateway.metering import RequestContext
 from modelyard.gateway.pipeline import Admitted, Gateway
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_embedding_request
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
+log = logging.getLogger("modelyard.http")
 JSON_TYPE = "application/json"
 
 
@@ -57,6 +66,13 @@ async def read_json(request: web.Request) -> Any:
 #: Request ids: a random per-process prefix and a counter — unique without a syscall per request.
 _ID_PREFIX = secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
+
+
+def _internal_error(ctx: RequestContext) -> web.Response:
+    """A bug must not reach the client as a stack trace: log it, answer in OpenAI's shape."""
+    log.exception("internal error handling request %s", ctx.request_id)
+    message = f"internal error (request {ctx.request_id}); the gateway's log has the details"
+    return error_response(InternalError(message), ctx.request_id)
 
 
 def _context(endpoint: str) -> RequestContext:
@@ -93,6 +109,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         result = await gateway.chat(ctx, admitted, body)
     except ModelyardError as error:
         return error_response(error, ctx.request_id)
+    except Exception:
+        return _internal_error(ctx)
     payload = result.raw if result.raw is not None else orjson.dumps(result.body)
     return web.Response(body=payload, content_type=JSON_TYPE, headers={"X-Request-Id": ctx.request_id})
 
@@ -128,6 +146,8 @@ async def embeddings(request: web.Request) -> web.Response:
         result = await gateway.embeddings(ctx, admitted, body)
     except ModelyardError as error:
         return error_response(error, ctx.request_id)
+    except Exception:
+        return _internal_error(ctx)
     payload = result.raw if result.raw is not None else orjson.dumps(result.body)
     return web.Response(body=payload, content_type=JSON_TYPE, headers={"X-Request-Id": ctx.request_id})
 
