@@ -108,6 +108,17 @@ def chunk_output_chars(chunk: JSON) -> int:
     return total
 
 
+def _text_bytes(payload: bytes, key: bytes) -> int:
+    """Bytes of the string value after ``key`` (up to the next quote; escapes make it approximate, which
+    is all a cut stream's estimate needs)."""
+    start = payload.find(key)
+    if start < 0:
+        return 0
+    start += len(key)
+    end = payload.find(b'"', start)
+    return end - start if end > start else 0
+
+
 def _data_of(event: bytes) -> bytes | None:
     """The data of one SSE event as OpenAI-style servers send it (``data: {...}``); other fields (an
     ``event:`` name, ``id:``) are ignored and multi-line data is joined, as the SSE spec says."""
@@ -181,9 +192,7 @@ class OpenAIAdapter:
                     if payload == b"[DONE]":
                         done = True
                         continue
-                    chunk = self._parse_event(payload)
-                    track_chunk(chunk, meter)
-                    if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
+                    if not self._meter_event(payload, meter, keep_usage):
                         continue
                     block += b"data: " + payload + b"\n\n"
                 if block:
@@ -192,6 +201,27 @@ class OpenAIAdapter:
             raise UpstreamStreamCut(
                 f"{self.name} ended the stream before it was complete", provider=self.name
             )
+
+    def _meter_event(self, payload: bytes, meter: StreamMeter, keep_usage: bool) -> bool:
+        """Meter one event; False when it is the usage-only event the client did not ask for.
+
+        Most events carry one token of text: they are metered from their bytes (their text length, for
+        estimating a cut stream) without a JSON parse. The events that matter for exact metering — the
+        first (model), any with usage or a finish reason, an error — are parsed in full."""
+        if (
+            meter.chunks
+            and b'"usage":{' not in payload
+            and b'"finish_reason":"' not in payload
+            and not payload.startswith(b'{"error"')
+        ):
+            meter.chunks += 1
+            meter.output_chars += _text_bytes(payload, b'"content":"') + _text_bytes(
+                payload, b'"arguments":"'
+            )
+            return True
+        chunk = self._parse_event(payload)
+        track_chunk(chunk, meter)
+        return keep_usage or bool(chunk.get("choices")) or not chunk.get("usage")
 
     def _parse_event(self, data: bytes | str) -> JSON:
         try:
