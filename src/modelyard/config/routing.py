@@ -137,3 +137,11 @@ class CacheConfig(Strict):
 
     ttl_s: float = Field(300.0, gt=0)
     max_entries: int = Field(10_000, ge=1)
+    #: ``memory`` (this process) or ``redis`` (shared by every replica; needs ``redis.url``).
+    backend: Literal["memory", "redis"] = "memory"
+
+
+class RedisConfig(Strict):
+    """Shared state of a scaled-out gateway (several replicas behind a load balancer)."""
+
+    url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^rediss?://.+")

@@ -15,6 +15,7 @@ from modelyard.config.routing import (
     CacheConfig,
     DataClass,
     PolicyConfig,
+    RedisConfig,
     ResilienceConfig,
     RouteConfig,
 )
@@ -157,6 +158,8 @@ class Config(Strict):
     policy: PolicyConfig = PolicyConfig()
     resilience: ResilienceConfig = ResilienceConfig()
     auth: AuthConfig = AuthConfig()
+    #: Shared state for scaled-out deployments (the response cache with ``backend: redis``).
+    redis: RedisConfig | None = None
 
     @model_validator(mode="after")
     def check_references(self) -> Config:
@@ -170,6 +173,11 @@ class Config(Strict):
             if kind == "local" and model.kind != "embedding":
                 raise ValueError(f"models.{name}.kind: provider kind 'local' serves embeddings only")
         self._check_routes()
+        for name, workload in self.workloads.items():
+            if workload.cache is not None and workload.cache.backend == "redis" and self.redis is None:
+                raise ValueError(
+                    f"workloads.{name}.cache.backend: 'redis' needs a top-level redis: {{url: ...}}"
+                )
         for key_id, key in self.auth.keys.items():
             for allowed_workload in key.workloads:
                 if allowed_workload not in self.workloads:

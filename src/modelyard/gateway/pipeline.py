@@ -107,7 +107,10 @@ class Gateway:
         self.routes = build_routes(config, self.targets)
         self.breakers = Breakers(config.resilience.breaker)
         self.runner = AttemptRunner(config.resilience, self.breakers)
-        self.cache = ResponseCache({n: w.cache for n, w in config.workloads.items() if w.cache is not None})
+        self.cache = ResponseCache(
+            {n: w.cache for n, w in config.workloads.items() if w.cache is not None},
+            config.redis.url if config.redis else None,
+        )
         self.metrics = GatewayMetrics(self.breakers)
         self.keys = KeyRing(config.auth)
         self.rng = rng or random.Random()
@@ -204,7 +207,7 @@ class Gateway:
         outcome = self._outcome(admitted)
         plan = self._plan(ctx, admitted, body, outcome)
         key = self._cache_key(ctx, admitted, body)
-        cached = self.cache.get(admitted.workload.name, key) if key else None
+        cached = await self.cache.get(admitted.workload.name, key) if key else None
         if cached is not None:
             self._record_hit(ctx, admitted, body, outcome, cached, streamed=False)
             return ChatResult(body=cached.body, usage=cached.usage)
@@ -215,7 +218,7 @@ class Gateway:
             served = replace(served, result=restore_result(served.result, red.vault))
         self._finish(ctx, admitted, red.body, outcome, served, streamed=False)
         if key and served.accepted:
-            self.cache.put(admitted.workload.name, key, self._cache_entry(served))
+            await self.cache.put(admitted.workload.name, key, self._cache_entry(served))
         self._launch_shadow(ctx, admitted, plan, red.body)
         return served.result
 
@@ -293,7 +296,7 @@ class Gateway:
         outcome = self._outcome(admitted)
         plan = self._plan(ctx, admitted, body, outcome)
         key = self._cache_key(ctx, admitted, body)
-        cached = self.cache.get(admitted.workload.name, key) if key else None
+        cached = await self.cache.get(admitted.workload.name, key) if key else None
         if cached is not None:
             for frame in answer_frames(cached.body, cached.usage, wants_usage):
                 yield frame
@@ -342,7 +345,7 @@ class Gateway:
         frames = answer_frames(served.result.body, served.result.usage, wants_usage)
         self._finish(ctx, admitted, red.body, outcome, served, streamed=True)
         if key and served.accepted:
-            self.cache.put(admitted.workload.name, key, self._cache_entry(served))
+            await self.cache.put(admitted.workload.name, key, self._cache_entry(served))
         self._launch_shadow(ctx, admitted, plan, red.body)
         for frame in frames:
             yield frame
@@ -443,3 +446,4 @@ class Gateway:
             await asyncio.wait(self._background, timeout=10)
         for adapter in self.adapters.values():
             await adapter.close()
+        await self.cache.close()

@@ -1,9 +1,11 @@
-"""The exact response cache: keys, and a TTL store per workload.
+"""The exact response cache: keys, and a TTL store per workload — in process, or in Redis when the
+gateway is scaled out to several replicas that should share answers.
 
 A key is the SHA-256 of the normalised request — route, messages and every generation parameter — and
 of its tenant, workload and data class, so an entry is never shared across tenants or data classes.
 Parameters that do not change the answer (``stream``, ``stream_options``, ``user``, ``metadata``) are left
-out, so a streamed request and a plain one share an entry. Expiry and size bounds come from cachetools.
+out, so a streamed request and a plain one share an entry. In process, expiry and size bounds come from
+cachetools; in Redis, entries are written with their TTL (``SET ... EX``) and Redis evicts them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 from cachetools import TTLCache
+from redis.asyncio import Redis
 
 from modelyard.config.routing import CacheConfig
 from modelyard.providers.base import JSON, Usage
@@ -39,22 +42,79 @@ class CachedAnswer:
     served_by: str
 
 
-class ResponseCache:
-    """One bounded TTL cache per workload that opted in."""
-
-    def __init__(self, configs: dict[str, CacheConfig]) -> None:
-        self._caches: dict[str, TTLCache[str, CachedAnswer]] = {
-            workload: TTLCache(maxsize=c.max_entries, ttl=c.ttl_s) for workload, c in configs.items()
+def encode_answer(answer: CachedAnswer) -> bytes:
+    usage = answer.usage
+    return orjson.dumps(
+        {
+            "body": answer.body,
+            "usage": None
+            if usage is None
+            else [
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                usage.cache_write_tokens,
+                usage.reasoning_tokens,
+            ],
+            "cost": answer.cost_pico_usd,
+            "by": answer.served_by,
         }
+    )
+
+
+def decode_answer(raw: bytes | str) -> CachedAnswer:
+    data = orjson.loads(raw)
+    usage = Usage(*data["usage"]) if data["usage"] is not None else None
+    return CachedAnswer(data["body"], usage, data["cost"], data["by"])
+
+
+class ResponseCache:
+    """One TTL cache per workload that opted in: in process, or in Redis (``backend: redis``)."""
+
+    def __init__(self, configs: dict[str, CacheConfig], redis_url: str | None = None) -> None:
+        self._configs = configs
+        self._memory: dict[str, TTLCache[str, CachedAnswer]] = {
+            workload: TTLCache(maxsize=c.max_entries, ttl=c.ttl_s)
+            for workload, c in configs.items()
+            if c.backend == "memory"
+        }
+        self._redis: Redis | None = None
+        if redis_url is not None and any(c.backend == "redis" for c in configs.values()):
+            self._redis = Redis.from_url(redis_url)
 
     def enabled(self, workload: str | None) -> bool:
-        return workload is not None and workload in self._caches
+        return workload is not None and workload in self._configs
 
-    def get(self, workload: str | None, key: str) -> CachedAnswer | None:
-        if workload is None or workload not in self._caches:
+    async def get(self, workload: str | None, key: str) -> CachedAnswer | None:
+        if workload is None or workload not in self._configs:
             return None
-        return self._caches[workload].get(key)
+        memory = self._memory.get(workload)
+        if memory is not None:
+            return memory.get(key)
+        raw = await self._client().get(_redis_key(workload, key))
+        return decode_answer(raw) if raw is not None else None
 
-    def put(self, workload: str | None, key: str, answer: CachedAnswer) -> None:
-        if workload is not None and workload in self._caches:
-            self._caches[workload][key] = answer
+    async def put(self, workload: str | None, key: str, answer: CachedAnswer) -> None:
+        if workload is None or workload not in self._configs:
+            return
+        memory = self._memory.get(workload)
+        if memory is not None:
+            memory[key] = answer
+            return
+        ttl = max(1, round(self._configs[workload].ttl_s))
+        await self._client().set(_redis_key(workload, key), encode_answer(answer), ex=ttl)
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError(
+                "a redis-backed cache needs redis.url in the config"
+            )  # config validation prevents it
+        return self._redis
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def _redis_key(workload: str, key: str) -> str:
+    return f"modelyard:cache:{workload}:{key}"
