@@ -453,3 +453,27 @@ async def test_a_gateway_bug_is_an_openai_shaped_500_not_a_traceback(
     assert status == 500
     error = orjson.loads(raw)["error"]
     assert error["code"] == "internal_error" and "Traceback" not in error["message"]
+
+
+async def test_a_provider_without_its_key_is_refused_locally_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_SUCH_KEY_SET", raising=False)
+    state = FakeState()
+    async with serve_app(flaky.create_app(state, flaky.FaultPlan())) as base:
+        config = parse_config(
+            {
+                "providers": {
+                    "up": {"kind": "openai", "base_url": base + "/v1", "api_key_env": "NO_SUCH_KEY_SET"}
+                },
+                "models": {"m": {"provider": "up"}},
+                "ledger": {"url": f"sqlite:///{tmp_path / 'l.db'}", "flush_interval_ms": 20},
+            }
+        )
+        async with running_gateway(config, "127.0.0.1", 0) as url, aiohttp.ClientSession() as session:
+            results = [await chat(session, url, "m", stream=stream) for stream in (False, True)]
+    for status, raw in results:
+        error = orjson.loads(raw)["error"]
+        assert status == 503 and error["code"] == "upstream_credentials_missing"
+        assert "set the environment variable NO_SUCH_KEY_SET" in error["message"]
+    assert state.received == [], "no unauthenticated request was sent upstream"

@@ -267,9 +267,10 @@ def _requests_table(rows: list[RequestRow]) -> Table:
 def _summary_table(groups: list[SummaryRow], keys: tuple[str, ...]) -> Table:
     table = Table(title="Ledger summary")
     for key in keys:
-        table.add_column(key)
+        # Group names never shrink away in a narrow terminal: the figures fold first.
+        table.add_column(key, no_wrap=True)
     for name in ("requests", "errors", "in tokens", "out tokens", "cost", "p50 ms", "p95 ms", "ttft p50 ms"):
-        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column(name, justify="right", overflow="fold")
     for g in groups:
         table.add_row(
             *(getattr(g, key) or "-" for key in keys),

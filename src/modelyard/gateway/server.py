@@ -55,7 +55,7 @@ async def running_gateway(
 
 async def serve_forever(config: Config, host: str | None, port: int | None) -> None:
     for line in missing_credentials(config):
-        log.warning("%s: calls to it will be refused upstream until it is set", line)
+        log.warning("%s: its calls are refused until the gateway restarts with it set", line)
     for name in unpriced_models(config, load_catalog(config.catalog.price_files)):
         log.warning("model %s has no price in the catalog: its calls are recorded as unpriced", name)
     stop = asyncio.Event()

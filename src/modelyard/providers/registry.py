@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from modelyard.config.schema import ProviderConfig, ProviderKind
-from modelyard.providers.base import Adapter
+from modelyard.errors import UpstreamError
+from modelyard.providers.base import (
+    JSON,
+    Adapter,
+    Capabilities,
+    ChatCall,
+    ChatResult,
+    EmbeddingCall,
+    EmbeddingResult,
+    StreamMeter,
+)
 
 
 class AdapterFactory(Protocol):
@@ -31,6 +42,40 @@ def adapter_factory(kind: ProviderKind) -> AdapterFactory:
 
 
 def build_adapter(name: str, config: ProviderConfig) -> Adapter:
-    """Construct the adapter for provider ``name``, reading its key from the named environment variable."""
+    """Construct the adapter for provider ``name``, reading its key from the named environment variable.
+
+    A provider whose variable is unset gets an adapter that refuses every call with a message saying
+    which variable to set, instead of sending unauthenticated requests upstream."""
     api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+    if config.api_key_env and not api_key:
+        return MissingCredentials(name, config.api_key_env)
     return adapter_factory(config.kind)(name, config, api_key)
+
+
+class MissingCredentials:
+    """Stands in for a provider started without its API key (the gateway still starts: the demo and
+    self-hosted routes need no keys)."""
+
+    capabilities = Capabilities(embeddings=True)
+
+    def __init__(self, name: str, env: str) -> None:
+        self.name = name
+        self._error = (
+            f"provider {name} has no API key: set the environment variable {env} and restart the gateway"
+        )
+
+    def _refuse(self) -> UpstreamError:
+        return UpstreamError(self._error, provider=self.name, code="upstream_credentials_missing", status=503)
+
+    async def complete(self, call: ChatCall) -> ChatResult:
+        raise self._refuse()
+
+    async def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON]:
+        raise self._refuse()
+        yield {}  # type: ignore[unreachable]  # makes this an async generator, as the contract asks
+
+    async def embed(self, call: EmbeddingCall) -> EmbeddingResult:
+        raise self._refuse()
+
+    async def close(self) -> None:
+        return None
