@@ -36,6 +36,7 @@ _ERROR = {
 def _errors(*statuses: int) -> dict[str, Any]:
     meaning = {
         400: "Invalid JSON, wrong types, unknown workload",
+        401: "Missing or invalid modelyard API key",
         403: "Refused by data-class policy",
         404: "Unknown model",
         413: "Body too large",
@@ -64,7 +65,7 @@ _WORKLOAD = {
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    upstream_errors = _errors(400, 404, 413, 429, 502, 503, 504)
+    upstream_errors = _errors(400, 401, 403, 404, 413, 429, 502, 503, 504)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -117,6 +118,30 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "list of models", "content": {"application/json": {}}}
                     },
+                }
+            },
+            "/v1/usage": {
+                "get": {
+                    "summary": "The calling tenant's own requests, tokens, cost and latency per workload and model",
+                    "parameters": [
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "number"},
+                            "description": "Unix seconds; default: everything",
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "usage groups", "content": {"application/json": {}}},
+                        **_errors(401),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics: requests, tokens, spend, latency, circuit-breaker states",
+                    "responses": {"200": {"description": "Prometheus text exposition format"}},
                 }
             },
             "/healthz": {
