@@ -1,6 +1,6 @@
 """The offline HTML page of a sweep: throughput against latency, the knee marked, and the table.
 
-One file, inline SVG and CSS, nothing fetched: it opens from disk on an air-gapped machine.
+One file, inline SVG (drawn by matplotlib) and CSS, nothing fetched: it opens from disk on an air-gapped machine.
 """
 
 from __future__ import annotations
@@ -11,70 +11,46 @@ from html import escape
 
 from modelyard.benchmark.knee import Knee
 from modelyard.benchmark.stats import LevelStats, Slo
-
-W, H = 560, 320
-LEFT, RIGHT, TOP, BOTTOM = 64, 20, 34, 46
+from modelyard.report.charts import MARK, MUTED, PALETTE, SHORT, figure, to_svg
 
 _CSS = (
     "body{font:14px system-ui,sans-serif;margin:2rem;color:#111}table{border-collapse:collapse}"
     "td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:right}"
-    ".knee td{background:#fef3c7}svg{margin:0 1rem 1rem 0}.ax{stroke:#333}.grid{stroke:#eee}"
-    ".tk{font-size:11px;fill:#555}.curve{fill:none;stroke:#2563eb;stroke-width:2}.pt{fill:#2563eb}"
-    ".knee-mark{fill:none;stroke:#dc2626;stroke-width:2.5}.slo{stroke:#dc2626;stroke-dasharray:5 4}"
+    ".knee td{background:#fef3c7}svg{margin:0 1rem 1rem 0}"
 )
 
 
 def _chart(
     title: str, levels: Sequence[LevelStats], metric: str, knee: Knee | None, slo: float | None
 ) -> str:
+    """``metric`` against output tokens/s, each point labelled with its concurrency, the knee circled."""
     points = [(lv.output_tokens_per_s, float(getattr(lv, metric)), lv.concurrency) for lv in levels]
     points = [(x, y, c) for x, y, c in points if not math.isnan(y)]
-    xmax = max([x for x, _, _ in points] + [1.0]) * 1.1
-    ymax = max([y for _, y, _ in points] + [slo or 0.0, 1.0]) * 1.1
-
-    def sx(v: float) -> float:
-        return LEFT + (W - LEFT - RIGHT) * v / xmax
-
-    def sy(v: float) -> float:
-        return H - BOTTOM - (H - TOP - BOTTOM) * v / ymax
-
-    out = [
-        f'<line x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}" class="ax"/>',
-        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{H - BOTTOM}" class="ax"/>',
-    ]
-    for i in range(5):
-        y, x = sy(ymax * i / 4), sx(xmax * i / 4)
-        out.append(
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" class="tk" text-anchor="end">{ymax * i / 4:.0f}</text>'
-        )
-        out.append(
-            f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" class="tk" text-anchor="middle">{xmax * i / 4:.0f}</text>'
-        )
-    out.append(
-        f'<text x="{(W + LEFT) / 2}" y="{H - 8}" class="tk" text-anchor="middle">output tokens/s</text>'
-    )
-    out.append(f'<text x="14" y="{TOP - 12}" class="tk">{escape(title)} (ms)</text>')
-    if slo is not None:
-        out.append(f'<line x1="{LEFT}" y1="{sy(slo):.1f}" x2="{W - RIGHT}" y2="{sy(slo):.1f}" class="slo"/>')
-        out.append(
-            f'<text x="{W - RIGHT}" y="{sy(slo) - 4:.1f}" class="tk" text-anchor="end">objective</text>'
-        )
-    path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y, _ in points)
-    out.append(f'<polyline points="{path}" class="curve"/>')
-    for x, y, c in points:
-        out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" class="pt"/>')
-        out.append(f'<text x="{sx(x) + 6:.1f}" y="{sy(y) - 6:.1f}" class="tk">c={c}</text>')
-    if knee is not None and not math.isnan(getattr(levels[knee.index], metric)):
-        kx, ky = sx(knee.output_tokens_per_s), sy(getattr(levels[knee.index], metric))
-        out.append(
-            f'<circle cx="{kx:.1f}" cy="{ky:.1f}" r="9" class="knee-mark"><title>knee</title></circle>'
-        )
-        out.append(f'<text x="{kx:.1f}" y="{ky + 22:.1f}" class="tk" text-anchor="middle">knee</text>')
     label = f"{title} against output tokens/s"
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img">'
-        f"<title>{escape(label)}</title>{''.join(out)}</svg>"
-    )
+    with figure(label, width=560, height=320, margins=(64, 20, 40, 46)) as (fig, ax):
+        ax.plot(
+            [x for x, _, _ in points], [y for _, y, _ in points], color=PALETTE[0], lw=2, marker="o", ms=5
+        )
+        for x, y, c in points:
+            ax.annotate(f"c={c}", (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8, color=MUTED)
+        if slo is not None:
+            ax.axhline(slo, color=MARK, lw=1, ls="--")
+            ax.annotate("objective", (1.0, slo), xycoords=("axes fraction", "data"), xytext=(0, 3),
+                        textcoords="offset points", ha="right", fontsize=8, color=MARK)  # fmt: skip
+        if knee is not None and not math.isnan(getattr(levels[knee.index], metric)):
+            ky = float(getattr(levels[knee.index], metric))
+            ring = ax.scatter(
+                [knee.output_tokens_per_s], [ky], s=260, facecolors="none", edgecolors=MARK, lw=2
+            )
+            ring.set_gid(f"knee-mark-{metric}")  # findable in the SVG, and unique on the page
+            ax.annotate("knee", (knee.output_tokens_per_s, ky), xytext=(0, -20), textcoords="offset points",
+                        ha="center", fontsize=9, color=MARK)  # fmt: skip
+        ax.set_xlim(0, max([x for x, _, _ in points] + [1.0]) * 1.1)
+        ax.set_ylim(0, max([y for _, y, _ in points] + [slo or 0.0, 1.0]) * 1.1)
+        ax.xaxis.set_major_formatter(SHORT)
+        ax.yaxis.set_major_formatter(SHORT)
+        ax.set(xlabel="output tokens/s", ylabel=f"{title} (ms)")
+        return to_svg(fig, label)
 
 
 COLUMNS = (

@@ -12,7 +12,7 @@ from html import escape
 from modelyard.economics.breakeven import curves
 from modelyard.economics.engine import Decision, WorkloadDecision
 from modelyard.economics.quality import QualityInput, quality_inputs
-from modelyard.report import svg
+from modelyard.report.charts import hbars, histogram, line_chart, stacked_bars, tornado
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#0f172a;background:#f8fafc}
@@ -106,9 +106,7 @@ def _workload(d: WorkloadDecision, decision: Decision) -> str:
     )
     charts = [_crossover(d, decision), *_stacked(d, h), _tornado(d), _scorecard(d)]
     charts.append(
-        svg.histogram(
-            f"{wl.name}: end-to-end latency distribution", wl.latency_histogram, "latency (ms, log)"
-        )
+        histogram(f"{wl.name}: end-to-end latency distribution", wl.latency_histogram, "latency (ms, log)")
     )
     return (
         head
@@ -148,7 +146,7 @@ def _crossover(d: WorkloadDecision, decision: Decision) -> str:
     markers = [(current, f"today {current:,.0f}/mo")]
     if be is not None:
         markers.append((float(be), f"break-even {float(be):,.0f}/mo"))
-    return svg.line_chart(
+    return line_chart(
         f"{d.profile.name}: monthly cost vs volume",
         [
             (api.label, [(float(x), float(a.cost(x))) for x in xs]),
@@ -172,8 +170,8 @@ def _stacked(d: WorkloadDecision, h: int) -> list[str]:
             (name, [float(getattr(m, name)) * (-1 if name == "reuse" else 1) for m in months])
             for name in ("direct", "hosting", "platform", "operations", "risk", "reuse")
         ]
-        out.append(svg.stacked_bars(f"{d.profile.name}: monthly TCO by bucket, {span} months ({key.split(':', 1)[1][:40]})",
-                                    [str(i + 1) for i in range(span)], stacks, "USD"))  # fmt: skip
+        out.append(stacked_bars(f"{d.profile.name}: monthly TCO by bucket, {span} months ({key.split(':', 1)[1][:40]})",
+                                [str(i + 1) for i in range(span)], stacks, "USD"))  # fmt: skip
     return out
 
 
@@ -181,14 +179,14 @@ def _tornado(d: WorkloadDecision) -> str:
     if d.tornado_base is None:
         return ""
     bars = [(b.parameter, b.low_label, b.high_label, float(b.low), float(b.high)) for b in d.tornado]
-    return svg.tornado(
+    return tornado(
         f"{d.profile.name}: what moves self-host − API ({len(bars)} inputs)", float(d.tornado_base), bars
     )
 
 
 def _scorecard(d: WorkloadDecision) -> str:
     rows = sorted(((k.split(":", 1)[1], float(c.weighted)) for k, c in d.scores.items()), key=lambda r: -r[1])
-    return svg.hbars(f"{d.profile.name}: weighted scorecard (1–5)", rows[:8], 5.0) if rows else ""
+    return hbars(f"{d.profile.name}: weighted scorecard (1–5)", rows[:8], 5.0) if rows else ""
 
 
 def _options(d: WorkloadDecision, h: int) -> str:
