@@ -307,8 +307,10 @@ async def test_client_disconnect_cancels_and_is_recorded(
                 with pytest.raises(asyncio.TimeoutError):
                     await asyncio.wait_for(chat(session, gateway.url, "m", stream=stream), 0.1)
         rows = await gateway.wait_rows(2)
+        await asyncio.sleep(0.5)  # the upstream's "generation" ends
     assert [r["status"] for r in rows] == [499, 499]
     assert all(r["client_cancelled"] == 1 for r in rows)
+    assert states["up"].abandoned == 2, "the upstream call must stop when the client goes away"
 
 
 async def test_stream_cut_after_first_byte_is_never_retried_silently(

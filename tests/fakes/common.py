@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 Scenario = Literal[
     "text",
@@ -88,7 +89,8 @@ class Received:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]
+    #: Case-insensitive, as HTTP header names are (clients differ in the case they send).
+    headers: CIMultiDict[str]
     body: Any
 
 
@@ -97,14 +99,19 @@ class FakeState:
     scenario: Scenario = "text"
     delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
+    #: Slow requests whose caller hung up while this server was still "generating" (the gateway must
+    #: close the upstream connection when its own client goes away).
+    abandoned: int = 0
 
     async def record(self, request: web.Request) -> Any:
         body = await request.json() if request.can_read_body else None
         self.received.append(
-            Received(request.method, request.path, dict(request.query), dict(request.headers), body)
+            Received(request.method, request.path, dict(request.query), CIMultiDict(request.headers), body)
         )
         if self.scenario == "slow" and self.delay_s:
             await asyncio.sleep(self.delay_s)
+            if request.transport is None or request.transport.is_closing():
+                self.abandoned += 1
         return body
 
 

@@ -5,7 +5,7 @@ Data flow, one module each::
     workload  token lengths (fixed, trace, ledger) and prompts synthesised to a token length
     probe     checks the endpoint (reachable, OpenAI-shaped, serves the model, reports usage); calibrates
     client    one streamed request, timed (TTFT, inter-token gaps, end) with the server's usage
-    http1     the lean keep-alive HTTP/1.1 client under it (aiohttp's costs ~20x more CPU per request)
+    (transport/http1.py: the lean keep-alive HTTP/1.1 client under it, shared with the gateway)
     loadgen   one level: closed loop at a concurrency, or open loop at a Poisson request rate
     stats     per-level figures; knee: the most throughput that meets the objective
     sweep     probe + levels in turn, Ctrl-C safe

@@ -1,7 +1,7 @@
 """One streamed chat completion, timed: time to first token, gaps between chunks, end, and usage.
 
 This is the load generator's hot path, so it stays lean. The request goes through the benchmark's own
-HTTP/1.1 client (:mod:`modelyard.benchmark.http1`), which hands each piece of the stream to
+HTTP/1.1 client (:mod:`modelyard.transport.http1`), which hands each piece of the stream to
 :class:`_StreamReader` from the transport's callback with its arrival time (``perf_counter_ns``): no task
 switch per chunk, and no scheduling delay in the timestamps. The reader splits events on bytes and
 recognises a plain content delta without parsing it; only the other chunks (role, finish, usage, errors)
@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from modelyard.benchmark.http1 import ConnectError, Pool, ProtocolError, request_head
+from modelyard.transport.http1 import ConnectError, Pool, ProtocolError, request_head
 
 #: A compact content delta: ``"content":"`` then text (``"content":""`` is an empty one, the role chunk's).
 _CONTENT = b'"content":"'

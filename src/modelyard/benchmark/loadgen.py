@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 
 from modelyard.benchmark.client import Endpoint, RequestResult, stream_once
-from modelyard.benchmark.http1 import Pool
+from modelyard.transport.http1 import Pool
 
 #: Builds the next request's body (prompt and ``max_tokens`` drawn from the workload).
 BodyFactory = Callable[[], bytes]

@@ -14,8 +14,8 @@ import orjson
 
 from modelyard.benchmark.client import Endpoint, RequestResult, stream_once
 from modelyard.benchmark.errors import BenchmarkError
-from modelyard.benchmark.http1 import ConnectError, Pool
 from modelyard.benchmark.workload import PromptSynth
+from modelyard.transport.http1 import ConnectError, Pool
 
 #: Word counts of the two calibration prompts: far enough apart to measure tokens per word.
 CALIBRATION_WORDS = (24, 152)

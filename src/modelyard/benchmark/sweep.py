@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 from modelyard.benchmark.client import Endpoint, RequestResult
 from modelyard.benchmark.errors import BenchmarkError
-from modelyard.benchmark.http1 import Pool
 from modelyard.benchmark.knee import Knee, find_knee
 from modelyard.benchmark.loadgen import LevelSpec, run_level
 from modelyard.benchmark.probe import EndpointInfo, probe
 from modelyard.benchmark.stats import LevelStats, Slo, summarise
 from modelyard.benchmark.workload import PromptSynth, TokenLengths
+from modelyard.transport.http1 import Pool
 
 
 class Progress:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -305,7 +306,7 @@ class AnthropicAdapter:
         translator = StreamTranslator(self.name, json_tool=json_tool_of(call.body), scrub=self._client.scrub)
         try:
             # A transport failure after the answer began arrives from the client as UpstreamStreamCut.
-            async with self._client.post_stream(self._url, orjson.dumps(request), self._headers) as body:
+            async with aclosing(self._client.stream(self._url, orjson.dumps(request), self._headers)) as body:
                 async for event in iter_sse(body):
                     chunks = translator.feed(event.event, self._event_data(event))
                     _update_meter(meter, translator)

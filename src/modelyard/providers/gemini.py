@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
@@ -105,7 +106,7 @@ class GeminiAdapter:
         meter.upstream_model = call.upstream_model
         body = orjson.dumps(to_gemini_request(call.body))
         url = self._url(call.upstream_model, "streamGenerateContent") + "?alt=sse"
-        async with self._client.post_stream(url, body, self._headers) as chunks:
+        async with aclosing(self._client.stream(url, body, self._headers)) as chunks:
             async for event in self._events(chunks):
                 for chunk in translator.feed(event):
                     _update(meter, translator)

@@ -1,18 +1,19 @@
-"""The HTTP client every adapter shares: one pooled aiohttp session per provider, errors mapped once.
+"""The HTTP client every adapter shares: pooled keep-alive connections per provider, errors mapped once.
 
-aiohttp's client was chosen by measurement: ~0.3 ms per POST on this machine against ~1.2 ms for httpx.
-Transport failures and non-2xx answers become :mod:`modelyard.errors` types here, so adapters only
-translate bodies. The provider's credential is scrubbed from every message that could reach a client.
+The transport is :mod:`modelyard.transport.http1` (httptools framing under a bare asyncio protocol), chosen
+by measurement: in a minimal forwarder on one core here it costs ~20 µs of CPU per upstream POST, against
+~170 µs for aiohttp's client, ~75 µs for pyreqwest (which also keeps a cancelled request running) and ~1 ms
+for httpx. Transport failures and non-2xx answers become :mod:`modelyard.errors` types here, so adapters
+only translate bodies. The provider's credential is scrubbed from every message that could reach a client.
+Where a call goes is the configured URL alone: no proxy from the environment, no redirect followed.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from modelyard.config.schema import ProviderConfig
@@ -23,8 +24,12 @@ from modelyard.errors import (
     UpstreamUnavailable,
     upstream_error_for_status,
 )
+from modelyard.transport.http1 import ConnectError, Pool, ProtocolError, StreamCut, request_head
 
-MessageExtractor = Callable[[Any], str | None]
+#: What the transport raises when a call fails on the way (OSError covers refused and reset sockets).
+TRANSPORT_ERRORS = (TimeoutError, ConnectError, StreamCut, ProtocolError, OSError)
+#: Request heads kept per client (one per endpoint URL and header set: a handful per provider).
+HEAD_CACHE_SIZE = 256
 
 
 def error_message_of(body: Any) -> str | None:
@@ -55,19 +60,8 @@ class UpstreamClient:
         self.provider = provider
         self.config = config
         self._secret = secret
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        # Created lazily: an aiohttp session must be made inside the running event loop.
-        if self._session is None or self._session.closed:
-            t = self.config.timeouts
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read),
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+        self._pools: dict[str, Pool] = {}
+        self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Pool, bytes]] = {}
 
     def scrub(self, text: str) -> str:
         """Remove the credential from ``text`` (some providers echo part of a bad key)."""
@@ -76,10 +70,33 @@ class UpstreamClient:
         return text
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        self._heads.clear()
 
-    def _failure(self, status: int, raw: bytes, headers: Any) -> UpstreamError:
+    def _prepare(self, url: str, headers: Mapping[str, str]) -> tuple[Pool, bytes]:
+        """The pool for ``url``'s origin and the request head, both built once per endpoint."""
+        key = (url, tuple(headers.items()))
+        found = self._heads.get(key)
+        if found is None:
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            pool = self._pools.get(origin)
+            if pool is None:
+                t = self.config.timeouts
+                pool = self._pools[origin] = Pool(
+                    origin,
+                    limit=self.config.max_connections,
+                    connect_timeout_s=t.connect,
+                    request_timeout_s=t.total,
+                )
+            found = (pool, request_head("POST", url, headers))
+            if len(self._heads) < HEAD_CACHE_SIZE:
+                self._heads[key] = found
+        return found
+
+    def _failure(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -93,9 +110,10 @@ class UpstreamClient:
         )
 
     def _transport_error(self, exc: BaseException) -> UpstreamError:
-        if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        # Our messages name the provider only: the transport's may carry its address.
+        if isinstance(exc, TimeoutError):
             return UpstreamTimeout(f"{self.provider} did not answer in time", provider=self.provider)
-        if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc, ConnectError):
             return UpstreamUnavailable(
                 f"cannot connect to {self.provider}", provider=self.provider, status=503, retryable=True
             )
@@ -103,17 +121,21 @@ class UpstreamClient:
             f"{self.provider} connection failed: {type(exc).__name__}", provider=self.provider, retryable=True
         )
 
-    async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[bytes, Any]:
+    async def post_json(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[bytes, Any]:
         """POST and return ``(raw body, parsed JSON)`` of a 2xx answer."""
+        pool, head = self._prepare(url, headers)
+        exchange = None
         try:
-            async with self.session.post(url, data=body, headers=headers) as response:
-                raw = await response.read()
-                if response.status >= 300:
-                    raise self._failure(response.status, raw, response.headers)
-        except UpstreamError:
-            raise
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            exchange = await pool.open(head, body, read_timeout_s=self.config.timeouts.read)
+            raw = await exchange.read()
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
+        finally:
+            if exchange is not None:
+                exchange.close()
+        response = exchange.response
+        if response.status >= 300:
+            raise self._failure(response.status, raw, response.headers)
         try:
             return raw, orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -121,29 +143,39 @@ class UpstreamClient:
                 f"{self.provider} sent a malformed JSON body", provider=self.provider, retryable=True
             ) from None
 
-    @asynccontextmanager
-    async def post_stream(
-        self, url: str, body: bytes, headers: dict[str, str]
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """POST and yield the raw body chunks of a 2xx streaming answer; transport errors are mapped."""
-        try:
-            async with self.session.post(url, data=body, headers=headers) as response:
-                if response.status >= 300:
-                    raise self._failure(response.status, await response.read(), response.headers)
-                yield self._chunks(response)
-        except UpstreamError:
-            raise
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._transport_error(exc) from None
+    async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncGenerator[bytes, None]:
+        """POST and yield the raw body of a 2xx streaming answer, one piece per network read.
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        A failure before the first piece (status, connection) is raised from the first ``__anext__``;
+        after it, a broken connection is :class:`UpstreamStreamCut` and a stall :class:`UpstreamTimeout`.
+        Closing the generator (a client that went away) closes the upstream connection."""
+        pool, head = self._prepare(url, headers)
         try:
-            async for chunk in response.content.iter_any():
-                yield chunk
-        except TimeoutError:
-            raise UpstreamTimeout(f"{self.provider} stalled mid-stream", provider=self.provider) from None
-        except aiohttp.ClientError as exc:
-            # The answer had begun: whatever broke, the client must learn its stream is incomplete.
-            raise UpstreamStreamCut(
-                f"{self.provider} stream broke off ({type(exc).__name__})", provider=self.provider
-            ) from None
+            exchange = await pool.open(head, body, read_timeout_s=self.config.timeouts.read)
+        except TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc) from None
+        try:
+            response = exchange.response
+            if response.status >= 300:
+                try:
+                    raw = await exchange.read()
+                except TRANSPORT_ERRORS as exc:
+                    raise self._transport_error(exc) from None
+                raise self._failure(response.status, raw, response.headers)
+            while True:
+                try:
+                    piece = await exchange.next_piece()
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"{self.provider} stalled mid-stream", provider=self.provider
+                    ) from None
+                except TRANSPORT_ERRORS as exc:
+                    # The answer had begun: whatever broke, the client must learn its stream is incomplete.
+                    raise UpstreamStreamCut(
+                        f"{self.provider} stream broke off ({type(exc).__name__})", provider=self.provider
+                    ) from None
+                if piece is None:
+                    return
+                yield piece
+        finally:
+            exchange.close()

@@ -14,6 +14,7 @@ Self-hosted servers that copy this format (vLLM, Ollama, TGI, llama.cpp) reuse t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,7 +178,8 @@ class OpenAIAdapter:
         url = f"{self._base}/chat/completions"
         done = False
         keep_usage = call.client_wants_stream_usage
-        async with self._client.post_stream(url, orjson.dumps(request), self._headers) as reads:
+        # aclosing: a client that goes away closes the upstream stream now, not when the GC gets to it.
+        async with aclosing(self._client.stream(url, orjson.dumps(request), self._headers)) as reads:
             pending = b""
             async for data in reads:
                 if b"\r" in data:

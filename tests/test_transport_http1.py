@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from modelyard.benchmark.client import Endpoint, RequestResult, stream_once
-from modelyard.benchmark.http1 import Pool, request_head
+from modelyard.transport.http1 import Pool, request_head
 from tests.fakes.common import serve_app
 
 MODEL = "fake/model"
