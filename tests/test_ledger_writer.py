@@ -21,7 +21,7 @@ __all__ = ["pg_url", "store_url"]  # fixtures used by name
 
 
 def _config(url: str, spool_dir: Path, **overrides: int) -> LedgerConfig:
-    return LedgerConfig(url=url, spool_dir=str(spool_dir), **overrides)
+    return LedgerConfig(url=url, spool_dir=str(spool_dir), writer="thread", **overrides)
 
 
 def _ids(url: str) -> list[str]:

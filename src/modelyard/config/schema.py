@@ -100,6 +100,9 @@ class LedgerConfig(Strict):
     spool_dir: str | None = None
     flush_interval_ms: int = Field(200, ge=10, le=60_000)
     batch_size: int = Field(500, ge=1, le=100_000)
+    #: Who inserts the rows: a process of its own (the default; no database work in the gateway's process)
+    #: or a thread of the gateway's (one process fewer; costs the gateway's tail latency under load).
+    writer: Literal["process", "thread"] = "process"
 
 
 class ServerConfig(Strict):

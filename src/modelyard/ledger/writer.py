@@ -1,14 +1,21 @@
 """The ledger writer: rows leave the request path in microseconds and reach the database in batches.
 
-:meth:`Ledger.record` appends the request's line to the current spool segment and queues its rows; it
-never touches the database. A background task wakes every ``flush_interval_ms`` (or as soon as
-``batch_size`` requests wait), takes every queued row and *rotates* the segment in the same synchronous
-step, so the batch is exactly the closed segment's rows. A worker thread inserts the batch; only then is
-the segment deleted. If the insert fails (database down) the segment stays on disk and is replayed from
-there with growing back-off, so rows are never lost and memory does not grow while the database is away.
-On :meth:`Ledger.start` every leftover segment (from a crash or an outage) is replayed first.
+:meth:`Ledger.record` appends the request's line to the current spool segment; it never touches the
+database. A background task wakes every ``flush_interval_ms`` (or as soon as ``batch_size`` requests
+wait) and *rotates* the segment: the closed segment holds exactly the rows recorded since the last rotation.
 
-:meth:`Ledger.record` must be called on the event loop's thread, like the gateway's handlers are.
+Who stores a closed segment depends on ``ledger.writer``:
+
+- ``process`` (the default): the ingester process (:mod:`modelyard.ledger.ingester`), started here, is poked
+  through a pipe; it claims the segment, inserts it, deletes it. Nothing of the database runs in the
+  gateway's process, and no row is held in its memory.
+- ``thread``: rows are also queued in memory and inserted by a worker thread; the segment is deleted once
+  they are committed.
+
+If an insert fails (database down) the segment stays on disk and is retried with growing back-off, so rows
+are never lost and memory does not grow while the database is away. Leftover segments (from a crash or an
+outage) are stored first when a Ledger starts. :meth:`Ledger.record` must be called on the event loop's
+thread, like the gateway's handlers are.
 """
 
 from __future__ import annotations
@@ -16,19 +23,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from modelyard.config.schema import LedgerConfig
 from modelyard.ledger import spool
+from modelyard.ledger.ingester import Ingester, backoff_s, redact_url
 from modelyard.ledger.schema import AttemptRow, RequestRow
-from modelyard.ledger.store import LedgerStore, RequestFilter, RowsRejected, open_store, sqlite_path
+from modelyard.ledger.store import LedgerStore, RequestFilter, open_store, sqlite_path
 
 log = logging.getLogger("modelyard.ledger")
 
-#: Longest wait between two attempts while the database is unreachable.
-MAX_BACKOFF_S = 30.0
+INGESTER_MAIN = "import sys; from modelyard.ledger.ingester import main; sys.exit(main(sys.argv[1:]))"
+#: How long close() waits for the ingester process to store the last segments.
+INGESTER_EXIT_TIMEOUT_S = 60.0
 
 
 def default_spool_dir(url: str) -> Path:
@@ -47,52 +57,63 @@ class Ledger:
     ) -> None:
         self.config = config
         self.spool_dir = Path(config.spool_dir) if config.spool_dir else default_spool_dir(config.url)
-        self._store_factory = store_factory
-        self._store: LedgerStore | None = None
+        self.in_process = config.writer == "thread"
+        self._ingester = Ingester(config.url, store_factory)
+        #: Rows only held here: all of them with the thread writer; with the process writer, only rows the
+        #: spool could not take (a full disk), stored from a thread rather than lost.
         self._requests: list[RequestRow] = []
         self._attempts: list[AttemptRow] = []
         self._segment: spool.SpoolSegment | None = None
-        #: Closed segments whose insert failed; retried from disk.
+        #: Closed segments the thread writer could not store yet; retried from disk.
         self._backlog: list[Path] = []
         self._failures = 0
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
 
     def record(self, request: RequestRow, attempts: Sequence[AttemptRow] = ()) -> None:
-        """Spool and queue one request's rows. Synchronous and cheap; never waits on the database."""
+        """Spool (and with the thread writer, queue) one request's rows. Never waits on the database."""
         line = spool.encode_line(request, attempts)
         try:
             segment = self._segment or self._open_segment()
             segment.append(line)
+            spooled = True
         except OSError as exc:
             # A full or read-only disk must not fail the client's request: the row still goes to the
             # database with this batch, it is just not crash-safe.
             log.error(
                 "ledger: cannot write the spool in %s (%s); row kept in memory only", self.spool_dir, exc
             )
-        self._requests.append(request)
-        self._attempts.extend(attempts)
-        if len(self._requests) >= self.config.batch_size and not self._failures:
+            spooled = False
+        if self.in_process or not spooled:
+            self._requests.append(request)
+            self._attempts.extend(attempts)
+        if self.queued >= self.config.batch_size and not self._failures:
             self._wake.set()
 
     @property
     def queued(self) -> int:
-        """Requests recorded but not yet handed to the database."""
-        return len(self._requests)
+        """Requests recorded but not yet handed on to be stored."""
+        if self.in_process:
+            return len(self._requests)
+        return (self._segment.rows if self._segment else 0) + len(self._requests)
 
     async def start(self) -> None:
-        """Replay leftover spool segments, then start the background flusher."""
+        """Store leftover spool segments (or start the ingester process, which does), then the flusher."""
         self.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        mine = self._segment.path if self._segment else None
-        self._backlog = [path for path in spool.leftovers(self.spool_dir) if path != mine]
-        if self._backlog:
-            log.info("ledger: replaying %d spool segment(s) from %s", len(self._backlog), self.spool_dir)
-            await self._flush()
+        if self.in_process:
+            mine = self._segment.path if self._segment else None
+            self._backlog = [path for path in spool.leftovers(self.spool_dir) if path != mine]
+            if self._backlog:
+                log.info("ledger: replaying %d spool segment(s) from %s", len(self._backlog), self.spool_dir)
+                await self._flush()
+        else:
+            await self._start_ingester()
         self._task = asyncio.create_task(self._run(), name="ledger-flusher")
 
     async def close(self) -> None:
-        """Flush everything still queued and close the store. Rows that cannot be stored stay spooled."""
+        """Store everything still queued and close the store. Rows that cannot be stored stay spooled."""
         self._closing = True
         self._wake.set()
         if self._task is not None:
@@ -100,11 +121,10 @@ class Ledger:
             self._task = None
         else:
             await self._flush()
+        await self._stop_ingester()
         if self._requests or self._backlog:
             log.warning("ledger: database unavailable; rows kept in %s for the next start", self.spool_dir)
-        if self._store is not None:
-            await asyncio.to_thread(self._store.close)
-            self._store = None
+        await asyncio.to_thread(self._ingester.close)
 
     async def _run(self) -> None:
         while not self._closing:
@@ -116,13 +136,16 @@ class Ledger:
         await self._flush()
 
     def _backoff(self) -> float:
-        return min(MAX_BACKOFF_S, self.config.flush_interval_ms / 1000 * 2.0 ** min(self._failures, 16))
+        return backoff_s(self.config.flush_interval_ms / 1000, self._failures)
 
     async def _flush(self) -> None:
-        """Store the backlog, then the queued rows. A failure leaves rows spooled and arms the back-off."""
+        """Hand the current segment on; store the backlog and in-memory rows. A failure leaves rows
+        spooled (or queued) and arms the back-off."""
+        if not self.in_process:
+            await self._hand_off()
         try:
             if self._backlog:
-                self._backlog, error = await asyncio.to_thread(self._replay, self._backlog)
+                self._backlog, error = await asyncio.to_thread(self._ingester.ingest, self._backlog)
                 if error is not None:
                     raise error
             if self._requests:
@@ -131,7 +154,7 @@ class Ledger:
             self._failures += 1
             log.warning(
                 "ledger: cannot write to %s (%s: %s); rows stay in the spool, retrying in %.1fs",
-                _redact(self.config.url),
+                redact_url(self.config.url),
                 type(exc).__name__,
                 exc,
                 self._backoff(),
@@ -144,10 +167,13 @@ class Ledger:
     async def _flush_queue(self) -> None:
         # Taking the rows and closing their segment happen in one synchronous step on the loop: no record()
         # can run in between, so the batch is exactly the closed segment's rows.
-        requests, attempts, segment = self._requests, self._attempts, self._segment
-        self._requests, self._attempts, self._segment = [], [], None
+        requests, attempts = self._requests, self._attempts
+        segment = self._segment if self.in_process else None
+        self._requests, self._attempts = [], []
+        if self.in_process:
+            self._segment = None
         try:
-            await asyncio.to_thread(self._insert, requests, attempts)
+            await asyncio.to_thread(self._ingester.insert, requests, attempts)
         except BaseException:
             if segment is not None:
                 segment.release()
@@ -158,72 +184,63 @@ class Ledger:
         if segment is not None:
             segment.delete()
 
-    def _replay(self, paths: list[Path]) -> tuple[list[Path], Exception | None]:
-        """Store leftover segments, oldest first (in a worker thread).
+    # -- the ingester process -------------------------------------------------------------------------
 
-        Returns the segments still to store and the error that stopped the replay, if any.
-        """
-        for index, path in enumerate(paths):
-            claimed = spool.claim(path)
-            if claimed is None:  # a live writer owns it, or another replayer finished it
-                continue
-            try:
-                try:
-                    self._insert(claimed.requests, claimed.attempts)
-                except RowsRejected as exc:
-                    self._insert_one_by_one(claimed, exc)
-            except Exception as exc:
-                claimed.release()
-                return paths[index:], exc
-            claimed.done()
-        return [], None
+    async def _start_ingester(self) -> None:
+        # Not ``-m modelyard.ledger.ingester``: this package imports that module, which runpy warns about.
+        command = [sys.executable, "-c", INGESTER_MAIN, "--url", self.config.url]
+        command += ["--spool-dir", str(self.spool_dir), "--interval-ms", str(self.config.flush_interval_ms)]
+        self._process = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE)
 
-    def _insert_one_by_one(self, claimed: spool.Claimed, error: RowsRejected) -> None:
-        """The database refused part of a segment: store what it accepts, set the rest aside.
+    async def _hand_off(self) -> None:
+        """Close the current segment (its lock goes with it) and poke the ingester to store it."""
+        segment = self._segment
+        if segment is None:
+            return
+        self._segment = None
+        segment.release()
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is not None:
+            log.error("ledger: the ingester process exited (%s); starting another", process.returncode)
+            await self._start_ingester()
+            process = self._process
+        assert process is not None and process.stdin is not None
+        with contextlib.suppress(ConnectionError):
+            process.stdin.write(b"\n")
 
-        Retrying a row that breaks a constraint can never succeed, and would hold up every row behind it.
-        """
-        attempts: dict[str, list[AttemptRow]] = {}
-        for row in claimed.attempts:
-            attempts.setdefault(row.request_id, []).append(row)
-        rejected = []
-        for request in claimed.requests:
-            try:
-                self._insert([request], attempts.get(request.request_id, []))
-            except RowsRejected:
-                rejected.append(spool.encode_line(request, attempts.get(request.request_id, [])))
-        kept = claimed.path.with_suffix(".rejected")
-        with open(kept, "ab") as file:
-            file.writelines(rejected)
-        log.error("ledger: the database refused %d row(s) (%s); kept in %s", len(rejected), error, kept)
+    async def _stop_ingester(self) -> None:
+        """End of input: the ingester stores what is left, then exits."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), INGESTER_EXIT_TIMEOUT_S)
+        except TimeoutError:
+            log.error(
+                "ledger: the ingester did not finish in %.0fs; its rows stay spooled", INGESTER_EXIT_TIMEOUT_S
+            )
+            process.kill()
+            await process.wait()
+
+    # -- reads ----------------------------------------------------------------------------------------
 
     async def usage(self, tenant: str, since: float = 0.0) -> list[dict[str, Any]]:
         """One tenant's figures per workload and model, read from the store (the last flush interval's
         rows may not be there yet). Never another tenant's: the filter is on the tenant column."""
 
         def read() -> list[dict[str, Any]]:
-            if self._store is None:
-                self._store = self._store_factory(self.config.url)
-            groups = self._store.summary(("workload", "model"), RequestFilter(since=since, tenant=tenant))
+            groups = self._ingester.store.summary(
+                ("workload", "model"), RequestFilter(since=since, tenant=tenant)
+            )
             return [group.to_dict() for group in groups]
 
         return await asyncio.to_thread(read)
-
-    def _insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> None:
-        if self._store is None:
-            self._store = self._store_factory(self.config.url)
-        self._store.insert(requests, attempts)
 
     def _open_segment(self) -> spool.SpoolSegment:
         self.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._segment = spool.SpoolSegment(self.spool_dir)
         return self._segment
-
-
-def _redact(url: str) -> str:
-    """The URL without a password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}@{host}"
