@@ -77,3 +77,10 @@ async def test_an_ingester_that_died_is_replaced(tmp_path: Path) -> None:
     assert ledger._process is not first
     await ledger.close()
     assert _ids(url) == [f"r{i}" for i in range(5)]
+
+
+def test_a_segment_name_tells_its_age(tmp_path: Path) -> None:
+    segment = spool.SpoolSegment(tmp_path)
+    segment.release()
+    assert abs(spool.started_at(segment.path) - time.time()) < 5
+    assert spool.started_at(tmp_path / "not-a-segment.jsonl") == 0.0

@@ -127,6 +127,12 @@ class Claimed:
         os.close(self.fd)
 
 
+def started_at(path: Path) -> float:
+    """When a segment was opened (Unix seconds), from its name; 0 for a name not of that form."""
+    stamp = path.name.split("-", 1)[0]
+    return int(stamp) / 1e9 if stamp.isdigit() else 0.0
+
+
 def leftovers(directory: Path) -> list[Path]:
     """Spool segments in ``directory``, oldest first (names start with a nanosecond timestamp)."""
     if not directory.is_dir():
