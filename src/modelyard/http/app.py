@@ -29,6 +29,7 @@ from modelyard.errors import (
 )
 from modelyard.gateway.metering import RequestContext
 from modelyard.gateway.pipeline import Admitted, Gateway
+from modelyard.gateway.streaming import DONE
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_embedding_request
 
@@ -126,15 +127,19 @@ async def _stream(request: web.Request, ctx: RequestContext, frames: Any) -> web
             "X-Request-Id": ctx.request_id,
         }
     )
+    last = b""
     try:
         await response.prepare(request)
         await response.write(first)
         async for frame in frames:
-            await response.write(frame)
+            if frame is DONE:  # sent with the end of the body: one write instead of two
+                last = frame
+            else:
+                await response.write(frame)
     except (ConnectionResetError, asyncio.CancelledError):
         await frames.aclose()  # records the cancelled stream and stops the upstream call
         raise
-    await response.write_eof()
+    await response.write_eof(last)
     return response
 
 

@@ -13,6 +13,7 @@ Self-hosted servers that copy this format (vLLM, Ollama, TGI, llama.cpp) reuse t
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -109,15 +110,17 @@ def chunk_output_chars(chunk: JSON) -> int:
     return total
 
 
-def _text_bytes(payload: bytes, key: bytes) -> int:
-    """Bytes of the string value after ``key`` (up to the next quote; escapes make it approximate, which
-    is all a cut stream's estimate needs)."""
-    start = payload.find(key)
-    if start < 0:
-        return 0
-    start += len(key)
-    end = payload.find(b'"', start)
-    return end - start if end > start else 0
+#: The string values of text and tool-call arguments in raw chunk JSON. Escapes count as two characters,
+#: which is all a cut stream's estimate needs.
+_TEXT_VALUES = re.compile(rb'"(?:content|arguments)":"((?:[^"\\]|\\.)*)"')
+#: Markers of the events metering must parse in full; JSON escapes every quote inside a string, so these
+#: cannot occur inside generated text.
+_FULL_PARSE = (b'"finish_reason":"', b'"usage":{', b'{"error"')
+
+
+def text_bytes(raw: bytes) -> int:
+    """Bytes of generated text and tool arguments in raw chunk JSON (one or many events)."""
+    return sum(len(match) for match in _TEXT_VALUES.findall(raw))
 
 
 def _data_of(event: bytes) -> bytes | None:
@@ -131,10 +134,11 @@ def _data_of(event: bytes) -> bytes | None:
     return b"\n".join(line[5:].removeprefix(b" ") for line in lines)
 
 
-def track_chunk(chunk: JSON, meter: StreamMeter) -> None:
-    """Update ``meter`` from one OpenAI-format chunk."""
-    meter.chunks += 1
-    meter.output_chars += chunk_output_chars(chunk)
+def track_chunk(chunk: JSON, meter: StreamMeter, *, count: bool = True) -> None:
+    """Update ``meter`` from one OpenAI-format chunk (``count``: its chunk and text were not counted yet)."""
+    if count:
+        meter.chunks += 1
+        meter.output_chars += chunk_output_chars(chunk)
     usage = chunk.get("usage")
     if usage:
         meter.usage = usage_from(usage)
@@ -184,46 +188,65 @@ class OpenAIAdapter:
             async for data in reads:
                 if b"\r" in data:
                     data = data.replace(b"\r\n", b"\n")
-                pending += data
-                block = bytearray()
-                while (end := pending.find(b"\n\n")) >= 0:
-                    event, pending = pending[:end], pending[end + 2 :]
-                    payload = _data_of(event)
-                    if payload is None:
-                        continue  # a comment (keep-alive) or an empty event
-                    if payload == b"[DONE]":
-                        done = True
-                        continue
-                    if not self._meter_event(payload, meter, keep_usage):
-                        continue
-                    block += b"data: " + payload + b"\n\n"
+                if pending:
+                    data = pending + data
+                end = data.rfind(b"\n\n") + 2
+                if end < 2:
+                    pending = data
+                    continue
+                pending = data[end:]
+                block, saw_done = self._relay_block(data[:end], meter, keep_usage)
+                done = done or saw_done
                 if block:
-                    yield bytes(block)
+                    yield block
         if not done and (self.profile.sends_done or meter.finish_reason is None):
             raise UpstreamStreamCut(
                 f"{self.name} ended the stream before it was complete", provider=self.name
             )
 
-    def _meter_event(self, payload: bytes, meter: StreamMeter, keep_usage: bool) -> bool:
-        """Meter one event; False when it is the usage-only event the client did not ask for.
+    def _relay_block(self, block: bytes, meter: StreamMeter, keep_usage: bool) -> tuple[bytes, bool]:
+        """Meter a run of complete events; return what the client gets of it, and whether ``[DONE]`` came.
 
-        Most events carry one token of text: they are metered from their bytes (their text length, for
-        estimating a cut stream) without a JSON parse. The events that matter for exact metering — the
-        first (model), any with usage or a finish reason, an error — are parsed in full."""
-        if (
-            meter.chunks
-            and b'"usage":{' not in payload
-            and b'"finish_reason":"' not in payload
-            and not payload.startswith(b'{"error"')
-        ):
-            meter.chunks += 1
-            meter.output_chars += _text_bytes(payload, b'"content":"') + _text_bytes(
-                payload, b'"arguments":"'
-            )
-            return True
-        chunk = self._parse_event(payload)
-        track_chunk(chunk, meter)
-        return keep_usage or bool(chunk.get("choices")) or not chunk.get("usage")
+        Usually the run is passed on as read, minus a final ``[DONE]`` (the gateway sends its own after
+        recording). Most events carry one token of text and are metered from their bytes (their text
+        length, for estimating a cut stream); the events exact metering needs — the first (model), any
+        with usage or a finish reason, an error — are parsed in full. Events are re-framed only when one is
+        dropped (the usage event the client did not ask for) or not in the plain ``data: {...}`` form."""
+        done = False
+        if block.endswith(b"data: [DONE]\n\n"):
+            block, done = block[: -len(b"data: [DONE]\n\n")], True
+        events = block[:-2].split(b"\n\n") if block else []
+        first = meter.chunks == 0
+        meter.chunks += len(events)
+        meter.output_chars += text_bytes(block)
+        # Plain: every event a single ``data: `` line (no comment, ``event:`` or ``id:`` field).
+        plain = (
+            block.startswith(b"data: ")
+            and block.count(b"\n") == 2 * len(events)
+            and block.count(b"\n\ndata: ") == len(events) - 1
+        )
+        if plain and not first and not any(marker in block for marker in _FULL_PARSE):
+            return block, done  # the common case: tokens of text, passed on as they came
+        kept: list[bytes] = []
+        rewritten = False
+        for event in events:
+            payload = _data_of(event)
+            if payload is None or payload == b"[DONE]":  # a comment (keep-alive), or an early [DONE]
+                done = done or payload == b"[DONE]"
+                rewritten, meter.chunks = True, meter.chunks - 1
+                continue
+            if first or any(marker in payload for marker in _FULL_PARSE):
+                first = False
+                chunk = self._parse_event(payload)
+                track_chunk(chunk, meter, count=False)
+                if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
+                    rewritten = True  # the usage-only event we asked for; the client did not
+                    continue
+            rewritten = rewritten or not event.startswith(b"data: ") or b"\n" in event
+            kept.append(payload)
+        if not rewritten:
+            return block, done
+        return b"".join(b"data: " + payload + b"\n\n" for payload in kept), done
 
     def _parse_event(self, data: bytes | str) -> JSON:
         try:

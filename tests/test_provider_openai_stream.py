@@ -1,0 +1,86 @@
+"""How the OpenAI adapter relays a stream: runs of events passed on as read, metered from their bytes,
+with the few events exact metering needs parsed in full. Events follow the Chat Completions streaming
+reference (``chat.completion.chunk`` objects, a usage chunk with empty ``choices``, ``data: [DONE]``)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from modelyard.config.schema import ProviderConfig
+from modelyard.errors import UpstreamError
+from modelyard.providers.base import StreamMeter
+from modelyard.providers.openai import OpenAIAdapter, text_bytes
+
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+def event(
+    delta: dict[str, object] | None, *, finish: str | None = None, usage: dict[str, int] | None = None
+) -> bytes:
+    chunk: dict[str, object] = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
+                                "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+    if usage is not None:
+        chunk["usage"] = usage
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+ROLE = event({"role": "assistant", "content": ""})
+TOKENS = [event({"content": t}) for t in ("Hel", 'lo "x"', "!")]
+FINISH = event({}, finish="stop")
+USAGE_EVENT = event(None, usage=USAGE)
+DONE = b"data: [DONE]\n\n"
+
+
+@pytest.fixture
+def adapter() -> OpenAIAdapter:
+    return OpenAIAdapter("openai", ProviderConfig(kind="openai", base_url="http://127.0.0.1:9/v1"), None)
+
+
+def test_text_events_pass_through_unchanged_and_are_metered(adapter: OpenAIAdapter) -> None:
+    meter = StreamMeter()
+    head, _ = adapter._relay_block(ROLE, meter, keep_usage=True)
+    block = b"".join(TOKENS)
+    out, done = adapter._relay_block(block, meter, keep_usage=True)
+    assert head == ROLE and out is block and not done  # the very bytes read, not a copy
+    assert meter.chunks == 4 and meter.upstream_model == MODEL
+    assert meter.output_chars == len("Hel") + len('lo \\"x\\"') + len("!")  # escapes count double
+
+
+def test_the_end_is_metered_exactly_and_done_is_left_to_the_gateway(adapter: OpenAIAdapter) -> None:
+    meter = StreamMeter()
+    out, done = adapter._relay_block(ROLE + b"".join(TOKENS) + FINISH + USAGE_EVENT + DONE, meter, True)
+    assert done and out == ROLE + b"".join(TOKENS) + FINISH + USAGE_EVENT
+    assert meter.finish_reason == "stop"
+    assert meter.usage is not None and (meter.usage.input_tokens, meter.usage.output_tokens) == (9, 3)
+
+
+def test_the_usage_event_the_client_did_not_ask_for_is_dropped(adapter: OpenAIAdapter) -> None:
+    meter = StreamMeter()
+    out, done = adapter._relay_block(ROLE + FINISH + USAGE_EVENT + DONE, meter, keep_usage=False)
+    assert done and out == ROLE + FINISH
+    assert meter.usage is not None and meter.usage.output_tokens == 3  # metered all the same
+
+
+def test_comments_and_other_fields_are_normalised_to_data_lines(adapter: OpenAIAdapter) -> None:
+    meter = StreamMeter()
+    adapter._relay_block(ROLE, meter, True)
+    token = TOKENS[0][len(b"data: ") : -2]
+    block = b": keep-alive\n\nevent: message\nid: 7\ndata: " + token + b"\n\n"
+    out, done = adapter._relay_block(block, meter, True)
+    assert out == b"data: " + token + b"\n\n" and not done
+    assert meter.chunks == 2
+
+
+def test_an_error_event_fails_the_stream(adapter: OpenAIAdapter) -> None:
+    meter = StreamMeter()
+    adapter._relay_block(ROLE, meter, True)
+    error = b'data: {"error":{"message":"overloaded","type":"server_error","code":503}}\n\n'
+    with pytest.raises(UpstreamError, match="overloaded"):
+        adapter._relay_block(TOKENS[0] + error, meter, True)
+
+
+def test_text_bytes_counts_content_and_tool_arguments() -> None:
+    call = event({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]})
+    assert text_bytes(TOKENS[0] + call) == len("Hel") + len('{\\"city\\":')
