@@ -127,15 +127,28 @@ def start_direct(tmp: Path, upstream: Upstream) -> Running:
 
 def start_modelyard(tmp: Path, upstream: Upstream) -> Running:
     db = tmp / "modelyard-ledger.db"
+    # Routing on, as a real deployment runs it: each model a fallback route over two providers (the backup
+    # never needed here), under a data-class policy that names the approved providers, so every request
+    # pays for workload resolution, the class decision, the plan and the breakers.
     config = f"""
 providers:
   upstream-json: {{kind: openai, base_url: "{upstream.json_base}", api_key_env: BENCH_UPSTREAM_KEY}}
   upstream-sse:  {{kind: openai, base_url: "{upstream.sse_base}", api_key_env: BENCH_UPSTREAM_KEY}}
+  backup-json:   {{kind: openai, base_url: "{upstream.json_base}", api_key_env: BENCH_UPSTREAM_KEY}}
+  backup-sse:    {{kind: openai, base_url: "{upstream.sse_base}", api_key_env: BENCH_UPSTREAM_KEY}}
 models:
-  bench-json:   {{provider: upstream-json, upstream_model: gpt-4o-mini}}
-  bench-stream: {{provider: upstream-sse, upstream_model: gpt-4o-mini}}
+  primary-json:  {{provider: upstream-json, upstream_model: gpt-4o-mini}}
+  primary-sse:   {{provider: upstream-sse, upstream_model: gpt-4o-mini}}
+  fallback-json: {{provider: backup-json, upstream_model: gpt-4o-mini}}
+  fallback-sse:  {{provider: backup-sse, upstream_model: gpt-4o-mini}}
+routes:
+  bench-json:   {{strategy: fallback, targets: [{{model: primary-json}}, {{model: fallback-json}}]}}
+  bench-stream: {{strategy: fallback, targets: [{{model: primary-sse}}, {{model: fallback-sse}}]}}
 workloads:
-  bench: {{data_class: internal, model: bench-json}}
+  bench: {{data_class: confidential, model: bench-json}}
+policy:
+  data_classes:
+    confidential: {{allow: [upstream-json, upstream-sse, backup-json, backup-sse]}}
 server: {{default_workload: bench}}
 ledger: {{url: "sqlite:///{db}"}}
 """
