@@ -183,7 +183,9 @@ def render(results: dict[str, Any]) -> str:
         _row("stream req/s, 64 connections", per(lambda n, r: r["stream_throughput"]["rps"], 0)),
         _row("  errors", per(lambda n, r: sum(r["stream_throughput"]["errors"].values()), 0)),
         _row("  CPU per request (us)", per(lambda n, r: r["stream_throughput"].get("cpu_us_per_request"), 0)),
-        _row("  ledger stored after (s)", per(lambda n, r: r["stream_throughput"].get("ledger_drained_s"), 1)),
+        _row(
+            "  ledger stored after (s)", per(lambda n, r: r["stream_throughput"].get("ledger_drained_s"), 1)
+        ),
         _row("stream TTFB p50 (ms)", per(lambda n, r: r["ttfb"]["ttfb_us"]["p50"] / 1000, 3)),
         _row("stream TTFB p99 (ms)", per(lambda n, r: r["ttfb"]["ttfb_us"]["p99"] / 1000, 3)),
         _row("  added p50 (ms)", per(added("ttfb_added_p50_ms"), 3)),

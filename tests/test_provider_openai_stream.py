@@ -4,6 +4,8 @@ reference (``chat.completion.chunk`` objects, a usage chunk with empty ``choices
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 
@@ -84,3 +86,18 @@ def test_an_error_event_fails_the_stream(adapter: OpenAIAdapter) -> None:
 def test_text_bytes_counts_content_and_tool_arguments() -> None:
     call = event({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]})
     assert text_bytes(TOKENS[0] + call) == len("Hel") + len('{\\"city\\":')
+
+
+def test_spaced_json_from_python_servers_is_metered_too(adapter: OpenAIAdapter) -> None:
+    """Servers built on ``json.dumps`` defaults put a space after every colon and comma."""
+
+    def spaced(raw: bytes) -> bytes:
+        data = orjson.loads(raw[len(b"data: ") : -2])
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    meter = StreamMeter()
+    block = b"".join(spaced(e) for e in (ROLE, *TOKENS, FINISH, USAGE_EVENT)) + DONE
+    out, done = adapter._relay_block(block, meter, keep_usage=False)
+    assert done and meter.finish_reason == "stop" and meter.usage is not None
+    assert meter.usage.output_tokens == 3 and b'"usage": {' not in out
+    assert meter.output_chars == len("Hel") + len('lo \\"x\\"') + len("!")

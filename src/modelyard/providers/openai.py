@@ -110,12 +110,13 @@ def chunk_output_chars(chunk: JSON) -> int:
     return total
 
 
-#: The string values of text and tool-call arguments in raw chunk JSON. Escapes count as two characters,
-#: which is all a cut stream's estimate needs.
-_TEXT_VALUES = re.compile(rb'"(?:content|arguments)":"((?:[^"\\]|\\.)*)"')
-#: Markers of the events metering must parse in full; JSON escapes every quote inside a string, so these
-#: cannot occur inside generated text.
-_FULL_PARSE = (b'"finish_reason":"', b'"usage":{', b'{"error"')
+#: The string values of text and tool-call arguments in raw chunk JSON, compact or with Python's default
+#: ``": "`` separator. Escapes count as two characters, which is all a cut stream's estimate needs.
+_TEXT_VALUES = re.compile(rb'"(?:content|arguments)": ?"((?:[^"\\]|\\.)*)"')
+#: Markers of the events metering must parse in full (compact and spaced JSON); JSON escapes every quote
+#: inside a string, so these cannot occur inside generated text.
+_FULL_PARSE = (b'"finish_reason":"', b'"finish_reason": "', b'"usage":{', b'"usage": {', b'{"error"')
+DONE_EVENT = b"data: [DONE]\n\n"
 
 
 def text_bytes(raw: bytes) -> int:
@@ -208,45 +209,66 @@ class OpenAIAdapter:
         """Meter a run of complete events; return what the client gets of it, and whether ``[DONE]`` came.
 
         Usually the run is passed on as read, minus a final ``[DONE]`` (the gateway sends its own after
-        recording). Most events carry one token of text and are metered from their bytes (their text
-        length, for estimating a cut stream); the events exact metering needs — the first (model), any
-        with usage or a finish reason, an error — are parsed in full. Events are re-framed only when one is
-        dropped (the usage event the client did not ask for) or not in the plain ``data: {...}`` form."""
-        done = False
-        if block.endswith(b"data: [DONE]\n\n"):
-            block, done = block[: -len(b"data: [DONE]\n\n")], True
-        events = block[:-2].split(b"\n\n") if block else []
-        first = meter.chunks == 0
-        meter.chunks += len(events)
-        meter.output_chars += text_bytes(block)
-        # Plain: every event a single ``data: `` line (no comment, ``event:`` or ``id:`` field).
+        recording). Text is metered from the run's bytes (its length, for estimating a cut stream); only
+        the events exact metering needs — the stream's first (model), any with usage or a finish reason,
+        an error — are found by their markers and parsed. Events are re-framed only when one is dropped
+        (the usage event the client did not ask for) or the run is not plain ``data: {...}`` lines."""
+        done = block.endswith(DONE_EVENT)
+        if done:
+            block = block[: -len(DONE_EVENT)]
+        count = block.count(b"\n\n")
         plain = (
             block.startswith(b"data: ")
-            and block.count(b"\n") == 2 * len(events)
-            and block.count(b"\n\ndata: ") == len(events) - 1
+            and block.count(b"\n") == 2 * count
+            and block.count(b"\n\ndata: ") == count - 1
+            and DONE_EVENT not in block
         )
-        if plain and not first and not any(marker in block for marker in _FULL_PARSE):
-            return block, done  # the common case: tokens of text, passed on as they came
+        if not plain:
+            return self._relay_events(block, meter, keep_usage, done)
+        first = meter.chunks == 0
+        meter.chunks += count
+        meter.output_chars += text_bytes(block)
+        starts = {0} if first else set()
+        for marker in _FULL_PARSE:
+            at = block.find(marker)
+            while at >= 0:
+                before = block.rfind(b"\n\n", 0, at)
+                starts.add(0 if before < 0 else before + 2)
+                at = block.find(marker, at + len(marker))
+        dropped: list[tuple[int, int]] = []
+        for start in sorted(starts):
+            end = block.find(b"\n\n", start)
+            chunk = self._parse_event(block[start + len(b"data: ") : end])
+            track_chunk(chunk, meter, count=False)
+            if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
+                dropped.append((start, end + 2))  # the usage-only event we asked for; the client did not
+        for start, end in reversed(dropped):
+            block = block[:start] + block[end:]
+        return block, done
+
+    def _relay_events(
+        self, block: bytes, meter: StreamMeter, keep_usage: bool, done: bool
+    ) -> tuple[bytes, bool]:
+        """The general case, event by event: comments dropped, ``event:``/``id:`` fields and multi-line
+        data normalised to one ``data:`` line each."""
         kept: list[bytes] = []
-        rewritten = False
-        for event in events:
+        for event in block[:-2].split(b"\n\n") if block else ():
             payload = _data_of(event)
-            if payload is None or payload == b"[DONE]":  # a comment (keep-alive), or an early [DONE]
-                done = done or payload == b"[DONE]"
-                rewritten, meter.chunks = True, meter.chunks - 1
+            if payload is None:
+                continue  # a comment (keep-alive) or an empty event
+            if payload == b"[DONE]":
+                done = True
                 continue
+            first = meter.chunks == 0
+            meter.chunks += 1
+            meter.output_chars += text_bytes(payload)
             if first or any(marker in payload for marker in _FULL_PARSE):
-                first = False
                 chunk = self._parse_event(payload)
                 track_chunk(chunk, meter, count=False)
                 if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
-                    rewritten = True  # the usage-only event we asked for; the client did not
                     continue
-            rewritten = rewritten or not event.startswith(b"data: ") or b"\n" in event
-            kept.append(payload)
-        if not rewritten:
-            return block, done
-        return b"".join(b"data: " + payload + b"\n\n" for payload in kept), done
+            kept.append(b"data: " + payload + b"\n\n")
+        return b"".join(kept), done
 
     def _parse_event(self, data: bytes | str) -> JSON:
         try:
