@@ -95,21 +95,6 @@ def finish_reason_of(body: JSON) -> str | None:
     return str(choices[0].get("finish_reason")) if choices and choices[0].get("finish_reason") else None
 
 
-def chunk_output_chars(chunk: JSON) -> int:
-    """Characters of text and tool arguments in a chunk, for estimating a cut stream's output."""
-    total = 0
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if isinstance(content, str):
-            total += len(content)
-        for call in delta.get("tool_calls") or ():
-            arguments = (call.get("function") or {}).get("arguments")
-            if isinstance(arguments, str):
-                total += len(arguments)
-    return total
-
-
 #: The string values of text and tool-call arguments in raw chunk JSON, compact or with Python's default
 #: ``": "`` separator. Escapes count as two characters, which is all a cut stream's estimate needs.
 _TEXT_VALUES = re.compile(rb'"(?:content|arguments)": ?"((?:[^"\\]|\\.)*)"')
@@ -135,11 +120,8 @@ def _data_of(event: bytes) -> bytes | None:
     return b"\n".join(line[5:].removeprefix(b" ") for line in lines)
 
 
-def track_chunk(chunk: JSON, meter: StreamMeter, *, count: bool = True) -> None:
-    """Update ``meter`` from one OpenAI-format chunk (``count``: its chunk and text were not counted yet)."""
-    if count:
-        meter.chunks += 1
-        meter.output_chars += chunk_output_chars(chunk)
+def track_chunk(chunk: JSON, meter: StreamMeter) -> None:
+    """Update ``meter`` from one parsed OpenAI-format chunk (chunks and text are counted from the bytes)."""
     usage = chunk.get("usage")
     if usage:
         meter.usage = usage_from(usage)
@@ -239,7 +221,7 @@ class OpenAIAdapter:
         for start in sorted(starts):
             end = block.find(b"\n\n", start)
             chunk = self._parse_event(block[start + len(b"data: ") : end])
-            track_chunk(chunk, meter, count=False)
+            track_chunk(chunk, meter)
             if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
                 dropped.append((start, end + 2))  # the usage-only event we asked for; the client did not
         for start, end in reversed(dropped):
@@ -264,7 +246,7 @@ class OpenAIAdapter:
             meter.output_chars += text_bytes(payload)
             if first or any(marker in payload for marker in _FULL_PARSE):
                 chunk = self._parse_event(payload)
-                track_chunk(chunk, meter, count=False)
+                track_chunk(chunk, meter)
                 if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
                     continue
             kept.append(b"data: " + payload + b"\n\n")
