@@ -96,8 +96,11 @@ def finish_reason_of(body: JSON) -> str | None:
 
 
 #: The string values of text and tool-call arguments in raw chunk JSON, compact or with Python's default
-#: ``": "`` separator. Escapes count as two characters, which is all a cut stream's estimate needs.
-_TEXT_VALUES = re.compile(rb'"(?:content|arguments)": ?"((?:[^"\\]|\\.)*)"')
+#: ``": "`` separator. Escapes count as two characters, which is all a cut stream's estimate needs. One
+#: pattern per key: a literal prefix lets the regex engine skip ahead, several times faster than an
+#: alternation over a 3 KB run of events.
+_CONTENT_VALUES = re.compile(rb'content": ?"([^"\\]*(?:\\.[^"\\]*)*)"')
+_ARGUMENT_VALUES = re.compile(rb'arguments": ?"([^"\\]*(?:\\.[^"\\]*)*)"')
 #: Markers of the events metering must parse in full (compact and spaced JSON); JSON escapes every quote
 #: inside a string, so these cannot occur inside generated text.
 _FULL_PARSE = (b'"finish_reason":"', b'"finish_reason": "', b'"usage":{', b'"usage": {', b'{"error"')
@@ -106,7 +109,10 @@ DONE_EVENT = b"data: [DONE]\n\n"
 
 def text_bytes(raw: bytes) -> int:
     """Bytes of generated text and tool arguments in raw chunk JSON (one or many events)."""
-    return sum(len(match) for match in _TEXT_VALUES.findall(raw))
+    count = sum(map(len, _CONTENT_VALUES.findall(raw)))
+    if b'"arguments"' in raw:
+        count += sum(map(len, _ARGUMENT_VALUES.findall(raw)))
+    return count
 
 
 def _data_of(event: bytes) -> bytes | None:
@@ -199,9 +205,10 @@ class OpenAIAdapter:
         if done:
             block = block[: -len(DONE_EVENT)]
         count = block.count(b"\n\n")
+        # Every event a ``data:`` field (multi-line data passes as is: SSE joins it the same way on both
+        # sides), no [DONE] before the end. Each check is one pass over the bytes: they are what costs here.
         plain = (
             block.startswith(b"data: ")
-            and block.count(b"\n") == 2 * count
             and block.count(b"\n\ndata: ") == count - 1
             and DONE_EVENT not in block
         )
@@ -210,17 +217,17 @@ class OpenAIAdapter:
         first = meter.chunks == 0
         meter.chunks += count
         meter.output_chars += text_bytes(block)
-        starts = {0} if first else set()
+        starts = [0] if first else []
         for marker in _FULL_PARSE:
             at = block.find(marker)
             while at >= 0:
                 before = block.rfind(b"\n\n", 0, at)
-                starts.add(0 if before < 0 else before + 2)
+                starts.append(before + 2 if before >= 0 else 0)
                 at = block.find(marker, at + len(marker))
         dropped: list[tuple[int, int]] = []
-        for start in sorted(starts):
+        for start in sorted(set(starts)):
             end = block.find(b"\n\n", start)
-            chunk = self._parse_event(block[start + len(b"data: ") : end])
+            chunk = self._parse_event(_data_of(block[start:end]) or b"")
             track_chunk(chunk, meter)
             if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
                 dropped.append((start, end + 2))  # the usage-only event we asked for; the client did not
