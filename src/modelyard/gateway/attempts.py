@@ -80,17 +80,17 @@ class AttemptRunner:
             return max(error.retry_after, backoff)
         return backoff
 
-    def _retry_here(self, single_target: bool) -> Callable[[BaseException], bool]:
-        limit = self.config.retries.max_retry_after_s
+    def _retryable(self, error: BaseException, single_target: bool) -> bool:
+        if isinstance(error, Rejected):
+            return single_target  # with nowhere to escalate, ask the same model again
+        if not isinstance(error, UpstreamError) or not error.retryable:
+            return False
+        return error.retry_after is None or error.retry_after <= self.config.retries.max_retry_after_s
 
-        def retryable(error: BaseException) -> bool:
-            if isinstance(error, Rejected):
-                return single_target  # with nowhere to escalate, ask the same model again
-            if not isinstance(error, UpstreamError) or not error.retryable:
-                return False
-            return error.retry_after is None or error.retry_after <= limit
-
-        return retryable
+    @staticmethod
+    async def _sleep(outcome: Outcome, seconds: float) -> None:
+        outcome.backoff_seconds += seconds
+        await asyncio.sleep(seconds)
 
     async def run(
         self,
@@ -111,18 +111,13 @@ class AttemptRunner:
         last_rejected: Served[R] | None = None
         notes: list[str] = []
         single = len(plan.candidates) == 1
-
-        async def sleep(seconds: float) -> None:
-            outcome.backoff_seconds += seconds
-            await asyncio.sleep(seconds)
-
         for target in plan.candidates:
             breaker = self.breakers[target.public_model]
             if not breaker.available():
                 notes.append(f"{target.public_model}: circuit open")
                 continue
             try:
-                result = await self._on_target(ctx, target, call, outcome, accept, on_success, single, sleep)
+                result = await self._on_target(ctx, target, call, outcome, accept, on_success, single)
                 outcome.route = _describe(plan, notes, target)
                 return Served(target, result)
             except Rejected as rejected:
@@ -153,40 +148,51 @@ class AttemptRunner:
         accept: Callable[[R], Awaitable[str | None]] | None,
         on_success: Callable[[Target, R, float], None] | None,
         single: bool,
-        sleep: Callable[[float], Awaitable[None]],
     ) -> R:
-        """One target: a plain first attempt (the common case pays for no retry machinery), then, after a
-        retryable failure, tenacity's retries with back-off."""
-
-        async def attempt() -> R:
-            result = await self._once(ctx, target, call, outcome, on_success)
-            answer_row = outcome.attempts[-1] if outcome.attempts else None  # on_success appended it
-            reason = await accept(result) if accept else None
-            if reason is not None:
-                if answer_row is not None:
-                    answer_row.error_kind = "rejected"  # not a judge row the validator may have added
-                raise Rejected(reason, result)
-            return result
-
-        retryable = self._retry_here(single)
-        max_retries = self.config.retries.max_retries
+        """One target: a plain first attempt (the common case builds no closure and no retry machinery),
+        then, after a retryable failure, tenacity's retries with back-off."""
         try:
-            return await attempt()
+            return await self._attempt(ctx, target, call, outcome, accept, on_success)
         except (UpstreamError, Rejected) as first:
-            if max_retries == 0 or not retryable(first):
+            if self.config.retries.max_retries == 0 or not self._retryable(first, single):
                 raise
-            await sleep(self._first_wait(first))
+            await self._sleep(outcome, self._first_wait(first))
+
+        async def sleep(seconds: float) -> None:
+            await self._sleep(outcome, seconds)
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(max_retries),
+            stop=stop_after_attempt(self.config.retries.max_retries),
             wait=self._wait,
-            retry=retry_if_exception(retryable),
+            retry=retry_if_exception(lambda error: self._retryable(error, single)),
             sleep=sleep,
             reraise=True,
         )
         async for retry in retrying:
             with retry:
-                return await attempt()
+                return await self._attempt(ctx, target, call, outcome, accept, on_success)
         raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        ctx: RequestContext,
+        target: Target,
+        call: Callable[[Target], Awaitable[R]],
+        outcome: Outcome,
+        accept: Callable[[R], Awaitable[str | None]] | None,
+        on_success: Callable[[Target, R, float], None] | None,
+    ) -> R:
+        """One call, its answer checked by ``accept`` when there is one."""
+        result = await self._once(ctx, target, call, outcome, on_success)
+        if accept is None:
+            return result
+        answer_row = outcome.attempts[-1] if outcome.attempts else None  # on_success appended it
+        reason = await accept(result)
+        if reason is not None:
+            if answer_row is not None:
+                answer_row.error_kind = "rejected"  # not a judge row the validator may have added
+            raise Rejected(reason, result)
+        return result
 
     def _first_wait(self, error: BaseException) -> float:
         base = self.config.retries.backoff_base_ms / 1000

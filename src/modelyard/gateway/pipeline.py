@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any, Protocol
@@ -36,7 +35,7 @@ from modelyard.gateway.redaction import (
     restore_result,
 )
 from modelyard.gateway.side_calls import judge, mirror
-from modelyard.gateway.streaming import DONE, opener, relay
+from modelyard.gateway.streaming import ClientStream, Frames, Relay, opener
 from modelyard.gateway.targets import (
     NO_WORKLOAD,
     WORKLOAD_HEADER,
@@ -85,6 +84,29 @@ class Admitted:
 
     def note(self) -> str:
         return f"{self.decision.data_class} ({self.decision.source}); allows {describe(self.policy)}"
+
+
+class RecordedOnFailure:
+    """A ``with`` block whose failure (the attempts failed, or the client went away) is recorded, then
+    re-raised. A class rather than ``@contextmanager``: it runs on every request, and a generator-based
+    context manager costs several times more."""
+
+    __slots__ = ("outcome", "record")
+
+    def __init__(self, record: Callable[[], None], outcome: Outcome) -> None:
+        self.record, self.outcome = record, outcome
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        outcome = self.outcome
+        if isinstance(error, UpstreamError):
+            outcome.status, outcome.error_kind = error.status, error.kind
+            self.record()
+        elif isinstance(error, asyncio.CancelledError):
+            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
+            self.record()
 
 
 class Gateway:
@@ -182,21 +204,13 @@ class Gateway:
             outcome.policy = f"{outcome.policy}; {red.note}"
         return red
 
-    @contextmanager
     def _recorded_on_failure(
         self, ctx: RequestContext, admitted: Admitted, outcome: Outcome, *, streamed: bool
-    ) -> Iterator[None]:
+    ) -> RecordedOnFailure:
         """Record the request's row when the attempts fail, or the client goes away, then re-raise."""
-        try:
-            yield
-        except UpstreamError as error:
-            outcome.status, outcome.error_kind = error.status, error.kind
-            self._record(ctx, admitted.workload, admitted.route.name, streamed, outcome)
-            raise
-        except asyncio.CancelledError:
-            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
-            self._record(ctx, admitted.workload, admitted.route.name, streamed, outcome)
-            raise
+        return RecordedOnFailure(
+            lambda: self._record(ctx, admitted.workload, admitted.route.name, streamed, outcome), outcome
+        )
 
     def _outcome(self, admitted: Admitted) -> Outcome:
         return Outcome(status=200, policy=admitted.note(), data_class=admitted.decision.data_class)
@@ -287,10 +301,10 @@ class Gateway:
 
     # -- streaming -------------------------------------------------------------------------------------
 
-    async def stream_chat(self, ctx: RequestContext, admitted: Admitted, body: JSON) -> AsyncIterator[bytes]:
-        """SSE frames for the client. A failure before the first frame is raised (the HTTP layer answers
-        with a status; retries and fallbacks happen before that); after it, the client gets an explicit
-        error event and never ``[DONE]``."""
+    async def stream_chat(self, ctx: RequestContext, admitted: Admitted, body: JSON) -> ClientStream:
+        """Open the stream the client gets. A failure before its first token is raised (the HTTP layer
+        answers with a status; retries and fallbacks happen before that); after it, the client gets an
+        explicit error event and never ``[DONE]``."""
         options = body.get("stream_options")
         wants_usage = isinstance(options, dict) and options.get("include_usage") is True
         outcome = self._outcome(admitted)
@@ -298,34 +312,27 @@ class Gateway:
         key = self._cache_key(ctx, admitted, body)
         cached = await self.cache.get(admitted.workload.name, key) if key else None
         if cached is not None:
-            for frame in answer_frames(cached.body, cached.usage, wants_usage):
-                yield frame
             self._record_hit(ctx, admitted, body, outcome, cached, streamed=True)
-            yield DONE
-            return
+            return Frames(answer_frames(cached.body, cached.usage, wants_usage))
         red = self._redact(admitted, body, outcome)
         if admitted.route.validators:
             # A cascade must see the whole answer before accepting it: the client gets it as one stream.
-            async for frame in self._stream_buffered(ctx, admitted, plan, red, outcome, wants_usage, key):
-                yield frame
-            return
+            return await self._stream_buffered(ctx, admitted, plan, red, outcome, wants_usage, key)
         with self._recorded_on_failure(ctx, admitted, outcome, streamed=True):
             open_stream = opener(red.body, wants_usage, self.config.resilience.ttft_timeout_s)
             served = await self.runner.run(ctx, plan, open_stream, outcome)
         self._launch_shadow(ctx, admitted, plan, red.body)
-        restorer = StreamRestorer(red.vault) if red.vault is not None else None
-        frames = relay(
+        workload, route = admitted.workload, admitted.route.name
+        return Relay(
             ctx,
             red.body,
             outcome,
             served,
             wants_usage=wants_usage,
-            log_content=admitted.workload.log_content,
-            restorer=restorer,
-            record=lambda: self._record(ctx, admitted.workload, admitted.route.name, True, outcome),
+            log_content=workload.log_content,
+            restorer=StreamRestorer(red.vault) if red.vault is not None else None,
+            record=lambda: self._record(ctx, workload, route, True, outcome),
         )
-        async for frame in frames:
-            yield frame
 
     async def _stream_buffered(
         self,
@@ -336,7 +343,7 @@ class Gateway:
         outcome: Outcome,
         wants_usage: bool,
         key: str | None,
-    ) -> AsyncIterator[bytes]:
+    ) -> Frames:
         with self._recorded_on_failure(ctx, admitted, outcome, streamed=True):
             served = await self._complete(ctx, admitted, plan, red.body, outcome)
         outcome.ttft_seconds = perf_counter() - ctx.t0
@@ -347,9 +354,7 @@ class Gateway:
         if key and served.accepted:
             await self.cache.put(admitted.workload.name, key, self._cache_entry(served))
         self._launch_shadow(ctx, admitted, plan, red.body)
-        for frame in frames:
-            yield frame
-        yield DONE
+        return Frames(frames)
 
     # -- cache and shadow ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
+from typing import Protocol
 
 import orjson
 
@@ -73,30 +74,113 @@ def opener(body: JSON, wants_usage: bool, ttft_timeout: float | None) -> Callabl
     return open_stream
 
 
-async def relay(
-    ctx: RequestContext,
-    body: JSON,
-    outcome: Outcome,
-    served: Served[Live],
-    *,
-    wants_usage: bool,
-    log_content: bool,
-    restorer: StreamRestorer | None,
-    record: Callable[[], None],
-) -> AsyncIterator[bytes]:
+class ClientStream(Protocol):
+    """What the HTTP layer sends once a stream's headers may go: every frame but the last through
+    ``write``, the last returned (sent with the end of the body). ``close`` is for a stream that will
+    never be pumped (the client left first): it records that and ends the upstream call."""
+
+    async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> bytes: ...
+
+    async def close(self) -> None: ...
+
+
+class Frames:
+    """A stream whose frames are all known already (a cache hit, a cascade's checked answer)."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = frames
+
+    async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> bytes:
+        body = b"".join(self.frames)
+        if body:
+            await write(body)
+        return DONE
+
+    async def close(self) -> None:
+        return None
+
+
+class Relay:
     """The client's SSE frames from a stream that has begun. Usage and the attempt are metered at the end
     (``record`` writes the row) however it ends: complete, cut by the upstream (an explicit error event,
-    never ``[DONE]``), or abandoned by the client (the upstream call is closed)."""
-    live, target = served.result, served.target
-    meter = live.meter
-    outcome.target = target
-    completion: list[str] = []
-    started = perf_counter()
-    recorded = False
+    never ``[DONE]``), or abandoned by the client (the upstream call is closed).
 
-    def finish(completed: bool, error: UpstreamError | None = None) -> None:
-        seconds = perf_counter() - started
-        usage = stream_usage(meter, body, completed=completed)
+    A plain object driving the writes, not an async generator: one layer fewer between the upstream's
+    reads and the client's socket, and no event-loop hook per request."""
+
+    __slots__ = (
+        "_body",
+        "_completion",
+        "_ctx",
+        "_live",
+        "_log_content",
+        "_outcome",
+        "_record",
+        "_recorded",
+        "_restorer",
+        "_started",
+        "_target",
+        "_wants_usage",
+    )
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        body: JSON,
+        outcome: Outcome,
+        served: Served[Live],
+        *,
+        wants_usage: bool,
+        log_content: bool,
+        restorer: StreamRestorer | None,
+        record: Callable[[], None],
+    ) -> None:
+        self._ctx, self._body, self._outcome = ctx, body, outcome
+        self._live, self._target = served.result, served.target
+        outcome.target = served.target
+        self._wants_usage, self._log_content = wants_usage, log_content
+        self._restorer, self._record = restorer, record
+        self._completion: list[str] = []
+        self._started = perf_counter()
+        self._recorded = False
+
+    async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> bytes:
+        live = self._live
+        try:
+            try:
+                head = b"".join(f for f in map(self._frame, live.head) if f)
+                if head:
+                    await write(head)
+                async for piece in live.frames:
+                    out = self._frame(piece)
+                    if out:
+                        await write(out)
+            except UpstreamError as error:
+                self._finish(False, error)
+                return sse(error.to_body())
+            self._finish(True)
+            tail = self._restorer.tail() if self._restorer is not None else None
+            return DONE if tail is None else sse(tail) + DONE
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if not self._recorded:
+            # The client went away (or the server is stopping): end the upstream call and record what
+            # was produced so far, estimated where the provider never said.
+            outcome = self._outcome
+            outcome.client_cancelled = True
+            outcome.status, outcome.error_kind = 499, "client_cancelled"
+            self._finish(False)
+        await self._live.frames.aclose()  # type: ignore[attr-defined]
+
+    def _finish(self, completed: bool, error: UpstreamError | None = None) -> None:
+        self._recorded = True
+        outcome, meter = self._outcome, self._live.meter
+        seconds = perf_counter() - self._started
+        usage = stream_usage(meter, self._body, completed=completed)
         outcome.upstream_seconds += seconds
         outcome.usage, outcome.finish_reason = usage, meter.finish_reason
         outcome.upstream_model = meter.upstream_model
@@ -104,9 +188,9 @@ async def relay(
             outcome.status, outcome.error_kind = error.status, error.kind
         outcome.attempts.append(
             attempt_row(
-                ctx,
+                self._ctx,
                 len(outcome.attempts) + 1,
-                target,
+                self._target,
                 status=outcome.status,
                 error_kind=outcome.error_kind,
                 seconds=seconds,
@@ -114,57 +198,29 @@ async def relay(
                 upstream_model=meter.upstream_model,
             )
         )
-        if log_content:
-            outcome.prompt = orjson.dumps(body.get("messages")).decode()
-            outcome.completion = "".join(completion)
-        record()
+        if self._log_content:
+            outcome.prompt = orjson.dumps(self._body.get("messages")).decode()
+            outcome.completion = "".join(self._completion)
+        self._record()
 
-    def frame(piece: JSON | bytes) -> bytes | None:
-        if restorer is not None:
-            piece = restorer.block(piece) if isinstance(piece, bytes) else restorer.chunk(piece)
+    def _frame(self, piece: JSON | bytes) -> bytes | None:
+        outcome = self._outcome
+        if self._restorer is not None:
+            piece = self._restorer.block(piece) if isinstance(piece, bytes) else self._restorer.chunk(piece)
         if isinstance(piece, bytes):
             # Already OpenAI SSE events, passed through as read (one write per upstream read).
-            if outcome.ttft_seconds is None and meter.output_chars:
-                outcome.ttft_seconds = perf_counter() - ctx.t0
-            if log_content:
-                completion.append(_sse_text(piece))
+            if outcome.ttft_seconds is None and self._live.meter.output_chars:
+                outcome.ttft_seconds = perf_counter() - self._ctx.t0
+            if self._log_content:
+                self._completion.append(_sse_text(piece))
             return piece
-        if not piece.get("choices") and piece.get("usage") is not None and not wants_usage:
+        if not piece.get("choices") and piece.get("usage") is not None and not self._wants_usage:
             return None  # the usage-only chunk we asked for to meter; the client did not
         if outcome.ttft_seconds is None and _has_output(piece):
-            outcome.ttft_seconds = perf_counter() - ctx.t0
-        if log_content:
-            completion.append(_delta_text(piece))
+            outcome.ttft_seconds = perf_counter() - self._ctx.t0
+        if self._log_content:
+            self._completion.append(_delta_text(piece))
         return sse(piece)
-
-    try:
-        try:
-            head = b"".join(f for f in map(frame, live.head) if f)
-            if head:
-                yield head
-            async for piece in live.frames:
-                out = frame(piece)
-                if out:
-                    yield out
-        except UpstreamError as error:
-            finish(False, error)
-            recorded = True
-            yield sse(error.to_body())
-            return
-        finish(True)
-        recorded = True
-        tail = restorer.tail() if restorer is not None else None
-        if tail is not None:
-            yield sse(tail)
-        yield DONE
-    finally:
-        if not recorded:
-            # The client went away (or the server is stopping): end the upstream call and record what
-            # was produced so far, estimated where the provider never said.
-            outcome.client_cancelled = True
-            outcome.status, outcome.error_kind = 499, "client_cancelled"
-            finish(False)
-        await live.frames.aclose()  # type: ignore[attr-defined]
 
 
 async def _read_to_first_token(frames: AsyncIterator[JSON | bytes], meter: StreamMeter) -> list[JSON | bytes]:

@@ -7,7 +7,6 @@ through a middleware, which would add a coroutine hop to every request.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import secrets
@@ -29,7 +28,7 @@ from modelyard.errors import (
 )
 from modelyard.gateway.metering import RequestContext
 from modelyard.gateway.pipeline import Admitted, Gateway
-from modelyard.gateway.streaming import DONE
+from modelyard.gateway.streaming import ClientStream
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_embedding_request
 
@@ -106,7 +105,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         body, admitted = await _admit(request, ctx, check_chat_request, "chat")
         if body.get("stream"):
-            return await _stream(request, ctx, gateway.stream_chat(ctx, admitted, body))
+            return await _stream(request, ctx, await gateway.stream_chat(ctx, admitted, body))
         result = await gateway.chat(ctx, admitted, body)
     except ModelyardError as error:
         return error_response(error, ctx.request_id)
@@ -116,10 +115,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return web.Response(body=payload, content_type=JSON_TYPE, headers={"X-Request-Id": ctx.request_id})
 
 
-async def _stream(request: web.Request, ctx: RequestContext, frames: Any) -> web.StreamResponse:
-    # Pull the first frame before sending headers: an upstream that fails at once (429, 5xx, refused
-    # connection) then gets a real HTTP status instead of a 200 followed by an error event.
-    first = await frames.__anext__()
+async def _stream(request: web.Request, ctx: RequestContext, stream: ClientStream) -> web.StreamResponse:
+    # The stream was opened up to its first token before the headers go: an upstream that fails at once
+    # (429, 5xx, refused connection) gets a real HTTP status instead of a 200 followed by an error event.
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -127,18 +125,13 @@ async def _stream(request: web.Request, ctx: RequestContext, frames: Any) -> web
             "X-Request-Id": ctx.request_id,
         }
     )
-    last = b""
     try:
         await response.prepare(request)
-        await response.write(first)
-        async for frame in frames:
-            if frame is DONE:  # sent with the end of the body: one write instead of two
-                last = frame
-            else:
-                await response.write(frame)
-    except (ConnectionResetError, asyncio.CancelledError):
-        await frames.aclose()  # records the cancelled stream and stops the upstream call
+    except BaseException:
+        await stream.close()  # records the abandoned stream and stops the upstream call
         raise
+    # The last frame ([DONE], or the error event of a cut stream) goes with the end of the body.
+    last = await stream.pump(response.write)
     await response.write_eof(last)
     return response
 

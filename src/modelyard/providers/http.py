@@ -24,7 +24,7 @@ from modelyard.errors import (
     UpstreamUnavailable,
     upstream_error_for_status,
 )
-from modelyard.transport.http1 import ConnectError, Pool, ProtocolError, StreamCut, request_head
+from modelyard.transport.http1 import ConnectError, Exchange, Pool, ProtocolError, StreamCut, request_head
 
 #: What the transport raises when a call fails on the way (OSError covers refused and reset sockets).
 TRANSPORT_ERRORS = (TimeoutError, ConnectError, StreamCut, ProtocolError, OSError)
@@ -143,39 +143,61 @@ class UpstreamClient:
                 f"{self.provider} sent a malformed JSON body", provider=self.provider, retryable=True
             ) from None
 
-    async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncGenerator[bytes, None]:
-        """POST and yield the raw body of a 2xx streaming answer, one piece per network read.
-
-        A failure before the first piece (status, connection) is raised from the first ``__anext__``;
-        after it, a broken connection is :class:`UpstreamStreamCut` and a stall :class:`UpstreamTimeout`.
-        Closing the generator (a client that went away) closes the upstream connection."""
+    async def open_stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamStream:
+        """POST and return the 2xx streaming answer, once its head is in. A failure until then (status,
+        connection) is raised here; after it, :meth:`UpstreamStream.next_piece` maps its own."""
         pool, head = self._prepare(url, headers)
         try:
             exchange = await pool.open(head, body, read_timeout_s=self.config.timeouts.read)
         except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
+        response = exchange.response
+        if response.status >= 300:
+            try:
+                raw = await exchange.read()
+            except TRANSPORT_ERRORS as exc:
+                raise self._transport_error(exc) from None
+            finally:
+                exchange.close()
+            raise self._failure(response.status, raw, response.headers)
+        return UpstreamStream(self.provider, exchange)
+
+    async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncGenerator[bytes, None]:
+        """:meth:`open_stream` as an async generator of its pieces; closing it closes the connection."""
+        upstream = await self.open_stream(url, body, headers)
         try:
-            response = exchange.response
-            if response.status >= 300:
-                try:
-                    raw = await exchange.read()
-                except TRANSPORT_ERRORS as exc:
-                    raise self._transport_error(exc) from None
-                raise self._failure(response.status, raw, response.headers)
-            while True:
-                try:
-                    piece = await exchange.next_piece()
-                except TimeoutError:
-                    raise UpstreamTimeout(
-                        f"{self.provider} stalled mid-stream", provider=self.provider
-                    ) from None
-                except TRANSPORT_ERRORS as exc:
-                    # The answer had begun: whatever broke, the client must learn its stream is incomplete.
-                    raise UpstreamStreamCut(
-                        f"{self.provider} stream broke off ({type(exc).__name__})", provider=self.provider
-                    ) from None
-                if piece is None:
-                    return
+            while (piece := await upstream.next_piece()) is not None:
                 yield piece
         finally:
-            exchange.close()
+            upstream.close()
+
+
+class UpstreamStream:
+    """A 2xx streaming answer being read, one piece per network read, transport failures mapped.
+
+    A plain object rather than an async generator: every async generator's first step goes through the
+    event loop's bookkeeping hooks, a cost paid per request on the streaming hot path."""
+
+    __slots__ = ("_exchange", "provider")
+
+    def __init__(self, provider: str, exchange: Exchange) -> None:
+        self.provider = provider
+        self._exchange = exchange
+
+    async def next_piece(self) -> bytes | None:
+        """The next piece of the body; None at its end. The answer had begun, so whatever breaks, the
+        client must learn that its stream is incomplete: a stall is :class:`UpstreamTimeout`, anything else
+        :class:`UpstreamStreamCut`."""
+        try:
+            return await self._exchange.next_piece()
+        except TimeoutError:
+            raise UpstreamTimeout(f"{self.provider} stalled mid-stream", provider=self.provider) from None
+        except TRANSPORT_ERRORS as exc:
+            raise UpstreamStreamCut(
+                f"{self.provider} stream broke off ({type(exc).__name__})", provider=self.provider
+            ) from None
+
+    def close(self) -> None:
+        """Done with the answer: a connection read to its end goes back to the pool, any other is closed
+        (which is how a client that went away stops the upstream call)."""
+        self._exchange.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +32,7 @@ from modelyard.providers.base import (
     StreamMeter,
     Usage,
 )
-from modelyard.providers.http import UpstreamClient, error_message_of
+from modelyard.providers.http import UpstreamClient, UpstreamStream, error_message_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,35 +162,11 @@ class OpenAIAdapter:
             body=body, usage=usage_from(body.get("usage")), finish_reason=finish_reason_of(body), raw=raw
         )
 
-    async def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON | bytes]:
+    def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON | bytes]:
         """Pass the upstream's SSE bytes through, one block per network read: the format is already
         the client's, so each event is parsed only to meter it, never re-encoded. The usage-only event
         we asked for is dropped when the client did not ask for it; ``[DONE]`` is the gateway's to send."""
-        request = to_request(call.body, call.upstream_model, self.profile, stream=True)
-        url = f"{self._base}/chat/completions"
-        done = False
-        keep_usage = call.client_wants_stream_usage
-        # aclosing: a client that goes away closes the upstream stream now, not when the GC gets to it.
-        async with aclosing(self._client.stream(url, orjson.dumps(request), self._headers)) as reads:
-            pending = b""
-            async for data in reads:
-                if b"\r" in data:
-                    data = data.replace(b"\r\n", b"\n")
-                if pending:
-                    data = pending + data
-                end = data.rfind(b"\n\n") + 2
-                if end < 2:
-                    pending = data
-                    continue
-                pending = data[end:]
-                block, saw_done = self._relay_block(data[:end], meter, keep_usage)
-                done = done or saw_done
-                if block:
-                    yield block
-        if not done and (self.profile.sends_done or meter.finish_reason is None):
-            raise UpstreamStreamCut(
-                f"{self.name} ended the stream before it was complete", provider=self.name
-            )
+        return EventRelay(self, call, meter)
 
     def _relay_block(self, block: bytes, meter: StreamMeter, keep_usage: bool) -> tuple[bytes, bool]:
         """Meter a run of complete events; return what the client gets of it, and whether ``[DONE]`` came.
@@ -292,3 +267,70 @@ class OpenAIAdapter:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+class EventRelay:
+    """An OpenAI-format stream as runs of complete events (see ``OpenAIAdapter._relay_block``).
+
+    An async iterator object rather than an async generator: the event loop's hooks for every async
+    generator cost more than this whole relay on a short stream. ``aclose`` (a client that went away)
+    closes the upstream connection at once, not when the garbage collector gets to it."""
+
+    __slots__ = ("_adapter", "_call", "_done", "_ended", "_meter", "_pending", "_upstream")
+
+    def __init__(self, adapter: OpenAIAdapter, call: ChatCall, meter: StreamMeter) -> None:
+        self._adapter, self._call, self._meter = adapter, call, meter
+        self._upstream: UpstreamStream | None = None
+        self._pending = b""
+        self._done = self._ended = False
+
+    def __aiter__(self) -> EventRelay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._ended:
+            raise StopAsyncIteration
+        try:
+            return await self._next_block()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _next_block(self) -> bytes:
+        adapter = self._adapter
+        upstream = self._upstream
+        if upstream is None:
+            call = self._call
+            request = to_request(call.body, call.upstream_model, adapter.profile, stream=True)
+            upstream = self._upstream = await adapter._client.open_stream(
+                f"{adapter._base}/chat/completions", orjson.dumps(request), adapter._headers
+            )
+        while True:
+            data = await upstream.next_piece()
+            if data is None:
+                await self.aclose()
+                if not self._done and (adapter.profile.sends_done or self._meter.finish_reason is None):
+                    raise UpstreamStreamCut(
+                        f"{adapter.name} ended the stream before it was complete", provider=adapter.name
+                    )
+                raise StopAsyncIteration
+            if b"\r" in data:
+                data = data.replace(b"\r\n", b"\n")
+            if self._pending:
+                data = self._pending + data
+            end = data.rfind(b"\n\n") + 2
+            if end < 2:
+                self._pending = data
+                continue
+            self._pending = data[end:]
+            block, saw_done = adapter._relay_block(
+                data[:end], self._meter, self._call.client_wants_stream_usage
+            )
+            self._done = self._done or saw_done
+            if block:
+                return block
+
+    async def aclose(self) -> None:
+        self._ended = True
+        if self._upstream is not None:
+            self._upstream.close()
