@@ -7,12 +7,15 @@ import logging
 import socket
 import sqlite3
 import time
+from dataclasses import fields
 from pathlib import Path
 
+import orjson
 import pytest
 
 from modelyard.config.schema import LedgerConfig
 from modelyard.ledger import spool
+from modelyard.ledger.schema import REQUEST_COLUMNS, RequestRow
 from modelyard.ledger.store import LedgerStore, open_store
 from modelyard.ledger.writer import Ledger, default_spool_dir
 from tests.ledger_support import attempt, pg_url, request, store_url
@@ -168,10 +171,17 @@ class FlakyStore:
         self.failures = failures
 
     def insert(self, requests, attempts):  # type: ignore[no-untyped-def]
+        self._maybe_fail()
+        return self.inner.insert(requests, attempts)
+
+    def insert_values(self, requests, attempts):  # type: ignore[no-untyped-def]
+        self._maybe_fail()
+        return self.inner.insert_values(requests, attempts)
+
+    def _maybe_fail(self) -> None:
         if self.failures:
             self.failures -= 1
             raise sqlite3.OperationalError("database is locked")
-        return self.inner.insert(requests, attempts)
 
     def close(self) -> None:
         self.inner.close()
@@ -245,3 +255,25 @@ def test_default_spool_dir() -> None:
     assert default_spool_dir("sqlite:////var/lib/my/ledger.db") == Path("/var/lib/my/ledger.db.spool")
     assert default_spool_dir("postgresql://db/x") == Path(".modelyard/spool")
     assert default_spool_dir("sqlite:///:memory:") == Path(".modelyard/spool")
+
+
+def test_an_older_schemas_line_gets_the_new_columns_defaults() -> None:
+    """Columns are only ever appended: a line from an older version is a prefix of today's values."""
+    row, first = request(1), attempt(1)
+    line = spool.encode_line(row, [first])
+    version, values, attempts = spool.decode_values(line)
+    assert (
+        version == spool.SCHEMA_VERSION
+        and values == tuple(getattr(row, c) for c in REQUEST_COLUMNS)
+        and len(attempts) == 1
+    )
+    older = orjson.loads(line)
+    older[1] = older[1][:-1]  # the newest request column did not exist yet
+    _, values, _ = spool.decode_values(orjson.dumps(older))
+    newest = fields(RequestRow)[-1]
+    assert values is not None and values[-1] == newest.default and values[:-1] == tuple(older[1])
+    _, decoded, _ = spool.decode_line(orjson.dumps(older))
+    assert getattr(decoded, newest.name) == newest.default and decoded.request_id == row.request_id
+    older[1] = older[1][:2]  # required columns missing: malformed, not silently stored
+    with pytest.raises(ValueError):
+        spool.decode_values(orjson.dumps(older))

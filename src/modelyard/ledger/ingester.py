@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from modelyard.ledger import spool
-from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow, Values
 from modelyard.ledger.store import LedgerStore, RowsRejected, open_store
 
 log = logging.getLogger("modelyard.ledger")
@@ -53,6 +53,10 @@ def redact_url(url: str) -> str:
         return url
     credentials, _, host = rest.rpartition("@")
     return f"{scheme}{sep}{credentials.split(':', 1)[0]}@{host}"
+
+
+_REQUEST_ID = REQUEST_COLUMNS.index("request_id")
+_ATTEMPT_ID = ATTEMPT_COLUMNS.index("request_id")
 
 
 class Ingester:
@@ -81,7 +85,7 @@ class Ingester:
                 continue
             try:
                 try:
-                    self.insert(claimed.requests, claimed.attempts)
+                    self.store.insert_values(claimed.requests, claimed.attempts)
                 except RowsRejected as exc:
                     self._insert_one_by_one(claimed, exc)
             except Exception as exc:
@@ -95,15 +99,16 @@ class Ingester:
 
         Retrying a row that breaks a constraint can never succeed, and would hold up every row behind it.
         """
-        attempts: dict[str, list[AttemptRow]] = {}
-        for row in claimed.attempts:
-            attempts.setdefault(row.request_id, []).append(row)
+        attempts: dict[str, list[Values]] = {}
+        for values in claimed.attempts:
+            attempts.setdefault(values[_ATTEMPT_ID], []).append(values)
         rejected = []
         for request in claimed.requests:
+            mine = attempts.get(request[_REQUEST_ID], [])
             try:
-                self.insert([request], attempts.get(request.request_id, []))
+                self.store.insert_values([request], mine)
             except RowsRejected:
-                rejected.append(spool.encode_line(request, attempts.get(request.request_id, [])))
+                rejected.append(spool.encode_values(request, mine))
         kept = claimed.path.with_suffix(".rejected")
         with open(kept, "ab") as file:
             file.writelines(rejected)

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from modelyard.ledger import migrate
-from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
+from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow, Values
 from modelyard.ledger.store import (
     DEFAULT_BATCH_ROWS,
     EVERYTHING,
@@ -76,11 +76,14 @@ class PostgresStore:
         return [int(v) for (v,) in rows]
 
     def insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> int:
+        return self.insert_values(request_values(requests), attempt_values(attempts))
+
+    def insert_values(self, requests: Sequence[Values], attempts: Sequence[Values]) -> int:
         try:
             with self._transaction() as conn, conn.cursor() as cursor:
-                cursor.executemany(_INSERT_REQUEST, request_values(requests))
+                cursor.executemany(_INSERT_REQUEST, requests)
                 new = cursor.rowcount
-                cursor.executemany(_INSERT_ATTEMPT, attempt_values(attempts))
+                cursor.executemany(_INSERT_ATTEMPT, attempts)
         except (psycopg.IntegrityError, psycopg.DataError) as exc:
             raise RowsRejected(str(exc).splitlines()[0]) from exc
         return max(new, 0)

@@ -99,5 +99,8 @@ class AttemptRow:
         return asdict(self)
 
 
+#: One row as its values in column order: how the spool holds rows and the stores insert them.
+Values = tuple[Any, ...]
+
 REQUEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
 ATTEMPT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRow))

@@ -20,14 +20,22 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from itertools import count
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, SCHEMA_VERSION, AttemptRow, RequestRow
+from modelyard.ledger.schema import (
+    ATTEMPT_COLUMNS,
+    REQUEST_COLUMNS,
+    SCHEMA_VERSION,
+    AttemptRow,
+    RequestRow,
+    Values,
+)
 
 log = logging.getLogger("modelyard.ledger")
 
@@ -47,19 +55,60 @@ def encode_line(request: RequestRow, attempts: Sequence[AttemptRow]) -> bytes:
     )
 
 
+def encode_values(request: Values, attempts: Sequence[Values]) -> bytes:
+    """The spool line of rows already held as values."""
+    return orjson.dumps([SCHEMA_VERSION, request, list(attempts)]) + b"\n"
+
+
 def decode_line(line: bytes) -> tuple[int, RequestRow, list[AttemptRow]]:
     """The rows of one spool line; raises ValueError/KeyError/TypeError on a malformed one."""
-    entry = orjson.loads(line)
-    if isinstance(entry, dict):  # the named form of the first spool format
-        return entry["v"], RequestRow(**entry["request"]), [AttemptRow(**a) for a in entry["attempts"]]
-    version, request, attempts = entry
-    if version > SCHEMA_VERSION:
+    version, request, attempts = decode_values(line)
+    if request is None:
         return version, None, []  # type: ignore[return-value]
     return (
         version,
-        RequestRow(**dict(zip(REQUEST_COLUMNS, request, strict=False))),
-        [AttemptRow(**dict(zip(ATTEMPT_COLUMNS, a, strict=False))) for a in attempts],
+        RequestRow(**dict(zip(REQUEST_COLUMNS, request, strict=True))),
+        [AttemptRow(**dict(zip(ATTEMPT_COLUMNS, a, strict=True))) for a in attempts],
     )
+
+
+def decode_values(line: bytes) -> tuple[int, Values | None, list[Values]]:
+    """The column values of one spool line, in today's column order: what the stores insert, so the
+    ingester builds no row objects only to take them apart again. ``None`` for a newer version; raises
+    ValueError/KeyError/TypeError on a malformed line."""
+    entry = orjson.loads(line)
+    if isinstance(entry, dict):  # the named form of the first spool format
+        request_row = RequestRow(**entry["request"])
+        return (
+            entry["v"],
+            _REQUEST_VALUES(request_row),
+            [_ATTEMPT_VALUES(AttemptRow(**a)) for a in entry["attempts"]],
+        )
+    version, request, attempts = entry
+    if version > SCHEMA_VERSION:
+        return version, None, []
+    return version, _complete(request, _REQUEST_DEFAULTS), [_complete(a, _ATTEMPT_DEFAULTS) for a in attempts]
+
+
+def _defaults(cls: type, columns: Sequence[str]) -> tuple[Any, ...]:
+    found = {f.name: f.default for f in fields(cls)}
+    return tuple(found[name] for name in columns)
+
+
+_REQUEST_DEFAULTS = _defaults(RequestRow, REQUEST_COLUMNS)
+_ATTEMPT_DEFAULTS = _defaults(AttemptRow, ATTEMPT_COLUMNS)
+
+
+def _complete(values: list[Any], defaults: tuple[Any, ...]) -> Values:
+    """An older line's values (columns are only ever appended) padded with the newer columns' defaults."""
+    if len(values) == len(defaults):
+        return tuple(values)
+    if len(values) > len(defaults):
+        raise ValueError(f"{len(values)} values for {len(defaults)} columns")
+    padded = (*values, *defaults[len(values) :])
+    if MISSING in padded:
+        raise ValueError("a required column is missing")
+    return padded
 
 
 class SpoolSegment:
@@ -99,8 +148,9 @@ class Claimed:
 
     path: Path
     fd: int
-    requests: list[RequestRow] = field(default_factory=list)
-    attempts: list[AttemptRow] = field(default_factory=list)
+    #: Column values (see ``decode_values``), not row objects: the stores insert values.
+    requests: list[Values] = field(default_factory=list)
+    attempts: list[Values] = field(default_factory=list)
     #: Line numbers that could not be read, other than a torn last line.
     bad_lines: list[int] = field(default_factory=list)
     #: Lines written by a newer modelyard (higher schema version) that this one cannot store.
@@ -175,8 +225,8 @@ def _parse(data: bytes, into: Claimed) -> None:
         if not line:
             continue
         try:
-            version, request, attempts = decode_line(line)
-            if version > SCHEMA_VERSION:
+            _version, request, attempts = decode_values(line)
+            if request is None:
                 into.newer_lines += 1
                 continue
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):

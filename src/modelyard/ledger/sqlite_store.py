@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.ledger import migrate
-from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
+from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow, Values
 from modelyard.ledger.store import (
     DEFAULT_BATCH_ROWS,
     EVERYTHING,
@@ -74,10 +74,13 @@ class SQLiteStore:
             return [v for (v,) in self._db.execute("SELECT version FROM schema_migrations ORDER BY version")]
 
     def insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> int:
+        return self.insert_values(request_values(requests), attempt_values(attempts))
+
+    def insert_values(self, requests: Sequence[Values], attempts: Sequence[Values]) -> int:
         try:
             with self._write() as db:
-                new = db.executemany(_INSERT_REQUEST, request_values(requests)).rowcount
-                db.executemany(_INSERT_ATTEMPT, attempt_values(attempts))
+                new = db.executemany(_INSERT_REQUEST, requests).rowcount
+                db.executemany(_INSERT_ATTEMPT, attempts)
         except (sqlite3.IntegrityError, OverflowError) as exc:  # a NOT NULL broken; an int beyond 64 bits
             raise RowsRejected(str(exc)) from exc
         return new

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any, Literal, Protocol
 
-from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow
+from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow, Values
 from modelyard.ledger.summary import GroupKey, SummaryRow
 
 #: Columns :func:`modelyard.ledger.summary.summarise` needs, in the order it expects them.
@@ -82,6 +82,11 @@ class LedgerStore(Protocol):
 
         Raises :class:`RowsRejected` if a row breaks a constraint; the driver's own errors otherwise.
         """
+        ...
+
+    def insert_values(self, requests: Sequence[Values], attempts: Sequence[Values]) -> int:
+        """:meth:`insert` for rows given as their column values (``REQUEST_COLUMNS``/``ATTEMPT_COLUMNS``
+        order), as the spool holds them."""
         ...
 
     def query(
