@@ -479,3 +479,47 @@ async def test_a_provider_without_its_key_is_refused_locally_with_the_fix(
         assert status == 503 and error["code"] == "upstream_credentials_missing"
         assert "set the environment variable NO_SUCH_KEY_SET" in error["message"]
     assert state.received == [], "no unauthenticated request was sent upstream"
+
+
+async def test_a_token_reaches_the_client_while_the_upstream_is_still_thinking(tmp_path: Path) -> None:
+    """The relay writes events that arrived together in one write, but never holds one back waiting for
+    the network: the first token must reach the client long before the upstream's pause ends."""
+    pause_s = 0.4
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    async def thinking(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(event({"role": "assistant", "content": ""}) + event({"content": "Hel"}))
+        await asyncio.sleep(pause_s)
+        await response.write(event({"content": "lo"}) + event({}, "stop") + b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", thinking)
+    async with serve_app(app) as base:
+        config = parse_config(
+            {
+                "providers": {"up": {"kind": "openai_compatible", "base_url": base + "/v1"}},
+                "models": {"m": {"provider": "up"}},
+                "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
+            }
+        )
+        async with running_gateway(config, "127.0.0.1", 0) as url, aiohttp.ClientSession() as session:
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+            started = time.monotonic()
+            arrivals: list[tuple[float, bytes]] = []
+            async with session.post(f"{url}/v1/chat/completions", json=body) as response:
+                async for piece in response.content.iter_any():
+                    arrivals.append((time.monotonic() - started, piece))
+    first_token = next(t for t, piece in arrivals if b'"Hel"' in piece)
+    raw = b"".join(piece for _, piece in arrivals)
+    chunks, done = parse_stream(raw)
+    assert done and "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hello"
+    assert first_token < pause_s / 2, f"first token after {first_token:.3f}s: held for the network"
+    assert arrivals[-1][0] >= pause_s

@@ -184,6 +184,11 @@ class UpstreamStream:
         self.provider = provider
         self._exchange = exchange
 
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`next_piece` answers without waiting for the network."""
+        return self._exchange.ready
+
     async def next_piece(self) -> bytes | None:
         """The next piece of the body; None at its end. The answer had begun, so whatever breaks, the
         client must learn that its stream is incomplete: a stall is :class:`UpstreamTimeout`, anything else

@@ -287,6 +287,12 @@ class EventRelay:
     def __aiter__(self) -> EventRelay:
         return self
 
+    @property
+    def ready(self) -> bool:
+        """Whether the next step answers without waiting for the network (what the upstream sent is
+        already here): the gateway then writes what it holds together with what follows."""
+        return self._ended or (self._upstream is not None and self._upstream.ready)
+
     async def __anext__(self) -> bytes:
         if self._ended:
             raise StopAsyncIteration

@@ -343,6 +343,11 @@ class Exchange:
         finally:
             self._waiter = None
 
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`next_piece` answers without waiting: a piece is in, or the response ended."""
+        return bool(self._pieces) or (self._done is not None and self._done.done())
+
     async def next_piece(self) -> bytes | None:
         """The next piece of a 2xx body as read from the network, ``None`` at its end. Raises what broke
         the response: :class:`StreamCut`, :class:`ProtocolError`, ``TimeoutError``."""
