@@ -3,8 +3,8 @@
 Nothing reaches the client before the first token, so failures until then go through the same retries
 and fallbacks as plain calls. After it, the stream is committed: an upstream failure becomes an explicit
 error event, and usage is metered from what arrived (estimated and flagged when the provider never said).
-OpenAI-format upstreams are passed through as bytes (one write per upstream read); other API families
-arrive as chunk dicts and are encoded here.
+OpenAI-format upstreams are passed through as bytes as read; other API families arrive as chunk dicts and
+are encoded here. What arrived together is written together, and nothing waits for the network unwritten.
 """
 
 from __future__ import annotations
@@ -151,9 +151,10 @@ class Relay:
         # Frames are held, not written, while the next one is already here (the upstream sent more in
         # the same read, or ended): a short answer then leaves in one write with the end of the body,
         # one system call instead of several. Nothing waits in ``held`` for the network.
-        held = [out for out in map(self._frame, self._live.head) if out]
+        held: list[bytes] = []
         try:
             try:
+                held.extend(out for out in map(self._frame, self._live.head) if out)
                 while True:
                     if held and not getattr(frames, "ready", False):
                         await write(b"".join(held))
@@ -216,7 +217,7 @@ class Relay:
         if self._restorer is not None:
             piece = self._restorer.block(piece) if isinstance(piece, bytes) else self._restorer.chunk(piece)
         if isinstance(piece, bytes):
-            # Already OpenAI SSE events, passed through as read (one write per upstream read).
+            # Already OpenAI SSE events, passed through as read.
             if outcome.ttft_seconds is None and self._live.meter.output_chars:
                 outcome.ttft_seconds = perf_counter() - self._ctx.t0
             if self._log_content:
