@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 import gateway_overhead as bench
-from overhead_harness import BENCH, log, run_wrk, wait_until_answering
+from overhead_harness import BENCH, ensure_debian_tools, log, run_wrk, wait_until_answering
 
 PROFILE_VENV = BENCH / ".venv-profile"
 PY_SPY_VERSION = "0.4.3"
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
+    ensure_debian_tools()
     spy = py_spy()
     out_dir = BENCH / "results"
     out_dir.mkdir(exist_ok=True)

@@ -8,18 +8,20 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from aiohttp import web
-
 from modelyard.catalog.prices import load_catalog
 from modelyard.config.loader import missing_credentials
 from modelyard.config.schema import Config
 from modelyard.gateway.pipeline import Gateway
 from modelyard.gateway.targets import unpriced_models
-from modelyard.http.app import create_app
+from modelyard.http.app import Api, refusal
 from modelyard.ledger.writer import Ledger
 from modelyard.providers.registry import build_adapter
+from modelyard.transport.server import Server
 
 log = logging.getLogger("modelyard.server")
+
+#: On shutdown, requests still being answered get this long to finish before they are cut short.
+SHUTDOWN_GRACE_S = 30.0
 
 
 @asynccontextmanager
@@ -35,20 +37,19 @@ async def running_gateway(
     await ledger.start()
     adapters = {name: build_adapter(name, provider) for name, provider in config.providers.items()}
     gateway = Gateway(config, adapters, catalog, ledger)
-    # handler_cancellation: a client that hangs up cancels its upstream call (and its row says so).
-    runner = web.AppRunner(
-        create_app(gateway), access_log=None, handle_signals=False, handler_cancellation=True
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host or config.server.host, config.server.port if port is None else port)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound_port = sockets[0].getsockname()[1] if sockets else port
+    server = Server(Api(gateway).handle, refusal, config.server.max_body_bytes)
+    try:
+        bound_port = await server.start(
+            host or config.server.host, config.server.port if port is None else port
+        )
+    except BaseException:
+        await gateway.close()
+        await ledger.close()
+        raise
     try:
         yield f"http://{host or config.server.host}:{bound_port}"
     finally:
-        await runner.cleanup()
+        await server.close(SHUTDOWN_GRACE_S)
         await gateway.close()
         await ledger.close()
 

@@ -1,8 +1,7 @@
 """The thin HTTP layer: parse, call the gateway, serialise. OpenAI-shaped errors for everything.
 
-aiohttp serves it: measured here, uvicorn and granian were within noise of it, and using one library for
-server and upstream client keeps one event-loop stack. Handlers catch errors themselves rather than
-through a middleware, which would add a coroutine hop to every request.
+The gateway's own HTTP/1.1 server (:mod:`modelyard.transport.server`) calls :meth:`Api.handle` with each
+complete request. Handlers catch errors themselves: a bug answers as an OpenAI-shaped 500, never a trace.
 """
 
 from __future__ import annotations
@@ -10,12 +9,11 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import perf_counter, time
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from modelyard.config.schema import ModelKind
 from modelyard.errors import (
@@ -31,29 +29,24 @@ from modelyard.gateway.pipeline import Admitted, Gateway
 from modelyard.gateway.streaming import ClientStream
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_embedding_request
+from modelyard.transport.server import Request, Response, Streamed
 
-GATEWAY_KEY = web.AppKey("gateway", Gateway)
 log = logging.getLogger("modelyard.http")
 JSON_TYPE = "application/json"
 
 
-def error_response(error: ModelyardError, request_id: str | None = None) -> web.Response:
+def error_response(error: ModelyardError, request_id: str | None = None) -> Response:
     headers = {"X-Request-Id": request_id} if request_id else None
-    return web.Response(
-        body=orjson.dumps(error.to_body()), status=error.status, content_type=JSON_TYPE, headers=headers
-    )
+    return Response(orjson.dumps(error.to_body()), status=error.status, headers=headers)
 
 
-async def read_json(request: web.Request) -> Any:
-    limit = request.app[GATEWAY_KEY].config.server.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"request body is {request.content_length} bytes; the limit is {limit}")
+def read_json(request: Request, limit: int) -> Any:
+    if request.oversized:
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"request body is {request.content_length} bytes; the limit is {limit}")
+        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes") from None
-    try:
-        body = orjson.loads(raw)
+        body = orjson.loads(request.body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(
             f"could not parse the JSON body of your request: {exc}", code="invalid_json"
@@ -67,8 +60,11 @@ async def read_json(request: web.Request) -> Any:
 _ID_PREFIX = secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
 
+#: Codes of the refusals the server makes before any handler runs.
+_REFUSAL_CODES = {400: "invalid_http", 408: "request_timeout", 431: "request_head_too_large"}
 
-def _internal_error(ctx: RequestContext) -> web.Response:
+
+def _internal_error(ctx: RequestContext) -> Response:
     """A bug must not reach the client as a stack trace: log it, answer in OpenAI's shape."""
     log.exception("internal error handling request %s", ctx.request_id)
     message = f"internal error (request {ctx.request_id}); the gateway's log has the details"
@@ -80,153 +76,150 @@ def _context(endpoint: str) -> RequestContext:
     return RequestContext(request_id=request_id, ts=time(), t0=perf_counter(), endpoint=endpoint)
 
 
-async def _admit(
-    request: web.Request, ctx: RequestContext, check: Callable[[Any], None], kind: ModelKind
-) -> tuple[dict[str, Any], Admitted]:
-    """Parse, validate and resolve; refusals are recorded in the ledger and re-raised."""
-    gateway = request.app[GATEWAY_KEY]
-    body: Any = None
-    try:
-        caller = gateway.keys.authenticate(request.headers.get("Authorization"))
-        if caller is not None:
-            ctx.tenant, ctx.api_key_id = caller.tenant, caller.key_id
-        body = await read_json(request)
-        check(body)
-        admitted = gateway.resolve(body, request.headers, kind, caller)
-    except ModelyardError as error:
-        gateway.record_refusal(ctx, body, error, None)
-        raise
-    return body, admitted
+def _json(payload: bytes, request_id: str | None = None) -> Response:
+    return Response(payload, headers={"X-Request-Id": request_id} if request_id else None)
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    ctx = _context("chat")
-    gateway = request.app[GATEWAY_KEY]
-    try:
-        body, admitted = await _admit(request, ctx, check_chat_request, "chat")
-        if body.get("stream"):
-            return await _stream(request, ctx, await gateway.stream_chat(ctx, admitted, body))
-        result = await gateway.chat(ctx, admitted, body)
-    except ModelyardError as error:
-        return error_response(error, ctx.request_id)
-    except Exception:
-        return _internal_error(ctx)
-    payload = result.raw if result.raw is not None else orjson.dumps(result.body)
-    return web.Response(body=payload, content_type=JSON_TYPE, headers={"X-Request-Id": ctx.request_id})
-
-
-async def _stream(request: web.Request, ctx: RequestContext, stream: ClientStream) -> web.StreamResponse:
-    # The stream was opened up to its first token before the headers go: an upstream that fails at once
-    # (429, 5xx, refused connection) gets a real HTTP status instead of a 200 followed by an error event.
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Request-Id": ctx.request_id,
-        }
-    )
-    try:
-        await response.prepare(request)
-    except BaseException:
-        await stream.close()  # records the abandoned stream and stops the upstream call
-        raise
-    # The last frame ([DONE], or the error event of a cut stream) goes with the end of the body.
-    last = await stream.pump(response.write)
-    await response.write_eof(last)
-    return response
-
-
-async def embeddings(request: web.Request) -> web.Response:
-    ctx = _context("embeddings")
-    gateway = request.app[GATEWAY_KEY]
-    try:
-        body, admitted = await _admit(request, ctx, check_embedding_request, "embedding")
-        result = await gateway.embeddings(ctx, admitted, body)
-    except ModelyardError as error:
-        return error_response(error, ctx.request_id)
-    except Exception:
-        return _internal_error(ctx)
-    payload = result.raw if result.raw is not None else orjson.dumps(result.body)
-    return web.Response(body=payload, content_type=JSON_TYPE, headers={"X-Request-Id": ctx.request_id})
-
-
-async def list_models(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY_KEY]
-    data = [
-        {
-            "id": name,
-            "object": "model",
-            "created": 0,
-            "owned_by": route.targets[0].provider if route.strategy == "single" else "modelyard",
-            "kind": route.targets[0].kind,
-        }
-        for name, route in sorted(gateway.routes.items())
-    ]
-    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=JSON_TYPE)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.Response(body=b'{"status":"ok"}', content_type=JSON_TYPE)
-
-
-async def usage(request: web.Request) -> web.Response:
-    """The calling tenant's own spend and latency, per workload and model: never another tenant's."""
-    gateway = request.app[GATEWAY_KEY]
-    try:
-        caller = gateway.keys.authenticate(request.headers.get("Authorization"))
-        if caller is None:
-            raise AuthenticationFailed(
-                "usage is per tenant: send 'Authorization: Bearer <your modelyard key>'"
-            )
-        since = float(request.query.get("since", "0"))
-    except ModelyardError as error:
-        return error_response(error)
-    except ValueError:
-        return error_response(InvalidRequest("since: unix seconds expected", param="since"))
-    groups = await gateway.ledger.usage(caller.tenant, since)
-    return web.Response(
-        body=orjson.dumps({"tenant": caller.tenant, "groups": groups}), content_type=JSON_TYPE
-    )
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[GATEWAY_KEY].metrics.render()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
-
-
-async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps(openapi_document()), content_type=JSON_TYPE)
-
-
-ROUTES: dict[str, tuple[str, Callable[[web.Request], Any]]] = {
-    "/v1/chat/completions": ("POST", chat_completions),
-    "/v1/embeddings": ("POST", embeddings),
-    "/v1/models": ("GET", list_models),
-    "/healthz": ("GET", healthz),
-    "/metrics": ("GET", metrics),
-    "/v1/usage": ("GET", usage),
-    "/openapi.json": ("GET", openapi),
+#: Path → (method, handler method of :class:`Api`): every route the API serves (and documents).
+ROUTES: dict[str, tuple[str, str]] = {
+    "/v1/chat/completions": ("POST", "chat_completions"),
+    "/v1/embeddings": ("POST", "embeddings"),
+    "/v1/models": ("GET", "list_models"),
+    "/healthz": ("GET", "healthz"),
+    "/metrics": ("GET", "metrics"),
+    "/v1/usage": ("GET", "usage"),
+    "/openapi.json": ("GET", "openapi"),
 }
 
 
-async def fallback(request: web.Request) -> web.Response:
-    """Unknown paths and wrong methods, answered in OpenAI's error shape rather than aiohttp's HTML."""
-    known = ROUTES.get(request.path) or ROUTES.get(request.path.rstrip("/"))
-    if known is not None:
-        error = InvalidRequest(
-            f"method {request.method} is not allowed on {request.path}; use {known[0]}",
-            code="method_not_allowed",
-        )
-        error.status = 405
-        return error_response(error)
-    return error_response(NotFound(f"unknown path {request.path}", code="unknown_url"))
+class Api:
+    """The routes of the OpenAI-compatible API (and health, metrics, usage, OpenAPI) over one gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.max_body_bytes = gateway.config.server.max_body_bytes
+        self.routes: dict[str, tuple[str, Callable[[Request], Awaitable[Response | Streamed]]]] = {
+            path: (method, getattr(self, name)) for path, (method, name) in ROUTES.items()
+        }
+
+    async def handle(self, request: Request) -> Response | Streamed:
+        route = self.routes.get(request.path)
+        if route is not None and route[0] == request.method:
+            return await route[1](request)
+        return self.unknown_route(request)
+
+    def unknown_route(self, request: Request) -> Response:
+        """Unknown paths and wrong methods, answered in OpenAI's error shape."""
+        known = self.routes.get(request.path) or self.routes.get(request.path.rstrip("/"))
+        if known is not None:
+            error = InvalidRequest(
+                f"method {request.method} is not allowed on {request.path}; use {known[0]}",
+                code="method_not_allowed",
+            )
+            error.status = 405
+            return error_response(error)
+        return error_response(NotFound(f"unknown path {request.path}", code="unknown_url"))
+
+    async def _admit(
+        self, request: Request, ctx: RequestContext, check: Callable[[Any], None], kind: ModelKind
+    ) -> tuple[dict[str, Any], Admitted]:
+        """Parse, validate and resolve; refusals are recorded in the ledger and re-raised."""
+        gateway = self.gateway
+        body: Any = None
+        try:
+            caller = gateway.keys.authenticate(request.headers.get("Authorization"))
+            if caller is not None:
+                ctx.tenant, ctx.api_key_id = caller.tenant, caller.key_id
+            body = read_json(request, self.max_body_bytes)
+            check(body)
+            admitted = gateway.resolve(body, request.headers, kind, caller)
+        except ModelyardError as error:
+            gateway.record_refusal(ctx, body, error, None)
+            raise
+        return body, admitted
+
+    async def chat_completions(self, request: Request) -> Response | Streamed:
+        ctx = _context("chat")
+        gateway = self.gateway
+        try:
+            body, admitted = await self._admit(request, ctx, check_chat_request, "chat")
+            if body.get("stream"):
+                # The stream was opened up to its first token before the headers go: an upstream that
+                # fails at once (429, 5xx, refused connection) gets a real HTTP status instead of a 200
+                # followed by an error event. The last frame ([DONE], or the error event of a cut
+                # stream) goes with the end of the body.
+                stream: ClientStream = await gateway.stream_chat(ctx, admitted, body)
+                return Streamed(stream, headers=_stream_headers(ctx.request_id))
+            result = await gateway.chat(ctx, admitted, body)
+        except ModelyardError as error:
+            return error_response(error, ctx.request_id)
+        except Exception:
+            return _internal_error(ctx)
+        return _json(result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id)
+
+    async def embeddings(self, request: Request) -> Response:
+        ctx = _context("embeddings")
+        try:
+            body, admitted = await self._admit(request, ctx, check_embedding_request, "embedding")
+            result = await self.gateway.embeddings(ctx, admitted, body)
+        except ModelyardError as error:
+            return error_response(error, ctx.request_id)
+        except Exception:
+            return _internal_error(ctx)
+        return _json(result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id)
+
+    async def list_models(self, request: Request) -> Response:
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": route.targets[0].provider if route.strategy == "single" else "modelyard",
+                "kind": route.targets[0].kind,
+            }
+            for name, route in sorted(self.gateway.routes.items())
+        ]
+        return _json(orjson.dumps({"object": "list", "data": data}))
+
+    async def healthz(self, request: Request) -> Response:
+        return _json(b'{"status":"ok"}')
+
+    async def usage(self, request: Request) -> Response:
+        """The calling tenant's own spend and latency, per workload and model: never another tenant's."""
+        gateway = self.gateway
+        try:
+            caller = gateway.keys.authenticate(request.headers.get("Authorization"))
+            if caller is None:
+                raise AuthenticationFailed(
+                    "usage is per tenant: send 'Authorization: Bearer <your modelyard key>'"
+                )
+            since = float(request.query.get("since", "0"))
+        except ModelyardError as error:
+            return error_response(error)
+        except ValueError:
+            return error_response(InvalidRequest("since: unix seconds expected", param="since"))
+        groups = await gateway.ledger.usage(caller.tenant, since)
+        return _json(orjson.dumps({"tenant": caller.tenant, "groups": groups}))
+
+    async def metrics(self, request: Request) -> Response:
+        body = self.gateway.metrics.render()
+        return Response(body, content_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi(self, request: Request) -> Response:
+        return _json(orjson.dumps(openapi_document()))
 
 
-def create_app(gateway: Gateway) -> web.Application:
-    # client_max_size is a second guard for bodies sent without Content-Length (chunked).
-    app = web.Application(client_max_size=gateway.config.server.max_body_bytes)
-    app[GATEWAY_KEY] = gateway
-    for path, (method, handler) in ROUTES.items():
-        app.router.add_route(method, path, handler)
-    app.router.add_route("*", "/{tail:.*}", fallback)
-    return app
+def _stream_headers(request_id: str) -> dict[str, str]:
+    return {"Cache-Control": "no-cache", "X-Request-Id": request_id}
+
+
+def refusal(status: int, message: str) -> Response:
+    """The answer to a request the server refused before any handler ran (malformed HTTP, a head too
+    large, too slow to arrive) or that failed outside every handler."""
+    error: ModelyardError
+    if status >= 500:
+        error = InternalError(message)
+    else:
+        error = InvalidRequest(message, code=_REFUSAL_CODES.get(status, "invalid_request"))
+        error.status = status
+    return error_response(error)
