@@ -46,8 +46,35 @@ def test_text_events_pass_through_unchanged_and_are_metered(adapter: OpenAIAdapt
     block = b"".join(TOKENS)
     out, done = adapter._relay_block(block, meter, keep_usage=True)
     assert head == ROLE and out is block and not done  # the very bytes read, not a copy
-    assert meter.chunks == 4 and meter.upstream_model == MODEL
-    assert meter.output_chars == len("Hel") + len('lo \\"x\\"') + len("!")  # escapes count double
+    assert meter.upstream_model == MODEL and meter.started
+    assert meter.output_chars == 0, "text is counted only when an estimate needs it"
+    assert meter.text_chars() == len("Hel") + len('lo \\"x\\"') + len("!")  # escapes count double
+
+
+def test_the_first_token_is_seen_whatever_run_it_comes_in(adapter: OpenAIAdapter) -> None:
+    meter = StreamMeter()
+    adapter._relay_block(ROLE, meter, keep_usage=True)
+    assert not meter.started, "the role chunk's empty content is not a token"
+    call = event({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": ""}}]})
+    adapter._relay_block(call, meter, keep_usage=True)
+    assert not meter.started, "a tool call's name without arguments is not a token yet"
+    adapter._relay_block(event({"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}), meter, True)
+    assert meter.started and meter.text_chars() == 1
+
+
+def test_held_text_is_counted_once_it_grows_large(adapter: OpenAIAdapter) -> None:
+    meter = StreamMeter()
+    token = event({"content": "x" * 1000})
+    for _ in range(100):
+        adapter._relay_block(token, meter, keep_usage=True)
+    assert len(meter.uncounted) < 70 and meter.output_chars > 0, "memory held per stream is bounded"
+    assert meter.text_chars() == 100 * 1000 and not meter.uncounted
+
+
+def test_a_done_inside_a_run_is_handled_event_by_event(adapter: OpenAIAdapter) -> None:
+    meter = StreamMeter()
+    out, done = adapter._relay_block(ROLE + DONE + TOKENS[0], meter, keep_usage=True)
+    assert done and out == ROLE + TOKENS[0]
 
 
 def test_the_end_is_metered_exactly_and_done_is_left_to_the_gateway(adapter: OpenAIAdapter) -> None:
@@ -72,7 +99,7 @@ def test_comments_and_other_fields_are_normalised_to_data_lines(adapter: OpenAIA
     block = b": keep-alive\n\nevent: message\nid: 7\ndata: " + token + b"\n\n"
     out, done = adapter._relay_block(block, meter, True)
     assert out == b"data: " + token + b"\n\n" and not done
-    assert meter.chunks == 2
+    assert meter.text_chars() == len("Hel")
 
 
 def test_an_error_event_fails_the_stream(adapter: OpenAIAdapter) -> None:
@@ -100,4 +127,4 @@ def test_spaced_json_from_python_servers_is_metered_too(adapter: OpenAIAdapter) 
     out, done = adapter._relay_block(block, meter, keep_usage=False)
     assert done and meter.finish_reason == "stop" and meter.usage is not None
     assert meter.usage.output_tokens == 3 and b'"usage": {' not in out
-    assert meter.output_chars == len("Hel") + len('lo \\"x\\"') + len("!")
+    assert meter.text_chars() == len("Hel") + len('lo \\"x\\"') + len("!")

@@ -44,7 +44,7 @@ def stream_usage(meter: StreamMeter, body: JSON, *, completed: bool) -> Usage:
     base = reported or Usage()
     return Usage(
         input_tokens=base.input_tokens or estimate_tokens(message_chars(body)),
-        output_tokens=max(base.output_tokens, estimate_tokens(meter.output_chars)),
+        output_tokens=max(base.output_tokens, estimate_tokens(meter.text_chars())),
         cached_input_tokens=base.cached_input_tokens,
         cache_write_tokens=base.cache_write_tokens,
         cache_write_1h_tokens=base.cache_write_1h_tokens,

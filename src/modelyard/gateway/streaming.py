@@ -218,7 +218,7 @@ class Relay:
             piece = self._restorer.block(piece) if isinstance(piece, bytes) else self._restorer.chunk(piece)
         if isinstance(piece, bytes):
             # Already OpenAI SSE events, passed through as read.
-            if outcome.ttft_seconds is None and self._live.meter.output_chars:
+            if outcome.ttft_seconds is None and self._live.meter.started:
                 outcome.ttft_seconds = perf_counter() - self._ctx.t0
             if self._log_content:
                 self._completion.append(_sse_text(piece))
@@ -237,7 +237,7 @@ async def _read_to_first_token(frames: AsyncIterator[JSON | bytes], meter: Strea
     async for piece in frames:
         head.append(piece)
         if isinstance(piece, bytes):
-            if meter.output_chars or meter.finish_reason or meter.usage:
+            if meter.started or meter.finish_reason or meter.usage:
                 break
         elif _has_output(piece) or _finished(piece):
             break

@@ -8,7 +8,7 @@ in a :class:`StreamMeter` as they go, so usage survives a stream that is cut or 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,6 +66,10 @@ class EmbeddingResult:
     raw: bytes | None = None
 
 
+#: Raw stream bytes held uncounted (see :meth:`StreamMeter.defer`) are counted once they reach this size.
+UNCOUNTED_LIMIT = 64 * 1024
+
+
 @dataclass(slots=True)
 class StreamMeter:
     """What a stream has produced so far; the adapter updates it while yielding chunks."""
@@ -73,10 +77,38 @@ class StreamMeter:
     usage: Usage | None = None
     finish_reason: str | None = None
     chunks: int = 0
-    #: Characters of generated text and tool arguments, to estimate output tokens if the stream is cut.
+    #: Characters of generated text and tool arguments, to estimate output tokens if the stream is cut
+    #: (see :meth:`text_chars`: raw runs may still be waiting to be counted).
     output_chars: int = 0
     upstream_model: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Raw runs of events after output began, counted only if an estimate needs them (most streams end
+    #: with the provider's own usage, and then counting their text would be wasted work).
+    uncounted: list[bytes] = field(default_factory=list)
+    uncounted_bytes: int = 0
+    count_text: Callable[[bytes], int] | None = None
+
+    @property
+    def started(self) -> bool:
+        """Some generated text or tool arguments arrived (the first token, for time-to-first-token)."""
+        return bool(self.output_chars or self.uncounted)
+
+    def defer(self, raw: bytes, count_text: Callable[[bytes], int]) -> None:
+        """Hold a raw run to count later; past :data:`UNCOUNTED_LIMIT` bytes, count what is held."""
+        self.uncounted.append(raw)
+        self.count_text = count_text
+        self.uncounted_bytes += len(raw)
+        if self.uncounted_bytes > UNCOUNTED_LIMIT:
+            self.text_chars()
+
+    def text_chars(self) -> int:
+        """:attr:`output_chars` with every held run counted."""
+        if self.uncounted:
+            assert self.count_text is not None
+            self.output_chars += sum(map(self.count_text, self.uncounted))
+            self.uncounted.clear()
+            self.uncounted_bytes = 0
+        return self.output_chars
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,18 @@ _ARGUMENT_VALUES = re.compile(rb'arguments": ?"([^"\\]*(?:\\.[^"\\]*)*)"')
 #: Markers of the events metering must parse in full (compact and spaced JSON); JSON escapes every quote
 #: inside a string, so these cannot occur inside generated text.
 _FULL_PARSE = (b'"finish_reason":"', b'"finish_reason": "', b'"usage":{', b'"usage": {', b'{"error"')
+#: The same, for a run of events: a finish reason and usage (last occurrence), in the JSON form the stream's
+#: first event showed — compact, or with a space after each colon (Python servers' ``json.dumps``).
+_COMPACT = (b'"finish_reason":"', b'"usage":{')
+_SPACED = (b'"finish_reason": "', b'"usage": {')
+_ERROR = b'{"error"'
+#: A line of a run that is neither a ``data:`` field nor an event's end, or a ``[DONE]`` before the end.
+_NOT_PLAIN = re.compile(rb"\n(?!\n|data: (?!\[DONE\])|\Z)")
+#: Non-empty generated text or tool arguments (the first token).
+_SOME_CONTENT = re.compile(rb'content": ?"[^"]')
+_SOME_ARGUMENTS = re.compile(rb'arguments": ?"[^"]')
+#: The model an event names (model ids hold no characters JSON escapes).
+_MODEL = re.compile(rb'"model": ?"([^"\\]+)"')
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
@@ -112,6 +124,11 @@ def text_bytes(raw: bytes) -> int:
     if b'"arguments"' in raw:
         count += sum(map(len, _ARGUMENT_VALUES.findall(raw)))
     return count
+
+
+def has_text(raw: bytes) -> bool:
+    """Whether raw chunk JSON holds any generated text or tool arguments (stops at the first)."""
+    return _SOME_CONTENT.search(raw) is not None or _SOME_ARGUMENTS.search(raw) is not None
 
 
 def _data_of(event: bytes) -> bytes | None:
@@ -172,33 +189,33 @@ class OpenAIAdapter:
         """Meter a run of complete events; return what the client gets of it, and whether ``[DONE]`` came.
 
         Usually the run is passed on as read, minus a final ``[DONE]`` (the gateway sends its own after
-        recording). Text is metered from the run's bytes (its length, for estimating a cut stream); only
-        the events exact metering needs — the stream's first (model), any with usage or a finish reason,
-        an error — are found by their markers and parsed. Events are re-framed only when one is dropped
-        (the usage event the client did not ask for) or the run is not plain ``data: {...}`` lines."""
+        recording). Each check is a pass over the bytes, and the passes are what costs here, so there are
+        few: one for the run's shape, one or two for the first token (until it came), three marker
+        searches. Only the events exact metering needs are parsed: the stream's first (model), the run's
+        last with a finish reason and last with usage (usage is cumulative; n is 1), an error. Text is
+        not counted unless an estimate needs it (:meth:`StreamMeter.defer`). Events are re-framed only when
+        one is dropped (the usage event the client did not ask for) or the run is not plain ``data:``
+        lines."""
         done = block.endswith(DONE_EVENT)
         if done:
             block = block[: -len(DONE_EVENT)]
-        count = block.count(b"\n\n")
-        # Every event a ``data:`` field (multi-line data passes as is: SSE joins it the same way on both
-        # sides), no [DONE] before the end. Each check is one pass over the bytes: they are what costs here.
-        plain = (
-            block.startswith(b"data: ")
-            and block.count(b"\n\ndata: ") == count - 1
-            and DONE_EVENT not in block
-        )
-        if not plain:
-            return self._relay_events(block, meter, keep_usage, done)
-        first = meter.chunks == 0
-        meter.chunks += count
-        meter.output_chars += text_bytes(block)
-        starts = [0] if first else []
-        for marker in _FULL_PARSE:
-            at = block.find(marker)
-            while at >= 0:
+        # Plain: every event ``data:`` lines only (multi-line data passes as is: SSE joins it the same way
+        # on both sides), no [DONE] before the end.
+        if not block.startswith(b"data: ") or block.startswith(DONE_EVENT) or _NOT_PLAIN.search(block):
+            return self._relay_events(block, meter, keep_usage, done) if block else (block, done)
+        meter.chunks += 1
+        if meter.started or has_text(block):
+            meter.defer(block, text_bytes)
+        finish_marker, usage_marker = meter.extra.get("markers") or self._first_run(block, meter)
+        at = block.rfind(finish_marker)
+        if at >= 0:  # its value is a plain word (stop, length, tool_calls...): read in place
+            at += len(finish_marker)
+            meter.finish_reason = block[at : block.find(b'"', at)].decode()
+        starts = []
+        for at in (block.rfind(usage_marker), block.find(_ERROR)):
+            if at >= 0:
                 before = block.rfind(b"\n\n", 0, at)
                 starts.append(before + 2 if before >= 0 else 0)
-                at = block.find(marker, at + len(marker))
         dropped: list[tuple[int, int]] = []
         for start in sorted(set(starts)):
             end = block.find(b"\n\n", start)
@@ -209,6 +226,16 @@ class OpenAIAdapter:
         for start, end in reversed(dropped):
             block = block[:start] + block[end:]
         return block, done
+
+    @staticmethod
+    def _first_run(block: bytes, meter: StreamMeter) -> tuple[bytes, bytes]:
+        """The stream's first run: its first event names the model and shows the JSON form."""
+        colon = block.find(b'":')
+        markers = meter.extra["markers"] = _SPACED if block[colon + 2 : colon + 3] == b" " else _COMPACT
+        model = _MODEL.search(block, 0, block.find(b"\n\n"))
+        if model is not None and meter.upstream_model is None:
+            meter.upstream_model = model[1].decode()
+        return markers
 
     def _relay_events(
         self, block: bytes, meter: StreamMeter, keep_usage: bool, done: bool
