@@ -1,9 +1,10 @@
 """What does modelyard add on top of an upstream, per core, with the ledger on?
 
 One command measures, side by side and with the same load generator (wrk) and the same fake upstream
-(nginx answering fixed bodies): direct-to-nginx, a minimal aiohttp forwarder (the ceiling of Python on this
-machine), modelyard with its SQLite ledger, and the LiteLLM proxy. Each system runs as one worker process
-pinned to CPU 0; nginx, wrk and the streaming client share CPU 1. See bench/README.md for the method.
+(nginx answering fixed bodies): direct-to-nginx, the issue's minimal aiohttp forwarder (the reference of
+its targets), the same forwarder on modelyard's own transport ("lean": what modelyard's logic costs on top
+of its stack), modelyard with its SQLite ledger, and the LiteLLM proxy. Each system runs as one worker
+process pinned to CPU 0; nginx, wrk and the streaming client share CPU 1. See bench/README.md for the method.
 
     .venv/bin/python bench/gateway_overhead.py [--quick] [--soak-seconds N] [--skip-litellm]
 """
@@ -174,6 +175,17 @@ def start_forwarder(tmp: Path, upstream: Upstream) -> Running:
     return Running(process, f"http://127.0.0.1:{port}")
 
 
+def start_lean_forwarder(tmp: Path, upstream: Upstream) -> Running:
+    port = free_port()
+    routes = [
+        f"bench-json={upstream.json_base}/chat/completions",
+        f"bench-stream={upstream.sse_base}/chat/completions",
+    ]
+    argv = [sys.executable, str(BENCH / "lean_forwarder.py"), str(port), *routes]
+    process = Process.start("lean", argv, SYSTEM_CPU, tmp / "lean.log")
+    return Running(process, f"http://127.0.0.1:{port}")
+
+
 def start_litellm(tmp: Path, upstream: Upstream) -> Running:
     entries = "".join(
         f"""
@@ -199,6 +211,7 @@ def start_litellm(tmp: Path, upstream: Upstream) -> Running:
 SYSTEMS: dict[str, Callable[[Path, Upstream], Running]] = {
     "direct": start_direct,
     "forwarder": start_forwarder,
+    "lean": start_lean_forwarder,
     "modelyard": start_modelyard,
     "litellm": start_litellm,
 }

@@ -13,7 +13,7 @@ from typing import Any
 
 from overhead_harness import LITELLM_VENV, REPO
 
-ORDER = ("direct", "forwarder", "modelyard", "litellm")
+ORDER = ("direct", "forwarder", "lean", "modelyard", "litellm")
 MIB_PER_MB = 1e6 / 2**20
 #: The issue's targets for modelyard (ledger on), in the units the summary uses.
 TARGETS = {
@@ -146,6 +146,15 @@ def summarise(systems: dict[str, Any]) -> dict[str, Any]:
             "ok": led["ok"],
         }
     out["modelyard_checks"] = checks
+    # Not a target: modelyard against the same minimal forwarder on modelyard's own transport, i.e. the
+    # price of its validation, routing, policy, metering and ledger alone.
+    lean = systems.get("lean")
+    if lean is not None:
+        out["modelyard_vs_lean"] = {
+            metric: round(my[metric]["rps"] / lean[metric]["rps"], 3)
+            for metric in ("throughput", "stream_throughput")
+            if lean[metric]["rps"]
+        }
     return out
 
 
@@ -198,6 +207,10 @@ def render(results: dict[str, Any]) -> str:
         for key, c in checks.items():
             verdict = "ok  " if c["ok"] else "MISS"
             lines.append(f"  {verdict} {key:<26} {c['value']!s:<44} target {c['target']}")
+    lean = summary.get("modelyard_vs_lean")
+    if lean:
+        lines += ["", "modelyard against the lean forwarder (same transport; not a target):"]
+        lines += [f"  {metric:<31} {value}" for metric, value in lean.items()]
     return "\n".join(lines)
 
 

@@ -129,6 +129,15 @@ async def test_keep_alive_and_pipelined_requests_are_answered_in_order() -> None
     assert seen.requests[1].query_string == "x=1"
 
 
+async def test_absolute_form_and_percent_encoded_paths_name_the_same_route() -> None:
+    seen = Seen()
+    async with serving(echo(seen)) as (_, port):
+        raw = b"GET http://gateway:8080/v1/models?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        raw += b"GET /v1/chat%2Fcompletions HTTP/1.1\r\nHost: x\r\n\r\n"
+        await exchange(port, raw, responses=2)
+    assert [r.path for r in seen.requests] == ["/v1/models", "/v1/chat/completions"]
+
+
 async def test_chunked_request_body_is_joined_and_headers_are_case_insensitive() -> None:
     seen = Seen()
     async with serving(echo(seen)) as (_, port):
@@ -226,6 +235,31 @@ async def test_streamed_answer_is_chunked_and_ends_with_the_last_frame() -> None
     assert headers["content-type"] == "text/event-stream" and headers["x-request-id"] == "s1"
     assert body.split(b"\n")[:-1] == [b"0:" + b"x" * 16, b"1:" + b"x" * 16, b"2:" + b"x" * 16, b"last"]
     assert orjson.loads(parsed.done[1][2])["path"] == "/next", "the connection stays usable"
+
+
+async def test_a_stream_that_breaks_midway_is_cut_never_ended_cleanly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Breaks:
+        async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> bytes:
+            await write(b"data: 1\n\n")
+            raise RuntimeError("a bug after the head went out")
+
+        async def close(self) -> None:
+            return None
+
+    async def handle(request: Request) -> Streamed:
+        return Streamed(Breaks())
+
+    async with serving(handle) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            answer = await reader.read()  # the server closes the connection
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"data: 1" in answer
+    assert not answer.endswith(b"0\r\n\r\n"), "a chunked body without its last chunk: the client sees a cut"
+    assert "a bug after the head went out" in caplog.text
 
 
 async def test_http10_stream_is_delimited_by_closing_the_connection() -> None:

@@ -1,1 +1,2 @@
-"""Outbound HTTP: the lean HTTP/1.1 client the gateway's provider calls and the endpoint benchmark share."""
+"""Lean HTTP/1.1 on httptools: the gateway's server (``server``) and the keep-alive client under provider
+calls and the endpoint benchmark (``http1``, ``connection``)."""

@@ -22,9 +22,9 @@ from email.utils import formatdate
 from http import HTTPStatus
 from time import time
 from typing import Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
-from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 from multidict import CIMultiDict
 
 log = logging.getLogger("modelyard.http")
@@ -198,8 +198,8 @@ class HttpConnection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self.task is not None:
             self.task.cancel()  # the client hung up: its upstream call stops and its row says so
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_exception(ConnectionResetError("the client closed the connection"))
+        if self._drained is not None:
+            self._drained.cancel()
 
     def pause_writing(self) -> None:
         self._drained = asyncio.get_running_loop().create_future()
@@ -260,6 +260,10 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         path, _, query = self._url.decode("latin-1").partition("?")
+        if not path.startswith("/"):  # absolute form (``POST http://host/v1/...``), as proxies send it
+            path = parse_url(self._url).path.decode("latin-1") or "/"
+        if "%" in path:
+            path = unquote(path)
         headers = CIMultiDict(self._headers)
         declared = headers.get("Content-Length")
         length = int(declared) if declared and declared.isdigit() else None
@@ -326,6 +330,12 @@ class HttpConnection(asyncio.Protocol):
                 request, keep_alive = self.queue.popleft()
             if self.transport is not None and not self.closing:
                 self.transport.resume_reading()
+        except ConnectionError:
+            self.closing = True  # the client went away while its answer was being written
+        except Exception:
+            # A streamed answer that broke after its head went out: nothing can be said in HTTP any more.
+            log.exception("error while streaming the answer to %s %s", request.method, request.path)
+            self.closing = True
         finally:
             self.task = None
             if self.closing and not self._dispatched_pending():
