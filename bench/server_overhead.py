@@ -73,7 +73,7 @@ uvloop.run(main(int(sys.argv[1])))
 
 
 def start(name: str, source: str, tmp: Path) -> tuple[Process, str]:
-    script = tmp / f"{name}.py"
+    script = tmp / f"serve_{name}.py"  # not aiohttp.py: it would shadow the package
     script.write_text(source)
     port = free_port()
     argv = [sys.executable, str(script), str(port), str(STREAM)]
