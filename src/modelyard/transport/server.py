@@ -1,15 +1,15 @@
 """The gateway's HTTP/1.1 server: an ``asyncio.Protocol`` on httptools, for the reason the client in
 :mod:`modelyard.transport.http1` is one.
 
-Measured on this project's 2-core machine (``bench/server_overhead.py``: a handler that does no work,
-the benchmark's 3 KB stream), aiohttp's server spends 91 µs of CPU per streamed request and this one 40,
-for 2.2x the requests per second; the difference is a fifth of modelyard's whole streamed request. httptools (llhttp,
-the C parser under uvicorn and Node.js) parses and frames the requests: Content-Length and chunked
+Measured on this project's 2-core machine (``bench/server_overhead.py``: a handler that does no work, the
+benchmark's 3 KB stream), aiohttp's server spends 91 µs of CPU per streamed request and this one 40, for
+2.2x the requests per second; the difference is a fifth of modelyard's whole streamed request. httptools
+(llhttp, the C parser under uvicorn and Node.js) parses and frames the requests: Content-Length and chunked
 bodies, keep-alive rules, pipelining. Around it, only what a JSON API needs: a body limit (refused with the
-handler's own 413, never read into memory past the limit), ``Expect: 100-continue``, header limits, an
-idle sweep, client disconnects cancelling the handler, flow control on streamed responses, and a graceful
-close. Handlers are called with a complete :class:`Request` and return a :class:`Response` or a
-:class:`Streamed` one; the server frames it.
+handler's own 413, never read into memory past the limit), ``Expect: 100-continue``, header limits, an idle
+sweep, client disconnects cancelling the handler, flow control on streamed responses, and a graceful close.
+Handlers are called with a complete :class:`Request` and return a :class:`Response` or a :class:`Streamed`
+one; the server frames it.
 """
 
 from __future__ import annotations
