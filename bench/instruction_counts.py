@@ -42,7 +42,7 @@ def callgrind_totals(directory: Path) -> dict[str, int]:
 
 
 def start_under_callgrind(tmp: Path, upstream: bench.Upstream, system: str, out: Path) -> bench.Running:
-    checkout = None if system in ("forwarder", "modelyard") else Path(system).resolve()
+    checkout = None if system in ("forwarder", "lean", "modelyard") else Path(system).resolve()
     env = {"PYTHONPATH": str(checkout / "src")} if checkout else {}
     prefix = ["valgrind", "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={out}/%p.out"]
     original = Process.start
@@ -57,6 +57,8 @@ def start_under_callgrind(tmp: Path, upstream: bench.Upstream, system: str, out:
         tmp.mkdir()
         if system == "forwarder":
             return bench.start_forwarder(tmp, upstream)
+        if system == "lean":
+            return bench.start_lean_forwarder(tmp, upstream)
         return bench.start_modelyard(tmp, upstream)
     finally:
         bench.Process.start = original  # type: ignore[method-assign]

@@ -32,7 +32,6 @@ from modelyard.http.validation import check_chat_request, check_embedding_reques
 from modelyard.transport.server import Request, Response, Streamed
 
 log = logging.getLogger("modelyard.http")
-JSON_TYPE = "application/json"
 
 
 def error_response(error: ModelyardError, request_id: str | None = None) -> Response:
@@ -120,7 +119,7 @@ class Api:
             return error_response(error)
         return error_response(NotFound(f"unknown path {request.path}", code="unknown_url"))
 
-    async def _admit(
+    def _admit(
         self, request: Request, ctx: RequestContext, check: Callable[[Any], None], kind: ModelKind
     ) -> tuple[dict[str, Any], Admitted]:
         """Parse, validate and resolve; refusals are recorded in the ledger and re-raised."""
@@ -142,7 +141,7 @@ class Api:
         ctx = _context("chat")
         gateway = self.gateway
         try:
-            body, admitted = await self._admit(request, ctx, check_chat_request, "chat")
+            body, admitted = self._admit(request, ctx, check_chat_request, "chat")
             if body.get("stream"):
                 # The stream was opened up to its first token before the headers go: an upstream that
                 # fails at once (429, 5xx, refused connection) gets a real HTTP status instead of a 200
@@ -160,7 +159,7 @@ class Api:
     async def embeddings(self, request: Request) -> Response:
         ctx = _context("embeddings")
         try:
-            body, admitted = await self._admit(request, ctx, check_embedding_request, "embedding")
+            body, admitted = self._admit(request, ctx, check_embedding_request, "embedding")
             result = await self.gateway.embeddings(ctx, admitted, body)
         except ModelyardError as error:
             return error_response(error, ctx.request_id)
