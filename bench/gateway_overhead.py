@@ -164,26 +164,21 @@ ledger: {{url: "sqlite:///{db}"}}
     return Running(process, f"http://127.0.0.1:{port}", ledger_db=db)
 
 
-def start_forwarder(tmp: Path, upstream: Upstream) -> Running:
+def start_forwarder(
+    tmp: Path, upstream: Upstream, script: str = "minimal_forwarder.py", name: str = "forwarder"
+) -> Running:
     port = free_port()
     routes = [
         f"bench-json={upstream.json_base}/chat/completions",
         f"bench-stream={upstream.sse_base}/chat/completions",
     ]
-    argv = [sys.executable, str(BENCH / "minimal_forwarder.py"), str(port), *routes]
-    process = Process.start("forwarder", argv, SYSTEM_CPU, tmp / "forwarder.log")
+    argv = [sys.executable, str(BENCH / script), str(port), *routes]
+    process = Process.start(name, argv, SYSTEM_CPU, tmp / f"{name}.log")
     return Running(process, f"http://127.0.0.1:{port}")
 
 
 def start_lean_forwarder(tmp: Path, upstream: Upstream) -> Running:
-    port = free_port()
-    routes = [
-        f"bench-json={upstream.json_base}/chat/completions",
-        f"bench-stream={upstream.sse_base}/chat/completions",
-    ]
-    argv = [sys.executable, str(BENCH / "lean_forwarder.py"), str(port), *routes]
-    process = Process.start("lean", argv, SYSTEM_CPU, tmp / "lean.log")
-    return Running(process, f"http://127.0.0.1:{port}")
+    return start_forwarder(tmp, upstream, "lean_forwarder.py", "lean")
 
 
 def start_litellm(tmp: Path, upstream: Upstream) -> Running:
