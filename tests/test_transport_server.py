@@ -111,6 +111,16 @@ async def exchange(port: int, raw: bytes, responses: int = 1, timeout: float = 5
     return parsed
 
 
+async def until_closed(port: int, raw: bytes, timeout: float = 5.0) -> bytes:
+    """Everything the server sends in answer to ``raw``, up to its closing the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    async with asyncio.timeout(timeout):
+        answer = await reader.read()
+    writer.close()
+    return answer
+
+
 def post(path: str, body: bytes, extra: str = "") -> bytes:
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
     return head.encode() + body
@@ -162,11 +172,7 @@ async def test_an_oversized_body_is_refused_unread_and_the_connection_closes(chu
             raw += b"0\r\n\r\n"
         else:
             raw = post("/big", body)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(raw + post("/after", b"never"))
-        async with asyncio.timeout(5):
-            answer = await reader.read()  # to the end: the server closes the connection
-        writer.close()
+        answer = await until_closed(port, raw + post("/after", b"never"))
     assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
     assert answer.count(b"HTTP/1.1") == 1, "nothing after the refused request is answered"
     (request,) = seen.requests
@@ -252,11 +258,7 @@ async def test_a_stream_that_breaks_midway_is_cut_never_ended_cleanly(
         return Streamed(Breaks())
 
     async with serving(handle) as (_, port):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
-        async with asyncio.timeout(5):
-            answer = await reader.read()  # the server closes the connection
-        writer.close()
+        answer = await until_closed(port, b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 ") and b"data: 1" in answer
     assert not answer.endswith(b"0\r\n\r\n"), "a chunked body without its last chunk: the client sees a cut"
     assert "a bug after the head went out" in caplog.text
@@ -265,11 +267,7 @@ async def test_a_stream_that_breaks_midway_is_cut_never_ended_cleanly(
 async def test_http10_stream_is_delimited_by_closing_the_connection() -> None:
     seen = Seen()
     async with serving(echo(seen)) as (_, port):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /stream?n=2 HTTP/1.0\r\n\r\n")
-        async with asyncio.timeout(5):
-            answer = await reader.read()
-        writer.close()
+        answer = await until_closed(port, b"GET /stream?n=2 HTTP/1.0\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding" not in head and b"Connection: close" in head
     assert body == b"0:" + b"x" * 16 + b"\n1:" + b"x" * 16 + b"\nlast\n"
