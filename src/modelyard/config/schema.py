@@ -110,6 +110,9 @@ class ServerConfig(Strict):
     port: int = Field(8080, ge=0, le=65535)
     #: Requests larger than this get 413.
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    #: JSON bodies nested deeper than this get 400. Below the encoder's own limit (orjson refuses 254
+    #: levels when the body is forwarded or logged) with room for the levels a translation adds.
+    max_json_depth: int = Field(128, ge=8, le=200)
     #: The workload of a request that names none; unset means such requests are refused.
     default_workload: str | None = None
 

@@ -28,7 +28,7 @@ from modelyard.gateway.metering import RequestContext
 from modelyard.gateway.pipeline import Admitted, Gateway
 from modelyard.gateway.streaming import ClientStream
 from modelyard.http.openapi import openapi_document
-from modelyard.http.validation import check_chat_request, check_embedding_request
+from modelyard.http.validation import check_chat_request, check_depth, check_embedding_request
 from modelyard.transport.server import Request, Response, Streamed
 
 log = logging.getLogger("modelyard.http")
@@ -39,7 +39,7 @@ def error_response(error: ModelyardError, request_id: str | None = None) -> Resp
     return Response(orjson.dumps(error.to_body()), status=error.status, headers=headers)
 
 
-def read_json(request: Request, limit: int) -> Any:
+def read_json(request: Request, limit: int, max_depth: int = 128) -> Any:
     if request.oversized:
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"request body is {request.content_length} bytes; the limit is {limit}")
@@ -52,6 +52,7 @@ def read_json(request: Request, limit: int) -> Any:
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    check_depth(request.body, body, max_depth)
     return body
 
 
@@ -97,6 +98,7 @@ class Api:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.max_body_bytes = gateway.config.server.max_body_bytes
+        self.max_json_depth = gateway.config.server.max_json_depth
         self.routes: dict[str, tuple[str, Callable[[Request], Awaitable[Response | Streamed]]]] = {
             path: (method, getattr(self, name)) for path, (method, name) in ROUTES.items()
         }
@@ -129,7 +131,7 @@ class Api:
             caller = gateway.keys.authenticate(request.headers.get("Authorization"))
             if caller is not None:
                 ctx.tenant, ctx.api_key_id = caller.tenant, caller.key_id
-            body = read_json(request, self.max_body_bytes)
+            body = read_json(request, self.max_body_bytes, self.max_json_depth)
             check(body)
             admitted = gateway.resolve(body, request.headers, kind, caller)
         except ModelyardError as error:

@@ -141,6 +141,30 @@ def _check(adapter: TypeAdapter[Any], body: Any) -> None:
         raise InvalidRequest(f"{param}: {message}" if param else message, param=param or None) from None
 
 
+def check_depth(raw: bytes, body: Any, limit: int) -> None:
+    """Refuse a body nested deeper than ``limit`` levels (objects and arrays).
+
+    orjson parses 1024 levels but encodes only 254, so a deeper field forwarded as it came (tools, a JSON
+    schema, an unknown parameter) would fail when the body is sent upstream or logged: a 500 instead of
+    the client's 400. Every level opens with a ``{`` or ``[``, so a body with fewer of those bytes than
+    the limit (most bodies: two C counts) is not walked at all.
+    """
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    raise InvalidRequest(
+                        f"the JSON body is nested more than {limit} levels deep; the limit is {limit}",
+                        code="json_too_deep",
+                    )
+                stack.append((child, depth + 1))
+
+
 def check_chat_request(body: Any) -> None:
     if isinstance(body, dict) and body.get("n") not in (None, 1):
         raise InvalidRequest("n: only n=1 is supported", code="unsupported_value", param="n")

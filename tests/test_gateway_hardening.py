@@ -1,0 +1,105 @@
+"""Hostile clients against the gateway's request path (issue 13): each test replays an attack that once
+worked, over real loopback HTTP, bounded in count and size."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from multidict import CIMultiDict
+
+from modelyard.errors import InvalidRequest
+from modelyard.http.validation import check_depth
+from tests.conftest import GatewayUnderTest
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+CHAT = "/v1/chat/completions"
+
+
+async def call(
+    gateway: GatewayUnderTest,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    headers: CIMultiDict[str] | dict[str, str] | None = None,
+) -> tuple[int, Any, CIMultiDict[str]]:
+    # The standard library's encoder, not orjson's: it writes what orjson refuses to (300 levels).
+    data = json.dumps(body).encode() if body is not None else None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, gateway.url + path, data=data, headers=headers) as r,
+    ):
+        raw = await r.read()
+        parsed = orjson.loads(raw) if r.content_type == "application/json" else raw
+        return r.status, parsed, CIMultiDict(r.headers)
+
+
+def nested(depth: int) -> Any:
+    """A JSON value ``depth`` levels deep (objects inside arrays inside objects...)."""
+    value: Any = {}
+    for level in range(depth - 1):
+        value = [value] if level % 2 else {"x": value}
+    return value
+
+
+# -- row 6: nesting deeper than the encoder's limit ------------------------------------------------------
+
+DEPTHS = [
+    # (name, body, limit, refused)
+    ("flat", {"a": 1}, 8, False),
+    ("exactly the limit", {"a": nested(7)}, 8, False),
+    ("one past the limit", {"a": nested(8)}, 8, True),
+    ("deep inside a list of many", {"a": [1] * 50 + [nested(9)]}, 8, True),
+    ("many brackets, shallow", {"a": [{} for _ in range(100)]}, 8, False),
+    ("brackets inside strings only", {"a": "[[[[[[[[[[{{{{{{{{{{"}, 8, False),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "limit", "refused"), DEPTHS, ids=[d[0] for d in DEPTHS])
+def test_depth_limit_from_a_table(name: str, body: Any, limit: int, refused: bool) -> None:
+    raw = orjson.dumps(body)
+    if refused:
+        with pytest.raises(InvalidRequest) as caught:
+            check_depth(raw, body, limit)
+        assert caught.value.code == "json_too_deep" and str(limit) in str(caught.value)
+    else:
+        check_depth(raw, body, limit)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["tools", "json_schema", "extra field"],
+)
+async def test_json_nested_past_the_encoders_limit_is_a_400_not_a_500(
+    gateway: GatewayUnderTest, where: str
+) -> None:
+    deep = nested(300)  # orjson parses it (limit 1024) but cannot encode it (limit 254)
+    body: dict[str, Any] = {"model": "openai-chat", "messages": MESSAGES}
+    if where == "tools":
+        body["tools"] = [{"type": "function", "function": {"name": "f", "parameters": deep}}]
+    elif where == "json_schema":
+        body["response_format"] = {"type": "json_schema", "json_schema": {"name": "s", "schema": deep}}
+    else:
+        body["vendor_extension"] = deep
+    status, answer, _ = await call(gateway, "POST", CHAT, body=body)
+    assert status == 400, answer
+    assert answer["error"]["code"] == "json_too_deep"
+    assert "128" in answer["error"]["message"]
+    assert not gateway.states["openai"].received, "nothing is forwarded"
+
+
+async def test_json_at_the_depth_limit_is_forwarded(gateway: GatewayUnderTest) -> None:
+    # The body itself is level 1, tools 2, the tool 3, function 4, parameters 5: 124 more fit in 128.
+    parameters = nested(124)
+    body = {
+        "model": "openai-chat",
+        "messages": MESSAGES,
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": parameters}}],
+    }
+    status, answer, _ = await call(gateway, "POST", CHAT, body=body)
+    assert status == 200, answer
+    assert gateway.states["openai"].received[0].body["tools"][0]["function"]["parameters"] == parameters
