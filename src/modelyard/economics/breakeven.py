@@ -16,9 +16,11 @@ returned volume the two curves are exactly equal.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
+
+import numpy as np
 
 from modelyard.economics.capacity import SECONDS_PER_MONTH
 from modelyard.economics.grid import evaluate
@@ -126,6 +128,68 @@ def break_even(api: Option, self_: Option, demand: Demand, org: OrgProfile) -> B
     return solve(*curves(api, self_, demand, org))
 
 
+#: "Never" is stated against a cap: no self-hosted option breaks even below this multiple of today's volume
+#: (and not below :data:`MIN_CAP` requests/month).
+CAP_MULTIPLE = 1000
+MIN_CAP = Fraction(10**6)
+
+
+def volume_cap(requests_per_month: Decimal) -> Fraction:
+    return max(_dec(requests_per_month) * CAP_MULTIPLE, MIN_CAP)
+
+
+@dataclass(frozen=True, slots=True)
+class PairBreakEven:
+    """The break-even of one API-priced option against the self-hosted option that breaks even lowest.
+
+    Run-rate basis: month-0 prices, one-offs amortised over the horizon (:func:`curves`). A volume above
+    ``cap`` is reported as ``None`` (never, below the cap)."""
+
+    api: str
+    #: The self-hosted option giving the lowest break-even (the cheapest today when none breaks even).
+    self_hosted: str
+    first: Fraction | None
+    sustained: Fraction | None
+    cap: Fraction
+    #: Every feasible self-hosted option's break-even against ``api``, capped the same way.
+    per_option: dict[str, BreakEven]
+
+
+def lowest_break_even(
+    api: Option, hosted: list[Option], demand: Demand, org: OrgProfile, cap: Fraction
+) -> PairBreakEven:
+    """Break-even of ``api`` against every option in ``hosted`` (cheapest first); the lowest wins.
+
+    Lowest sustained break-even first, then lowest first crossing; with none below ``cap``, the first
+    option of ``hosted`` is named and both volumes are ``None``."""
+
+    def capped(be: BreakEven) -> BreakEven:
+        return BreakEven(
+            first=be.first if be.first is not None and be.first <= cap else None,
+            sustained=be.sustained if be.sustained is not None and be.sustained <= cap else None,
+        )
+
+    per_option = {o.key: capped(break_even(api, o, demand, org)) for o in hosted}
+
+    def rank(key: str) -> tuple[Fraction, Fraction]:
+        be = per_option[key]
+        never = cap + 1
+        return (
+            be.sustained if be.sustained is not None else never,
+            be.first if be.first is not None else never,
+        )
+
+    best = min(per_option, key=rank)  # min keeps the earliest (cheapest) option on ties
+    return PairBreakEven(
+        api=api.key,
+        self_hosted=best,
+        first=per_option[best].first,
+        sustained=per_option[best].sustained,
+        cap=cap,
+        per_option=per_option,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TornadoBar:
     parameter: str
@@ -190,3 +254,45 @@ def tornado_bars(rows: list[tuple[Option, Demand]], org: OrgProfile) -> list[lis
 
 def _cents(x: float) -> Decimal:
     return Decimal(f"{x:.2f}")
+
+
+#: Volumes tried per pass of :func:`horizon_break_evens`: a coarse log grid up to the cap, then the bracket.
+_SCAN_POINTS = 49
+
+
+def horizon_break_evens(
+    pairs: list[tuple[Option, Option, Demand, Fraction]], org: OrgProfile
+) -> list[Decimal | None]:
+    """Break-even on the horizon basis, for each (API, self-hosted, demand, cap).
+
+    The lowest volume today from which self-hosting's horizon TCO — with growth, price trends and one-offs
+    in month 0, exactly as the 12/36-month totals are computed — stays no dearer than the API's, at every
+    volume tried above it. Found numerically: a log grid of volumes up to the cap, then the bracket
+    around the crossing scanned again, so the figure is within ~1% above the exact crossing; at the
+    figure returned, self-hosting is verifiably no dearer. ``None``: not below the cap."""
+    bounds = [(Fraction(1), cap) for _, _, _, cap in pairs]
+    found: list[Decimal | None] = [None] * len(pairs)
+    for _ in range(2):
+        grids = [np.geomspace(float(lo), float(hi), _SCAN_POINTS) for lo, hi in bounds]
+        rows = [
+            (option, replace(demand, requests_per_month=Decimal(f"{v:.6g}")))
+            for (api, self_, demand, _), volumes in zip(pairs, grids, strict=True)
+            for v in volumes
+            for option in (api, self_)
+        ]
+        totals = evaluate(rows, org).totals(org.horizon_months).reshape(len(pairs), _SCAN_POINTS, 2)
+        cheaper = totals[..., 1] <= totals[..., 0]
+        for i, volumes in enumerate(grids):
+            # From the last point where the API was cheaper, every point up to the cap favours self-hosting.
+            dearer = np.flatnonzero(~cheaper[i])
+            if dearer.size == 0:
+                found[i] = Decimal(f"{volumes[0]:.6g}")
+                bounds[i] = (bounds[i][0], bounds[i][0])
+            elif dearer[-1] == _SCAN_POINTS - 1:
+                found[i] = None
+                bounds[i] = (bounds[i][1], bounds[i][1])
+            else:
+                j = int(dearer[-1])
+                found[i] = Decimal(f"{volumes[j + 1]:.6g}")
+                bounds[i] = (Fraction(volumes[j]), Fraction(volumes[j + 1]))
+    return found

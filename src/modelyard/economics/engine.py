@@ -15,7 +15,15 @@ from modelyard.catalog.gpus import GpuCatalog, load_gpu_catalog
 from modelyard.catalog.prices import PriceCatalog, load_catalog
 from modelyard.catalog.serving import ServingCatalog, load_serving_catalog
 from modelyard.economics import triggers as trig
-from modelyard.economics.breakeven import BreakEven, TornadoBar, break_even, tornado_bars
+from modelyard.economics.breakeven import (
+    PairBreakEven,
+    TornadoBar,
+    horizon_break_evens,
+    lowest_break_even,
+    tornado_bars,
+    volume_cap,
+)
+from modelyard.economics.conditions import Condition, conditions, headline_suffix
 from modelyard.economics.grid import evaluate
 from modelyard.economics.hybrid import hybrid_options
 from modelyard.economics.lazy import LazyMap
@@ -25,9 +33,10 @@ from modelyard.economics.portfolio import Candidate, Portfolio, optimise, pool_o
 from modelyard.economics.scorecard import Scorecard, scorecard
 from modelyard.economics.tco import Adjust, Demand, Tco, tco
 from modelyard.economics.traffic import Traffic
+from modelyard.economics.vendors import locus
 from modelyard.economics.workload import (
     DAYS_PER_MONTH,
-    INTERNAL_PROVIDER_KINDS,
+    ModelUse,
     WorkloadProfile,
     build_profiles,
 )
@@ -64,9 +73,16 @@ class WorkloadDecision:
     best_self: str | None = None
     #: The API-priced option the traffic already uses (when a candidate), else the cheapest one.
     incumbent: str | None = None
-    break_even: BreakEven | None = None
-    #: Break-even of every feasible API-priced option against the best self-hosted one.
-    break_evens: dict[str, BreakEven] = field(default_factory=dict)
+    #: The incumbent's break-even against the self-hosted option that breaks even lowest (run-rate basis).
+    break_even: PairBreakEven | None = None
+    #: Break-even of every feasible API-priced option against its lowest-breaking self-hosted option.
+    break_evens: dict[str, PairBreakEven] = field(default_factory=dict)
+    #: The same pair as ``break_even`` on the horizon basis (growth, trends, one-offs): today's volume from
+    #: which self-hosting's horizon TCO stays no dearer; ``None``: not below the cap.
+    horizon_break_even: Decimal | None = None
+    #: The (API, self-hosted) pair the recommendation's reason compares, and horizon-basis break-evens by pair.
+    reason_pair: tuple[str, str] | None = None
+    horizon: dict[tuple[str, str], Decimal | None] = field(default_factory=dict)
     #: Observed API spend per month: ledger costs when recorded, else the traffic priced at catalog rates.
     api_spend_month: Decimal = Decimal(0)
     api_spend_source: str = ""
@@ -78,6 +94,15 @@ class WorkloadDecision:
     recommendation: str = ""
     chosen: str | None = None
     why: str = ""
+    #: What the recommendation rests on that was not measured (:mod:`.conditions`).
+    conditions: list[Condition] = field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        """The recommendation in a few words, with its headline conditions."""
+        label = self.option(self.chosen).label if self.chosen else ""
+        suffix = headline_suffix(self.conditions)
+        return f"{self.recommendation}: {label}" + (f" — {suffix}" if suffix else "")
 
     def option(self, key: str) -> Option:
         return next(o for o in self.options if o.key == key)
@@ -134,7 +159,9 @@ def decide(org: OrgProfile, traffic: Traffic, catalogs: Catalogs, today: date) -
     Every (workload, option) pair is costed at once in float64 (:mod:`.grid`) to rank and optimise; the
     figures a reader sees are exact ``Decimal``, computed for the options that are read."""
     profiles = build_profiles(traffic, org)
-    concentration, concentrated = trig.vendor_concentration(profiles, org)
+    concentration, concentrated = trig.vendor_concentration(
+        profiles, org, _monthly_use_spend(catalogs.prices)
+    )
     decisions = [_workload(wl, org, catalogs, today) for wl in profiles]
     candidates = [Candidate(d.profile.name, o, d.demand) for d in decisions for o in d.options if o.feasible]
     grid = evaluate([(c.option, c.demand) for c in candidates], org)
@@ -150,6 +177,8 @@ def decide(org: OrgProfile, traffic: Traffic, catalogs: Catalogs, today: date) -
     portfolio = optimise(candidates, [d.profile.name for d in decisions], org, grid)
     for d in decisions:
         d.tcos.seed(portfolio.assignment[d.profile.name], portfolio.chosen_tcos[d.profile.name])  # type: ignore[attr-defined]
+    _explain_pairs(decisions, portfolio, org)
+    for d in decisions:
         _recommend(d, portfolio, org)
     return Decision(
         org, traffic.source, catalogs, today, decisions, portfolio, [concentration], _notes(decisions, org)
@@ -192,18 +221,20 @@ def _scorecards(d: WorkloadDecision, org: OrgProfile, concentrated: str | None) 
 
 
 def _pair_analysis(d: WorkloadDecision, org: OrgProfile) -> None:
-    """Break-even between each API-priced option and the cheapest self-hosted one."""
+    """Break-even of each API-priced option against every feasible self-hosted one (the lowest is kept)."""
     priced = [o for o in d.options if o.feasible and o.kind in ("api", "managed_open")]
-    hosted = [o for o in d.options if o.feasible and o.kind == "self_hosted"]
+    hosted = sorted(
+        (o for o in d.options if o.feasible and o.kind == "self_hosted"), key=lambda o: d.ranking[o.key]
+    )
     if priced:
         d.best_api = min(priced, key=lambda o: d.ranking[o.key]).key
     if hosted:
-        d.best_self = min(hosted, key=lambda o: d.ranking[o.key]).key
+        d.best_self = hosted[0].key
     used = {u.model for u in d.profile.models}
     d.incumbent = next((o.key for o in priced if o.label.split("/", 1)[1] in used), d.best_api)
-    if d.incumbent and d.best_self:
-        self_ = d.option(d.best_self)
-        d.break_evens = {o.key: break_even(o, self_, d.demand, org) for o in priced}
+    if d.incumbent and hosted:
+        cap = volume_cap(d.profile.requests_per_month)
+        d.break_evens = {o.key: lowest_break_even(o, hosted, d.demand, org, cap) for o in priced}
         d.break_even = d.break_evens[d.incumbent]
 
 
@@ -229,7 +260,7 @@ def _triggers(d: WorkloadDecision, org: OrgProfile) -> list[trig.Trigger]:
     wl = d.profile
     sustained = _dec(d.break_even.sustained) if d.break_even and d.break_even.sustained is not None else None
     out = [
-        trig.volume_past_break_even(wl, sustained, org),
+        trig.volume_past_break_even(wl, sustained, org, _pair_words(d)),
         trig.latency_missed(wl, org),
         trig.restricted_external(wl),
         trig.api_spend_over(wl, d.api_spend_month, d.api_spend_source, org),
@@ -248,20 +279,47 @@ def _triggers(d: WorkloadDecision, org: OrgProfile) -> list[trig.Trigger]:
     return out
 
 
+def _pair_words(d: WorkloadDecision) -> str:
+    be = d.break_even
+    if be is None:
+        return ""
+    return f", {d.option(be.self_hosted).label} vs {d.option(be.api).label}"
+
+
 def _observed_spend(wl: WorkloadProfile, prices: PriceCatalog) -> tuple[Decimal, str]:
-    """Monthly external API spend: recorded costs if the traffic has them, else catalog rates × volume."""
-    external = [u for u in wl.models if (u.provider_kind or "") not in INTERNAL_PROVIDER_KINDS]
-    recorded = sum((u.cost_usd for u in external), Decimal(0))
+    """Monthly API spend: recorded costs if the traffic has them, else catalog rates × volume.
+
+    Every provider not run in-house counts (a provider of unknown kind that recorded a cost was paid)."""
+    paid = [u for u in wl.models if locus(u.provider_kind) != "self_hosted"]
+    recorded = sum((u.cost_usd for u in paid), Decimal(0))
     scale = DAYS_PER_MONTH / wl.days_observed
-    if recorded and all(u.unpriced == 0 for u in external):
+    if recorded and all(u.unpriced == 0 for u in paid):
         return recorded * scale, "recorded costs"
     total = Decimal(0)
-    for u in external:
-        price = prices.price_for(u.provider_kind or "", u.model)
-        if price is None:
+    for u in paid:
+        spend = _use_spend(u, wl, prices, recorded=False)
+        if spend is None:
             return recorded * scale, f"recorded costs only: no catalog price for {u.provider_kind}/{u.model}"
-        total += u.requests * price_per_request(price, wl)
+        total += spend
     return total * scale, "traffic priced at catalog rates"
+
+
+def _use_spend(
+    use: ModelUse, wl: WorkloadProfile, prices: PriceCatalog, recorded: bool = True
+) -> Decimal | None:
+    """Spend of one (model, provider) over the observed window: recorded, else priced; ``None``: neither."""
+    if recorded and use.cost_usd and use.unpriced == 0:
+        return use.cost_usd
+    price = prices.price_for(use.provider_kind or "", use.model)
+    return None if price is None else use.requests * price_per_request(price, wl)
+
+
+def _monthly_use_spend(prices: PriceCatalog) -> trig.SpendOf:
+    def spend(wl: WorkloadProfile, use: ModelUse) -> Decimal | None:
+        total = _use_spend(use, wl, prices)
+        return None if total is None else total * DAYS_PER_MONTH / wl.days_observed
+
+    return spend
 
 
 def _dec(x: Fraction) -> Decimal:
@@ -276,39 +334,113 @@ KIND_WORDS = {
 }
 
 
+def _reason_pair(d: WorkloadDecision, portfolio: Portfolio) -> tuple[str, str] | None:
+    """The (API, self-hosted) pair the recommendation's reason compares: the recommended option is in it."""
+    chosen = d.option(portfolio.assignment[d.profile.name])
+    if chosen.kind in ("api", "managed_open") and chosen.key in d.break_evens:
+        return chosen.key, d.break_evens[chosen.key].self_hosted
+    if chosen.kind == "self_hosted" and d.incumbent:
+        return d.incumbent, chosen.key
+    return None
+
+
+def _explain_pairs(decisions: list[WorkloadDecision], portfolio: Portfolio, org: OrgProfile) -> None:
+    """Each workload's reason pair, and the horizon-basis break-even of it and of the lowest pair (one batch)."""
+    wanted: list[tuple[WorkloadDecision, tuple[str, str]]] = []
+    for d in decisions:
+        d.reason_pair = _reason_pair(d, portfolio)
+        if d.break_even is not None:
+            wanted.append((d, (d.break_even.api, d.break_even.self_hosted)))
+        if d.reason_pair is not None:
+            wanted.append((d, d.reason_pair))
+    unique = list(dict.fromkeys((d.profile.name, pair) for d, pair in wanted))
+    by_name = {d.profile.name: d for d in decisions}
+    found = horizon_break_evens(
+        [
+            (
+                by_name[w].option(a),
+                by_name[w].option(s),
+                by_name[w].demand,
+                volume_cap(by_name[w].profile.requests_per_month),
+            )
+            for w, (a, s) in unique
+        ],
+        org,
+    )
+    for (w, pair), volume in zip(unique, found, strict=True):
+        by_name[w].horizon[pair] = volume
+    for d in decisions:
+        if d.break_even is not None:
+            d.horizon_break_even = d.horizon[(d.break_even.api, d.break_even.self_hosted)]
+
+
 def _recommend(d: WorkloadDecision, portfolio: Portfolio, org: OrgProfile) -> None:
-    h = org.horizon_months
     key = portfolio.assignment[d.profile.name]
     chosen = d.option(key)
     d.chosen = key
     d.recommendation = KIND_WORDS[chosen.kind]
-    cost = d.tcos[key].total(h)
+    d.conditions = conditions(chosen, d.profile, org)
+    d.why = _why(d, chosen, portfolio, org) + _conditional(d.conditions)
+
+
+def _conditional(found: list[Condition]) -> str:
+    lead = [c.text for c in found if c.headline]
+    return f" Conditional: {'; '.join(lead)}." if lead else ""
+
+
+def _why(d: WorkloadDecision, chosen: Option, portfolio: Portfolio, org: OrgProfile) -> str:
+    h = org.horizon_months
+    cost = d.tcos[chosen.key].total(h)
     if chosen.kind == "hybrid":
         others = [k for k, o in ((o.key, o) for o in d.options if o.feasible) if o.kind != "hybrid"]
         alternative = min(others, key=d.ranking.__getitem__) if others else None
+    elif d.reason_pair is not None:
+        api_key, self_key = d.reason_pair
+        alternative = self_key if chosen.kind != "self_hosted" else api_key
     else:
         alternative = d.best_self if chosen.kind != "self_hosted" else d.best_api
     if alternative is None:
-        d.why = f"{chosen.label}: ${cost:,.0f} over {h} months; the only feasible kind of option for this workload."
-        return
+        return f"{chosen.label}: ${cost:,.0f} over {h} months; the only feasible kind of option for this workload."
     pool = pool_of(chosen)
     shared = [
         w for w, k in portfolio.assignment.items() if w != d.profile.name and pool and pool_of_key(k) == pool
     ]
     if shared:
-        d.why = (
+        return (
             f"{chosen.label}: shares the GPU pool with {', '.join(shared)}; the portfolio adds it at a lower "
             f"marginal cost than any API (stand-alone it would be ${cost:,.0f} over {h} months)."
         )
-        return
     alt = d.option(alternative)
     alt_cost = d.tcos[alternative].total(h)
-    be = d.break_even.sustained if d.break_even else None
-    be_text = f"; self-hosting pays from {_dec(be):,.0f} requests/month" if be is not None else ""
-    d.why = (
+    return (
         f"{chosen.label}: ${cost:,.0f} over {h} months vs ${alt_cost:,.0f} for {alt.label}"
-        f" at {d.profile.requests_per_month:,.0f} requests/month today{be_text}."
+        f" at {d.profile.requests_per_month:,.0f} requests/month today{_break_even_text(d, org)}."
     )
+
+
+def _break_even_text(d: WorkloadDecision, org: OrgProfile) -> str:
+    """The reason pair's break-even on both bases, so the totals beside it never seem to contradict it."""
+    if d.reason_pair is None:
+        return ""
+    api_key, self_key = d.reason_pair
+    be = d.break_evens[api_key].per_option[self_key] if api_key in d.break_evens else None
+    if be is None:
+        return ""
+    horizon = d.horizon.get(d.reason_pair)
+    cap = volume_cap(d.profile.requests_per_month)
+    run_rate = (
+        f"from {_dec(be.sustained):,.0f} requests/month on the run-rate basis (today's prices, one-offs "
+        f"spread over {org.horizon_months} months)"
+        if be.sustained is not None
+        else f"at no volume below {_dec(cap):,.0f} requests/month on the run-rate basis (today's prices)"
+    )
+    trend = (
+        f"from {horizon:,.0f} requests/month today on the {org.horizon_months}-month basis (growth and "
+        f"price trends, as in the totals)"
+        if horizon is not None
+        else f"at no volume below the cap on the {org.horizon_months}-month basis"
+    )
+    return f"; {d.option(self_key).label} pays against {d.option(api_key).label} {run_rate}, and {trend}"
 
 
 def pool_of_key(key: str) -> str | None:

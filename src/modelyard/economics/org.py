@@ -225,10 +225,13 @@ def load_org(path: str | Path) -> OrgProfile:
     def rel(p: str) -> str:
         return p if Path(p).is_absolute() else str((base / p).resolve())
 
-    files = org.catalog.model_copy(
-        update={
-            "price_files": [rel(p) for p in org.catalog.price_files],
-            "gpu_files": [rel(p) for p in org.catalog.gpu_files],
-        }
-    )
+    update: dict[str, object] = {
+        "price_files": [rel(p) for p in org.catalog.price_files],
+        "gpu_files": [rel(p) for p in org.catalog.gpu_files],
+    }
+    # Written in the file: relative to the file, like the other paths. Left out: the default stays
+    # relative to the working directory, where `modelyard bench-endpoint` writes its profiles.
+    if "profiles_dir" in org.catalog.model_fields_set:
+        update["profiles_dir"] = rel(org.catalog.profiles_dir)
+    files = org.catalog.model_copy(update=update)
     return org.model_copy(update={"catalog": files})

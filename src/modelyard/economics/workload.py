@@ -20,16 +20,18 @@ import numpy as np
 
 from modelyard.economics.aggregate import BUCKETS_PER_E, HistRow, HourRow, Traffic
 from modelyard.economics.org import OrgProfile
+from modelyard.economics.vendors import Locus, locus
 
 DAYS_PER_MONTH = Decimal("30.4375")
 WorkloadClass = Literal[
     "high-volume repetitive", "low-volume high-importance", "sensitive data", "experimental"
 ]
 _DATA_CLASS_ORDER = ["public", "internal", "confidential", "restricted"]
-#: Provider kinds that run inside the organisation; everything else is an external API.
-INTERNAL_PROVIDER_KINDS = frozenset({"local", "openai_compatible", "self_hosted"})
 #: Fewer days than this and no growth trend is fitted (and the report says so).
 MIN_DAYS_FOR_TREND = 14
+#: A trace shorter than this, or with fewer calls, is flagged: its month is an extrapolation.
+MIN_DAYS_FOR_CONFIDENCE = 14
+MIN_CALLS_FOR_CONFIDENCE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +69,29 @@ class WorkloadProfile:
     monthly_requests: dict[str, int]
     monthly_spend_usd: dict[str, Decimal]
     models: list[ModelUse]
-    #: Requests of restricted data that went to an external API provider.
+    #: Calls of restricted data sent to an external API vendor.
     restricted_external: int
     workload_class: WorkloadClass
     latency_histogram: list[tuple[float, float, int]] = field(default_factory=list)
+    #: Calls of restricted data sent to a provider of a kind we cannot place (see :mod:`.vendors`).
+    restricted_unknown: int = 0
+
+    @property
+    def thin_trace(self) -> str | None:
+        """Why this workload's monthly figures are an extrapolation, or ``None`` when the trace is enough."""
+        short = self.days_observed < MIN_DAYS_FOR_CONFIDENCE
+        few = self.requests < MIN_CALLS_FOR_CONFIDENCE
+        if not (short or few):
+            return None
+        why = []
+        if short:
+            why.append(f"fewer than {MIN_DAYS_FOR_CONFIDENCE} days")
+        if few:
+            why.append(f"fewer than {MIN_CALLS_FOR_CONFIDENCE:,} calls")
+        return (
+            f"extrapolated from {self.days_observed:.1f} days and {self.requests:,} calls "
+            f"({' and '.join(why)}): volume, peak and growth are thin evidence"
+        )
 
 
 def build_profiles(traffic: Traffic, org: OrgProfile) -> list[WorkloadProfile]:
@@ -135,13 +156,22 @@ def _profile(name: str, rows: list[HourRow], hist: list[HistRow], org: OrgProfil
             k: Decimal(v) / 10**12 for k, v in _by_month(rows, lambda r: r.cost_pico_usd).items()
         },
         models=_models(rows),
-        restricted_external=sum(
-            r.requests
-            for r in rows
-            if r.data_class == "restricted" and (r.provider_kind or "") not in INTERNAL_PROVIDER_KINDS
-        ),
+        restricted_external=_to_external(rows, data_class, "external"),
+        restricted_unknown=_to_external(rows, data_class, "unknown"),
         workload_class=profile_class,
         latency_histogram=_histogram([(h.latency_bucket, h.count) for h in hist]),
+    )
+
+
+def _to_external(rows: list[HourRow], data_class: str, where: Locus) -> int:
+    """Calls of restricted data that went to a provider at ``where``.
+
+    The workload's class is the stricter of the org profile's and the traffic's, so once it is restricted
+    every call of the workload carries restricted data, whatever its own row says."""
+    return sum(
+        r.requests
+        for r in rows
+        if (data_class == "restricted" or r.data_class == "restricted") and locus(r.provider_kind) == where
     )
 
 

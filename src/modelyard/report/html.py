@@ -6,11 +6,13 @@ one section per workload with its charts and the numbers behind them.
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from html import escape
 
 from modelyard.economics.breakeven import curves
 from modelyard.economics.engine import Decision, WorkloadDecision
+from modelyard.economics.options import Option
 from modelyard.economics.quality import QualityInput, quality_inputs
 from modelyard.report.charts import hbars, histogram, line_chart, stacked_bars, tornado
 
@@ -27,6 +29,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.fired{color:#b91c1c;fon
 .card{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:12px 16px;margin:10px 0}
 .charts{display:flex;flex-wrap:wrap;gap:10px}.chart{background:#fff;border:1px solid #e2e8f0;max-width:100%}
 .ct{font-weight:600;font-size:13px}.tk{font-size:11px;fill:#334155}.lb{font-size:11px;fill:#475569}
+.cond{color:#92400e;background:#fef3c7;margin-top:4px;padding:2px 6px;font-size:13px}
 .ax{stroke:#94a3b8}.mk{stroke:#b91c1c;stroke-dasharray:4 3}.synthetic{background:#fef3c7;padding:6px 10px}
 """
 
@@ -62,7 +65,7 @@ def _summary(decision: Decision) -> str:
     h = decision.org.horizon_months
     rows = "".join(
         f"<tr><td><b>{escape(d.profile.name)}</b><br><span class='sub'>{escape(d.profile.workload_class)}, "
-        f"{escape(d.profile.data_class)}</span></td><td>{escape(d.recommendation)}</td>"
+        f"{escape(d.profile.data_class)}</span></td><td>{escape(d.headline)}{_condition_tags(d)}</td>"
         f"<td>{escape(d.why)}</td></tr>"
         for d in decision.workloads
     )
@@ -72,6 +75,18 @@ def _summary(decision: Decision) -> str:
         f"(stand-alone sum ${p.standalone_total:,.0f}; shared pools and platforms save "
         f"<b>${p.reuse_savings:,.0f}</b>). Solver: {escape(p.status)}.</div>"
     )
+
+
+def _condition_tags(d: WorkloadDecision) -> str:
+    """The recommendation's headline conditions, as warnings under it; the others in a hover title."""
+    lead = "".join(f"<div class='cond'>⚠ {escape(c.text)}</div>" for c in d.conditions if c.headline)
+    rest = [c.text for c in d.conditions if not c.headline]
+    more = (
+        f"<div class='sub' title='{escape(' | '.join(rest))}'>+{len(rest)} more conditions</div>"
+        if rest
+        else ""
+    )
+    return lead + more
 
 
 def _triggers(decision: Decision) -> str:
@@ -104,6 +119,9 @@ def _workload(d: WorkloadDecision, decision: Decision) -> str:
         f"peak {wl.concurrency_peak:.1f} · {latency} · growth {float(d.demand.growth_per_month) * 100:.1f}%/month "
         f"({escape(d.growth_source)}) · API spend ${d.api_spend_month:,.0f}/month ({escape(d.api_spend_source)})</p>"
     )
+    if wl.thin_trace:
+        head += f"<p class='cond'>⚠ {escape(wl.thin_trace)}</p>"
+    head += _break_even_basis(d, h)
     charts = [_crossover(d, decision), *_stacked(d, h), _tornado(d), _scorecard(d)]
     charts.append(
         histogram(f"{wl.name}: end-to-end latency distribution", wl.latency_histogram, "latency (ms, log)")
@@ -134,10 +152,9 @@ def _derivation(d: WorkloadDecision) -> str:
 
 
 def _crossover(d: WorkloadDecision, decision: Decision) -> str:
-    if not (d.incumbent and d.best_self and d.break_even is not None):
+    if d.break_even is None:
         return ""
-    api = next(o for o in d.options if o.key == d.incumbent)
-    self_ = next(o for o in d.options if o.key == d.best_self)
+    api, self_ = d.option(d.break_even.api), d.option(d.break_even.self_hosted)
     a, b = curves(api, self_, d.demand, decision.org)
     current = float(d.profile.requests_per_month)
     be = d.break_even.sustained
@@ -145,9 +162,11 @@ def _crossover(d: WorkloadDecision, decision: Decision) -> str:
     xs = [Fraction(xmax) * i / 200 for i in range(201)]
     markers = [(current, f"today {current:,.0f}/mo")]
     if be is not None:
-        markers.append((float(be), f"break-even {float(be):,.0f}/mo"))
+        markers.append((float(be), f"break-even {float(be):,.0f}/mo (run-rate)"))
+    if d.horizon_break_even is not None and float(d.horizon_break_even) <= xmax:
+        markers.append((float(d.horizon_break_even), f"{decision.org.horizon_months}-mo basis"))
     return line_chart(
-        f"{d.profile.name}: monthly cost vs volume",
+        f"{d.profile.name}: monthly run-rate cost vs volume (today's prices)",
         [
             (api.label, [(float(x), float(a.cost(x))) for x in xs]),
             (self_.label, [(float(x), float(b.cost(x))) for x in xs]),
@@ -194,13 +213,10 @@ def _options(d: WorkloadDecision, h: int) -> str:
     for o in d.options:
         t = d.tcos.get(o.key)
         card = d.scores.get(o.key)
-        src = f"<span class='tag {o.source}'>{escape(o.source)}</span>" if o.kind == "self_hosted" else ""
+        src = _source_tag(o) if o.kind == "self_hosted" else ""
         quality = "unknown" if o.quality is None else f"{o.quality:.2f}"
         status = escape(o.infeasible) if o.infeasible else ("<b>chosen</b>" if o.key == d.chosen else "")
-        be = d.break_evens.get(o.key)
-        be_text = (
-            "" if be is None else ("never" if be.sustained is None else f"{float(be.sustained):,.0f}/mo")
-        )
+        be_text = _break_even_cell(d, o)
         scores = "" if card is None else " · ".join(f"{s.dimension[:4]} {s.score}" for s in card.scores)
         rows.append(
             f"<tr><td>{escape(o.label)} {src}</td><td>{escape(o.kind)}</td>"
@@ -212,9 +228,47 @@ def _options(d: WorkloadDecision, h: int) -> str:
         )
     return (
         f"<h3>Options considered</h3><table><tr><th>Option</th><th>Kind</th><th>TCO 12 mo</th><th>TCO {h} mo</th>"
-        "<th>Break-even vs best self-host</th><th>Quality</th><th>Scores (hover: why)</th><th>Status</th></tr>"
+        "<th>Break-even (run-rate): API vs its lowest self-host; self-host vs today's API</th><th>Quality</th><th>Scores (hover: why)</th><th>Status</th></tr>"
         + "".join(rows) + "</table>"
     )  # fmt: skip
+
+
+def _break_even_basis(d: WorkloadDecision, h: int) -> str:
+    """The break-even on both bases, in one sentence, so neither seems to contradict the totals."""
+    be = d.break_even
+    if be is None:
+        return ""
+    pair = f"{escape(d.option(be.self_hosted).label)} against {escape(d.option(be.api).label)}"
+    run = "never below the cap" if be.sustained is None else f"from {float(be.sustained):,.0f} requests/month"
+    hz = d.horizon_break_even
+    horizon = "never below the cap" if hz is None else f"from {float(hz):,.0f} requests/month today"
+    return (
+        f"<p>Lowest break-even: {pair} — {run} on the run-rate basis (today's prices, one-offs spread over "
+        f"{h} months); {horizon} on the {h}-month basis (growth and price trends, as in the totals). "
+        f"Cap: {float(be.cap):,.0f} requests/month; every feasible self-hosted option was tried.</p>"
+    )
+
+
+def _source_tag(o: Option) -> str:
+    scaled = o.reference is not None and o.reference.startswith("scaled from")
+    words = f"{o.source}, scaled" if scaled else o.source
+    # Citations are shown without their scheme: the page references nothing outside itself.
+    cite = re.sub(r"https?://", "", o.reference or "")
+    return f"<span class='tag {o.source}' title='{escape(cite)}'>{escape(words)}</span>"
+
+
+def _break_even_cell(d: WorkloadDecision, o: Option) -> str:
+    if d.break_even is None:
+        return ""
+    if o.key in d.break_evens:
+        be = d.break_evens[o.key]
+        if be.sustained is None:
+            return f"never below {float(be.cap):,.0f}/mo"
+        return f"{float(be.sustained):,.0f}/mo ({escape(d.option(be.self_hosted).label)})"
+    if o.key in d.break_even.per_option:
+        own = d.break_even.per_option[o.key]
+        return "never below the cap" if own.sustained is None else f"{float(own.sustained):,.0f}/mo"
+    return ""
 
 
 def _quality(inputs: list[QualityInput]) -> str:

@@ -95,19 +95,16 @@ def _workload(d: WorkloadDecision, horizon: int, quality: list[QualityInput]) ->
             ],
             "api_spend_per_month_usd": money(d.api_spend_month),
             "api_spend_source": d.api_spend_source,
+            "confidence": {
+                "extrapolated": wl.thin_trace is not None,
+                "why": wl.thin_trace,
+                "days_observed": float(wl.days_observed),
+                "requests_observed": wl.requests,
+            },
         },
         "options": [_option(o, d.tcos.get(o.key), d, horizon) for o in d.options],
         "quality_inputs": [q.to_json() for q in quality],
-        "break_even": None
-        if be is None
-        else {
-            "api_option": d.incumbent,
-            "self_hosted_option": d.best_self,
-            "first_requests_per_month": _vol(be.first),
-            "sustained_requests_per_month": _vol(be.sustained),
-            "current_requests_per_month": round(float(wl.requests_per_month), 1),
-            "all_api_options": {k: _vol(v.sustained) for k, v in d.break_evens.items()},
-        },
+        "break_even": None if be is None else _break_even(d, horizon),
         "sensitivity": None
         if d.tornado_base is None
         else {
@@ -124,9 +121,54 @@ def _workload(d: WorkloadDecision, horizon: int, quality: list[QualityInput]) ->
                 for b in d.tornado
             ],
         },
-        "recommendation": {"kind": d.recommendation, "option": d.chosen, "why": d.why},
+        "recommendation": {
+            "kind": d.recommendation,
+            "option": d.chosen,
+            "headline": d.headline,
+            "why": d.why,
+            "conditions": [c.to_json() for c in d.conditions],
+        },
         "triggers": [_trigger(t) for t in d.triggers],
     }
+
+
+def _break_even(d: WorkloadDecision, horizon: int) -> dict[str, Any]:
+    be = d.break_even
+    assert be is not None
+    reason = None
+    if d.reason_pair is not None and d.reason_pair[0] in d.break_evens:
+        api_key, self_key = d.reason_pair
+        pair = d.break_evens[api_key].per_option[self_key]
+        reason = {
+            "api_option": api_key,
+            "self_hosted_option": self_key,
+            "first_requests_per_month": _vol(pair.first),
+            "sustained_requests_per_month": _vol(pair.sustained),
+            "horizon_basis_requests_per_month": _dvol(d.horizon.get(d.reason_pair)),
+        }
+    return {
+        "api_option": be.api,
+        "self_hosted_option": be.self_hosted,
+        "basis": "run-rate: month-0 prices, one-off costs spread over the horizon",
+        "first_requests_per_month": _vol(be.first),
+        "sustained_requests_per_month": _vol(be.sustained),
+        "horizon_basis": f"today's volume from which the {horizon}-month TCO (growth, price trends, "
+        "one-offs in month 0) of self-hosting stays no dearer; found numerically, within 1% above",
+        "horizon_basis_requests_per_month": _dvol(d.horizon_break_even),
+        "cap_requests_per_month": _vol(be.cap),
+        "never_means": "no feasible self-hosted option breaks even below the cap",
+        "current_requests_per_month": round(float(d.profile.requests_per_month), 1),
+        "all_self_hosted_options": {
+            k: {"first": _vol(v.first), "sustained": _vol(v.sustained)} for k, v in be.per_option.items()
+        },
+        "all_api_options": {k: _vol(v.sustained) for k, v in d.break_evens.items()},
+        "lowest_self_hosted_per_api_option": {k: v.self_hosted for k, v in d.break_evens.items()},
+        "reason_pair": reason,
+    }
+
+
+def _dvol(x: Decimal | None) -> float | None:
+    return None if x is None else round(float(x), 1)
 
 
 def _option(o: Option, tco: Tco | None, d: WorkloadDecision, horizon: int) -> dict[str, Any]:

@@ -21,12 +21,15 @@ def print_summary(decision: Decision, console: Console) -> None:
             d.profile.name,
             f"{d.profile.workload_class}\n{d.profile.data_class}",
             f"{d.profile.requests_per_month:,.0f}",
-            f"{d.recommendation}: {d.why.split(':', 1)[0]}",
+            d.headline,
             "" if cost is None else f"${cost:,.0f}",
         )
     console.print(table)
     for d in decision.workloads:
-        console.print(f"[bold]{d.profile.name}[/]: {d.why}")
+        console.print(f"[bold]{d.profile.name}[/]: {escape(d.why)}", highlight=False)
+        for c in d.conditions:
+            if not c.headline:
+                console.print(f"  [dim]condition[/] {escape(c.text)}", highlight=False)
     for workload, inputs in quality_inputs(decision).items():
         measured = "; ".join(q.describe() for q in inputs if q.score is not None) or "none"
         unknown = ", ".join(q.model for q in inputs if q.score is None)
