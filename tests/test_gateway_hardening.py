@@ -103,3 +103,67 @@ async def test_json_at_the_depth_limit_is_forwarded(gateway: GatewayUnderTest) -
     status, answer, _ = await call(gateway, "POST", CHAT, body=body)
     assert status == 200, answer
     assert gateway.states["openai"].received[0].body["tools"][0]["function"]["parameters"] == parameters
+
+
+# -- row 7: client-chosen names as metric labels ---------------------------------------------------------
+
+
+async def test_unknown_model_names_never_become_metric_labels(gateway: GatewayUnderTest) -> None:
+    for number in range(50):
+        name = f"attacker-{number}-" + "m" * 10_000
+        status, _, _ = await call(gateway, "POST", CHAT, body={"model": name, "messages": MESSAGES})
+        assert status == 404
+    status, _, _ = await call(gateway, "POST", CHAT, body={"model": "openai-chat", "messages": MESSAGES})
+    assert status == 200
+    status, metrics, _ = await call(gateway, "GET", "/metrics")
+    assert status == 200
+    text = metrics.decode()
+    assert "attacker" not in text and len(metrics) < 20_000, len(metrics)
+    assert 'modelyard_requests_total{model="_unknown",status="404",workload="chat"} 50.0' in text
+    assert 'model="openai-chat"' in text, "configured names are still labelled"
+
+
+# -- row 8: a repeated data-class header -----------------------------------------------------------------
+
+
+def repeated(*values: str, name: str = "X-Modelyard-Data-Class") -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict({"X-Modelyard-Workload": "audited"})  # internal
+    for value in values:
+        headers.add(name, value)
+    return headers
+
+
+async def test_a_proxys_appended_data_class_header_is_not_overruled_by_the_clients(
+    gateway: GatewayUnderTest,
+) -> None:
+    body = {"model": "openai-chat", "messages": MESSAGES}  # an external provider
+    status, answer, _ = await call(
+        gateway, "POST", CHAT, body=body, headers=repeated("internal", "restricted")
+    )
+    assert status == 403, answer
+    assert not gateway.states["openai"].received, "restricted data never reaches an external provider"
+    status, answer, _ = await call(gateway, "POST", CHAT, body=body, headers=repeated("internal, restricted"))
+    assert status == 403, "a proxy that merged the values into one line counts the same"
+    status, _, _ = await call(
+        gateway, "POST", CHAT, body={**body, "model": "llama"}, headers=repeated("restricted", "internal")
+    )
+    assert status == 200, "the strictest value wins: self-hosted serves it"
+    rows = await gateway.wait_rows(3)
+    assert [r["data_class"] for r in rows] == ["restricted", "restricted", "restricted"]
+
+
+async def test_different_workload_headers_are_refused(gateway: GatewayUnderTest) -> None:
+    headers = repeated("chat", "triage", name="X-Modelyard-Workload")
+    body = {"model": "openai-chat", "messages": MESSAGES}
+    status, answer, _ = await call(gateway, "POST", CHAT, body=body, headers=headers)
+    assert status == 400 and answer["error"]["code"] == "conflicting_header", answer
+
+
+async def test_a_loosening_header_refusal_records_what_admission_decided(gateway: GatewayUnderTest) -> None:
+    body = {"model": "openai-chat", "messages": MESSAGES}
+    status, answer, _ = await call(gateway, "POST", CHAT, body=body, headers=repeated("public"))
+    assert status == 403 and answer["error"]["code"] == "data_class_loosened", answer
+    (row,) = await gateway.wait_rows(1)
+    assert (row["workload"], row["data_class"], row["status"]) == ("audited", "internal", 403)
+    assert row["policy"] and row["policy"].startswith("internal (workload)")
+    assert row["route"] == "single:openai-chat; refused (data_class_loosened)"

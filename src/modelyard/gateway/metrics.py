@@ -4,12 +4,16 @@ The request path only adds to plain integers in a dict (a few hundred nanosecond
 loop is one thread); a prometheus_client collector turns them into metric families when scraped, and
 the library does the exposition format. A registry per gateway, not the process-wide default, so two
 gateways in one process (tests) never share counters.
+
+Label values come only from the config (public model and route names, workloads, target names) and from
+status codes, never from the request: a client naming a million unknown models must not grow ``/metrics``
+by a series each. Anything else is counted under :data:`UNKNOWN`.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -21,6 +25,9 @@ from modelyard.routing.breaker import Breakers
 #: Latency histogram bounds, seconds.
 BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+#: The label of a model or workload the config does not name. Config names start with a letter or digit,
+#: so this one cannot collide with a real name.
+UNKNOWN = "_unknown"
 
 
 class _Totals:
@@ -36,14 +43,20 @@ class _Totals:
 
 
 class GatewayMetrics(Collector):
-    def __init__(self, breakers: Breakers) -> None:
+    def __init__(self, breakers: Breakers, models: Iterable[str] = (), workloads: Iterable[str] = ()) -> None:
         self._breakers = breakers
+        self._models = frozenset(models)
+        self._workloads = frozenset(workloads)
         self._totals: dict[tuple[str, str, int], _Totals] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
     def observe(self, row: RequestRow) -> None:
-        key = (row.workload or "", row.model, row.status)
+        workload = row.workload or ""
+        if workload and workload not in self._workloads:
+            workload = UNKNOWN
+        model = row.model if row.model in self._models else UNKNOWN
+        key = (workload, model, row.status)
         totals = self._totals.get(key)
         if totals is None:
             totals = self._totals[key] = _Totals()

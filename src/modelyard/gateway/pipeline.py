@@ -21,7 +21,7 @@ import orjson
 from modelyard.catalog.prices import PriceCatalog
 from modelyard.config.routing import DataClassPolicy
 from modelyard.config.schema import Config, ModelKind
-from modelyard.errors import ModelyardError, PolicyDenied, UpstreamError
+from modelyard.errors import InvalidRequest, ModelyardError, PolicyDenied, UpstreamError
 from modelyard.gateway.attempts import AttemptRunner, Served
 from modelyard.gateway.auth import Caller, KeyRing
 from modelyard.gateway.cached import answer_frames
@@ -86,6 +86,35 @@ class Admitted:
         return f"{self.decision.data_class} ({self.decision.source}); allows {describe(self.policy)}"
 
 
+@dataclass(slots=True)
+class Draft:
+    """Admission's decisions so far: a refused request's row records them."""
+
+    workload: Workload | None = None
+    #: The caller's key's class: with the workload's, the class decided before any header.
+    key_class: str | None = None
+
+
+def header_values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a header: each repeated header line, each comma-separated item (RFC 9110 5.3). A
+    proxy that appends a header must not be overruled by the client's copy that came first."""
+    getall = getattr(headers, "getall", None)
+    lines: list[str] = getall(name, []) if getall is not None else [v for v in (headers.get(name),) if v]
+    return [item.strip() for line in lines for item in line.split(",") if item.strip()]
+
+
+def single_header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header that must have one value; different values are refused rather than one picked."""
+    values = header_values(headers, name)
+    if len(set(values)) > 1:
+        raise InvalidRequest(
+            f"{name} was sent with different values ({', '.join(sorted(set(values)))}); send one",
+            code="conflicting_header",
+            param=name,
+        )
+    return values[0] if values else None
+
+
 class RecordedOnFailure:
     """A ``with`` block whose failure (the attempts failed, or the client went away) is recorded, then
     re-raised. A class rather than ``@contextmanager``: it runs on every request, and a generator-based
@@ -133,7 +162,7 @@ class Gateway:
             {n: w.cache for n, w in config.workloads.items() if w.cache is not None},
             config.redis.url if config.redis else None,
         )
-        self.metrics = GatewayMetrics(self.breakers)
+        self.metrics = GatewayMetrics(self.breakers, self.routes, config.workloads)
         self.keys = KeyRing(config.auth)
         self.rng = rng or random.Random()
         self._background: set[asyncio.Task[None]] = set()
@@ -146,12 +175,18 @@ class Gateway:
         headers: Mapping[str, str],
         kind: ModelKind,
         caller: Caller | None = None,
+        draft: Draft | None = None,
     ) -> Admitted:
-        workload = resolve_workload(self.config, headers.get(WORKLOAD_HEADER), body)
+        """Workload, data class and route of a request. ``draft`` receives each decision as it is made, so
+        a refusal's row records what admission had decided before it refused."""
+        workload = resolve_workload(self.config, single_header(headers, WORKLOAD_HEADER), body)
+        key_class = caller.data_class if caller else None
+        if draft is not None:
+            draft.workload, draft.key_class = workload, key_class
         if caller is not None:
             caller.check_workload(workload.name)
         decision = effective_data_class(
-            workload.data_class, headers.get(DATA_CLASS_HEADER), caller.data_class if caller else None
+            workload.data_class, header_values(headers, DATA_CLASS_HEADER), key_class
         )
         route = resolve_route(self.routes, body.get("model"), workload, kind)
         return Admitted(workload, route, decision, self.config.policy.data_classes[decision.data_class])
@@ -162,15 +197,28 @@ class Gateway:
         body: Mapping[str, Any] | None,
         error: ModelyardError,
         admitted: Admitted | None,
+        draft: Draft | None = None,
     ) -> None:
-        """A request refused before any upstream call still gets its row: the audit trail."""
+        """A request refused before any upstream call still gets its row: the audit trail, with what
+        admission had decided (workload, class, policy, route) when it refused."""
         model = body.get("model") if isinstance(body, Mapping) else None
         streamed = bool(body.get("stream")) if isinstance(body, Mapping) else False
         outcome = Outcome(status=error.status, error_kind=error.kind)
+        workload = admitted.workload if admitted else NO_WORKLOAD
         if admitted is not None:
             outcome.policy, outcome.data_class = admitted.note(), admitted.decision.data_class
             model = admitted.route.name
-        self._record(ctx, admitted.workload if admitted else NO_WORKLOAD, str(model or ""), streamed, outcome)
+        elif draft is not None and draft.workload is not None:
+            workload = draft.workload
+            decision = effective_data_class(workload.data_class, None, draft.key_class)
+            policy = self.config.policy.data_classes[decision.data_class]
+            outcome.data_class = decision.data_class
+            outcome.policy = f"{decision.data_class} ({decision.source}); allows {describe(policy)}"
+            route = self.routes.get(model if isinstance(model, str) else workload.default_model or "")
+            if route is not None:
+                model = route.name
+                outcome.route = f"{route.strategy}:{route.name}; refused ({error.kind})"
+        self._record(ctx, workload, str(model or ""), streamed, outcome)
 
     def _plan(self, ctx: RequestContext, admitted: Admitted, body: JSON, outcome: Outcome) -> Plan[Target]:
         def available(target: Target) -> bool:

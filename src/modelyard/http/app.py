@@ -25,7 +25,7 @@ from modelyard.errors import (
     PayloadTooLarge,
 )
 from modelyard.gateway.metering import RequestContext
-from modelyard.gateway.pipeline import Admitted, Gateway
+from modelyard.gateway.pipeline import Admitted, Draft, Gateway
 from modelyard.gateway.streaming import ClientStream
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_depth, check_embedding_request
@@ -127,15 +127,16 @@ class Api:
         """Parse, validate and resolve; refusals are recorded in the ledger and re-raised."""
         gateway = self.gateway
         body: Any = None
+        draft = Draft()
         try:
             caller = gateway.keys.authenticate(request.headers.get("Authorization"))
             if caller is not None:
                 ctx.tenant, ctx.api_key_id = caller.tenant, caller.key_id
             body = read_json(request, self.max_body_bytes, self.max_json_depth)
             check(body)
-            admitted = gateway.resolve(body, request.headers, kind, caller)
+            admitted = gateway.resolve(body, request.headers, kind, caller, draft)
         except ModelyardError as error:
-            gateway.record_refusal(ctx, body, error, None)
+            gateway.record_refusal(ctx, body, error, None, draft)
             raise
         return body, admitted
 

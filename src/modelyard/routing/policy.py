@@ -7,6 +7,7 @@ stricter) but never loosen it. The policy maps each class to the targets it allo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelyard.config.routing import DATA_CLASS_ORDER, DataClass, DataClassPolicy
@@ -23,18 +24,24 @@ class ClassDecision:
 
 
 def effective_data_class(
-    workload_class: str | None, header: str | None, key_class: str | None = None
+    workload_class: str | None, header: str | Sequence[str] | None, key_class: str | None = None
 ) -> ClassDecision:
     """The class a request is handled under: the strictest of its workload's and its API key's. A header
     stricter than that wins; a looser one is refused, so a client can never talk a request out of its
-    policy."""
+    policy.
+
+    ``header`` is one value or all of them: when the header came several times (a proxy appended its own
+    after the client's), the strictest value counts. Refusing the conflict instead would break every
+    client behind such a proxy; picking the first let the client's copy overrule the proxy's.
+    """
     base: DataClass = _parse(workload_class) if workload_class else "internal"
     source = "workload" if workload_class else "default"
     if key_class is not None and _stricter(_parse(key_class), base):
         base, source = _parse(key_class), "key"
-    if header is None:
+    values = [header] if isinstance(header, str) else list(header or ())
+    if not values:
         return ClassDecision(base, source)
-    asked = _parse(header.strip().lower())
+    asked = max((_parse(v.strip().lower()) for v in values), key=DATA_CLASS_ORDER.index)
     if _stricter(base, asked):
         raise PolicyDenied(
             f"{DATA_CLASS_HEADER}: '{asked}' would loosen this workload's class '{base}'; a header may only tighten it",
