@@ -4,14 +4,14 @@ Every profile says where it came from (``source``):
 
 - ``measured``: written by ``modelyard benchmark`` as JSON files in the profiles directory (one per run);
 - ``published``: cited figures bundled in ``data/serving_profiles.yaml`` (with reference and date);
-- ``estimated``: a memory-bandwidth roofline (:func:`roofline_profile`), used only when nothing better exists.
+- ``estimated``: the aiconfigurator-core grid (:mod:`modelyard.catalog.estimate`), else a roofline
+  (:mod:`modelyard.catalog.roofline`), used only when nothing better exists.
 
 :func:`best_profile` picks measured over published over estimated, newest first.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -21,25 +21,11 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelyard.catalog.gpus import GpuSpec
 from modelyard.config.loader import format_validation_error
 from modelyard.errors import ConfigError
 
 Source = Literal["measured", "published", "estimated"]
 _RANK: dict[str, int] = {"measured": 0, "published": 1, "estimated": 2}
-#: Bytes per weight for each quantization the roofline knows.
-BYTES_PER_PARAM: dict[str, float] = {
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "int8": 1.0,
-    "awq-int4": 0.5,
-    "int4": 0.5,
-}
-#: Share of datasheet bandwidth assumed reachable in decode (conservative; tuned engines report more).
-ROOFLINE_EFFICIENCY = 0.6
-#: Prompt tokens processed per engine step when prefill is chunked (vLLM's default order of magnitude).
-PREFILL_CHUNK = 512
 
 
 _T = TypeVar("_T", bound=BaseModel)
@@ -165,61 +151,11 @@ def best_profile(
     return min(matches, key=lambda p: (_RANK[p.source], -p.date.toordinal()))
 
 
-def roofline_profile(
-    arch: ModelArch, gpu: GpuSpec, gpu_count: int, quantization: str, workload: Workload, today: date
-) -> ServingProfile | None:
-    """A decode-is-memory-bound estimate; ``None`` when the weights do not fit in GPU memory.
+def __getattr__(name: str) -> Any:
+    """Compatibility: ``roofline_profile`` moved to :mod:`modelyard.catalog.roofline` (imported lazily: it
+    imports this module)."""
+    if name == "roofline_profile":
+        from modelyard.catalog.roofline import roofline_profile
 
-    Each decode step reads all weights once plus every running sequence's KV cache, so a step of batch B
-    takes ``(weights + B·kv·ctx) / (bandwidth·efficiency)`` and yields B tokens. Batch is capped by the
-    memory left for KV cache. Prefill is charged as one step per ``PREFILL_CHUNK`` prompt tokens.
-    """
-    if quantization not in BYTES_PER_PARAM:
-        raise ConfigError(f"unknown quantization '{quantization}'; known: {', '.join(BYTES_PER_PARAM)}")
-    weights = arch.params_b * 1e9 * BYTES_PER_PARAM[quantization]
-    memory = gpu.memory_gb * 1e9 * gpu_count * 0.9  # engines reserve ~10% for activations
-    context = workload.input_tokens_mean + workload.output_tokens_mean
-    kv_per_seq = arch.kv_bytes_per_token * max(context, 1.0)
-    max_batch = int((memory - weights) // kv_per_seq) if memory > weights else 0
-    if max_batch < 1:
-        return None
-    bandwidth = gpu.bandwidth_gb_s * 1e9 * gpu_count * ROOFLINE_EFFICIENCY
-    avg_ctx = workload.input_tokens_mean + workload.output_tokens_mean / 2
-    levels = []
-    batch = 1
-    while batch <= min(max_batch, 256):
-        step_s = (weights + batch * arch.kv_bytes_per_token * avg_ctx) / bandwidth
-        ttft_ms = step_s * 1000 * max(1, math.ceil(workload.input_tokens_mean * batch / PREFILL_CHUNK))
-        e2e_ms = ttft_ms + step_s * 1000 * workload.output_tokens_mean
-        levels.append(
-            Level(
-                concurrency=batch,
-                requests_per_s=batch / (e2e_ms / 1000),
-                # Sustained rate over whole requests (prefill included), not the decode-only peak.
-                output_tokens_per_s=batch * workload.output_tokens_mean / (e2e_ms / 1000),
-                ttft_p50_ms=ttft_ms,
-                ttft_p95_ms=ttft_ms,
-                ttft_p99_ms=ttft_ms,
-                itl_p50_ms=step_s * 1000,
-                itl_p99_ms=step_s * 1000,
-                e2e_p50_ms=e2e_ms,
-                e2e_p95_ms=e2e_ms,
-            )
-        )
-        batch *= 2
-    return ServingProfile(
-        model=arch.name,
-        engine="roofline",
-        gpu=gpu.name,
-        gpu_count=gpu_count,
-        quantization=quantization,
-        date=today,
-        source="estimated",
-        reference=(
-            f"roofline: {arch.params_b}B params at {BYTES_PER_PARAM[quantization]} B/param, "
-            f"{arch.kv_bytes_per_token} B KV/token, {gpu.bandwidth_gb_s:g} GB/s x{gpu_count} "
-            f"at {ROOFLINE_EFFICIENCY:.0%} efficiency"
-        ),
-        workload=workload,
-        levels=levels,
-    )
+        return roofline_profile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
