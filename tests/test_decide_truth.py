@@ -115,7 +115,11 @@ def test_a_self_hosted_only_workload_fires_no_restricted_trigger(tmp_path: Path)
         ),
         # A self-hosted server is never a vendor, however much it carries.
         (
-            [("hosted_vllm", "llama", 5000, None), ("openai", "gpt-4o", 10, 3.0), ("anthropic", "c", 10, 7.0)],
+            [
+                ("hosted_vllm", "llama", 5000, None),
+                ("openai", "gpt-4o", 10, 3.0),
+                ("anthropic", "c", 10, 7.0),
+            ],
             False,
             ["anthropic carries 70%", "vendors: 2"],
         ),
@@ -136,7 +140,7 @@ def test_vendor_concentration_is_dollars_over_external_vendors(
         extra = {} if cost is None else {"cost_usd": cost / n}
         calls += _calls("w", n, 2, model=model, provider=provider, **extra)
     profiles = build_profiles(read_traffic(_trace(tmp_path / "t.jsonl", calls)), o)
-    trigger, vendor = trig.vendor_concentration(profiles, o, _monthly_use_spend(load_catalog([])))
+    trigger, _ = trig.vendor_concentration(profiles, o, _monthly_use_spend(load_catalog([])))
     assert trigger.fired is fired, trigger.evidence
     assert "hosted_vllm" not in trigger.evidence
     for w in words:
@@ -190,7 +194,10 @@ def test_unmeasured_quality_of_the_recommended_model_is_a_headline_condition(tmp
     model = rec["option"].split(":", 1)[1].split("@", 1)[0]
     kinds = {c["kind"]: c for c in rec["conditions"]}
     assert kinds["quality_unmeasured"]["headline"] is True
-    assert f"only if {model} meets this workload's quality — never measured" in kinds["quality_unmeasured"]["text"]
+    assert (
+        f"only if {model} meets this workload's quality — never measured"
+        in kinds["quality_unmeasured"]["text"]
+    )
     assert "if quality holds (never measured)" in rec["headline"]
     assert "never measured" in rec["why"] and "modelyard eval run" in rec["why"]
 
