@@ -94,6 +94,8 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._read_timeout_s = 0.0
+        #: Reading is paused: the caller holds too much of the body unread (see :meth:`hold_back`).
+        self.held_back = False
 
     @property
     def reusable(self) -> bool:
@@ -128,6 +130,17 @@ class Connection(asyncio.Protocol):
         self.transport.write(data)
         return self._waiter
 
+    def hold_back(self, paused: bool) -> None:
+        """Stop (or resume) reading from the server: the caller's consumer is slower than the server,
+        so TCP's window pushes back on the server instead of the body piling up in memory."""
+        if paused == self.held_back or self.transport is None:
+            return
+        self.held_back = paused
+        if paused:
+            self.transport.pause_reading()
+        elif not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def _time_out(self, timeout_s: float) -> None:
         self._fail(TimeoutError(f"the response did not end within {timeout_s:g} s"))
         self.close()
@@ -136,6 +149,8 @@ class Connection(asyncio.Protocol):
         """The read timer: re-armed for the rest of the gap when bytes came since it was set (cheaper
         than moving a timer on every read)."""
         quiet = (perf_counter_ns() - self._now) / 1e9
+        if self.held_back:  # the wait is the consumer's, not the server's
+            quiet = 0.0
         if quiet < self._read_timeout_s:
             self._idle_timer = asyncio.get_running_loop().call_later(
                 self._read_timeout_s - quiet, self._check_idle

@@ -39,6 +39,11 @@ from modelyard.transport.connection import (
     request_head,
 )
 
+#: Body bytes an :class:`Exchange` holds unread before it stops reading from the server (resumed when the
+#: caller has taken a quarter's worth): a client reading a stream slower than the provider writes it holds
+#: the provider back, not the gateway's memory. A read is at most 256 KiB, so this bounds what piles up.
+HIGH_WATER = 256 * 1024
+
 __all__ = [
     "BODY_LIMIT",
     "BodySink",
@@ -67,6 +72,7 @@ class Exchange:
         self.response = Response()
         self._headed = False
         self._pieces: deque[bytes] = deque()
+        self._held = 0
         self._waiter: asyncio.Future[None] | None = None
         self._done: asyncio.Future[Response] | None = None
         self._released = False
@@ -96,6 +102,9 @@ class Exchange:
 
     def _feed(self, piece: bytes, now_ns: int) -> None:
         self._pieces.append(piece)
+        self._held += len(piece)
+        if self._held > HIGH_WATER:
+            self._connection.hold_back(True)
         self._wake()
 
     def _head_arrived(self, response: Response) -> None:
@@ -124,7 +133,11 @@ class Exchange:
         the response: :class:`StreamCut`, :class:`ProtocolError`, ``TimeoutError``."""
         while True:
             if self._pieces:
-                return self._pieces.popleft()
+                piece = self._pieces.popleft()
+                self._held -= len(piece)
+                if self._held <= HIGH_WATER // 4 and self._connection.held_back:
+                    self._connection.hold_back(False)
+                return piece
             assert self._done is not None
             if self._done.done():
                 self._done.result()
@@ -153,6 +166,7 @@ class Exchange:
         self._released = True
         connection = self._connection
         if connection.reusable:
+            connection.hold_back(False)  # the response ended while reading was paused
             self._pool._idle.append(connection)
         else:
             connection.close()

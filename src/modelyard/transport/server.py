@@ -10,6 +10,17 @@ handler's own 413, never read into memory past the limit), ``Expect: 100-continu
 sweep, client disconnects cancelling the handler, flow control on streamed responses, and a graceful close.
 Handlers are called with a complete :class:`Request` and return a :class:`Response` or a :class:`Streamed`
 one; the server frames it.
+
+Facing a hostile client it holds to what nginx and Envoy enforce (:class:`~modelyard.transport.limits.Limits`
+has each default and whose it is; ``docs/security.md`` the attacks): the target, the head and the header
+count are bounded while they arrive (every read counts at least 64 bytes, so a head dribbled a byte at a
+time cannot make llhttp re-copy its buffers without end); bytes that begin no request (blank lines) keep no
+connection alive; a client that stops reading its answer is dropped after the write timeout, and while it
+lags a stream waits (so does the upstream read, :mod:`modelyard.transport.http1`); connections are capped,
+the soft open-file limit raised to the hard one. A request refused by the parser after valid ones in the
+same read is answered only once those are; ``Upgrade`` (h2c, websocket) is ignored as nginx does: the
+request is answered over HTTP/1.1. HTTP/1.1 without ``Host`` is refused. Paths are routed as sent, never
+percent-decoded: ``/%6detrics`` is not ``/metrics``, whatever a proxy in front matched it against.
 """
 
 from __future__ import annotations
@@ -17,98 +28,52 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from email.utils import formatdate
-from http import HTTPStatus
-from time import time
-from typing import Protocol
-from urllib.parse import parse_qsl, unquote
+from typing import cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 from multidict import CIMultiDict
 
+from modelyard.transport.limits import Limits, connection_cap, raise_fd_limit
+from modelyard.transport.messages import (
+    Handler,
+    Pump,
+    Refusal,
+    Request,
+    Response,
+    Streamed,
+    chunk,
+    frame_head,
+)
+
+__all__ = ["Handler", "Limits", "Pump", "Refusal", "Request", "Response", "Server", "Streamed"]
+
 log = logging.getLogger("modelyard.http")
 
-#: Request heads larger than this (request line and headers) are refused with 431.
-MAX_HEAD_BYTES = 64 * 1024
-MAX_HEADERS = 128
 #: An oversized request's body is read and dropped (so the client reads its 413 rather than a reset) up to
 #: this many times the limit; past it the connection is closed.
 DISCARD_FACTOR = 4
-#: Idle keep-alive connections are closed after one to two sweeps; a request whose head or body is
-#: still arriving after two sweeps gets 408 (a slow client holding connections open).
-SWEEP_S = 30.0
-
-
-@dataclass(slots=True)
-class Request:
-    method: str
-    path: str
-    query_string: str
-    headers: CIMultiDict[str]
-    body: bytes = b""
-    #: The declared Content-Length, when there was one.
-    content_length: int | None = None
-    #: The body went past the server's limit: ``body`` is empty and the connection closes after the answer.
-    oversized: bool = False
-
-    @property
-    def query(self) -> dict[str, str]:
-        return dict(parse_qsl(self.query_string))
-
-
-@dataclass(slots=True)
-class Response:
-    body: bytes
-    status: int = 200
-    content_type: str = "application/json"
-    headers: Mapping[str, str] | None = None
-
-
-class Pump(Protocol):
-    """A streamed body: every frame but the last through ``write``, the last returned (it goes with the
-    end of the body). ``close`` is called instead of ``pump`` when the client left first."""
-
-    async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> bytes: ...
-
-    async def close(self) -> None: ...
-
-
-@dataclass(slots=True)
-class Streamed:
-    body: Pump
-    content_type: str = "text/event-stream"
-    headers: Mapping[str, str] | None = None
-
-
-Handler = Callable[[Request], Awaitable[Response | Streamed]]
-#: The answer to a request refused before any handler ran (malformed HTTP, a head too large).
-Refusal = Callable[[int, str], Response]
-
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-
-
-class _Clock:
-    """The ``Date`` header, formatted once a second rather than per response."""
-
-    second = 0
-    header = b""
-
-    @classmethod
-    def date_header(cls) -> bytes:
-        now = int(time())
-        if now != cls.second:
-            cls.second, cls.header = now, f"Date: {formatdate(now, usegmt=True)}\r\n".encode()
-        return cls.header
+#: Every read counts at least this many bytes against the head limit: llhttp (through httptools) copies a
+#: header value's pieces together once per read, so a value dribbled a byte per read must not get 64 Ki
+#: reads (a quadratic copy); 1,024 reads is plenty for any real client's head.
+MIN_READ_CHARGE = 64
 
 
 class Server:
     """What the connections share: the handler, the limits, the live connections (for sweeps and close)."""
 
-    def __init__(self, handler: Handler, refusal: Refusal, max_body_bytes: int) -> None:
+    def __init__(
+        self, handler: Handler, refusal: Refusal, max_body_bytes: int, limits: Limits | None = None
+    ) -> None:
         self.handler, self.refusal, self.max_body_bytes = handler, refusal, max_body_bytes
+        self.limits = limits = limits or Limits()
+        #: Timeouts in sweeps (the server's clock ticks once a sweep).
+        self.idle_ticks = limits.sweeps(limits.idle_timeout_s)
+        self.head_ticks = limits.sweeps(limits.head_timeout_s)
+        self.body_ticks = limits.sweeps(limits.body_timeout_s)
         self.connections: set[HttpConnection] = set()
+        self.cap = limits.max_connections
+        #: Connections refused at the cap since the last sweep (logged there, once per sweep).
+        self.refused = 0
         self.tick = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._listener: asyncio.Server | None = None
@@ -118,16 +83,20 @@ class Server:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0 picks a free port); returns the port."""
+        self.cap = connection_cap(self.limits, raise_fd_limit())
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(self.protocol, host, port, backlog=1024)
-        self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+        self._sweeper = loop.call_later(self.limits.sweep_s, self._sweep)
         return int(self._listener.sockets[0].getsockname()[1])
 
     def _sweep(self) -> None:
         self.tick += 1
         for connection in list(self.connections):
             connection.sweep(self.tick)
-        self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
+        if self.refused:
+            log.warning("%d connections refused at the cap of %d open connections", self.refused, self.cap)
+            self.refused = 0
+        self._sweeper = asyncio.get_running_loop().call_later(self.limits.sweep_s, self._sweep)
 
     async def close(self, timeout_s: float) -> None:
         """Stop listening, let running requests finish for up to ``timeout_s``, then cancel them."""
@@ -155,8 +124,13 @@ class Server:
             await self._listener.wait_closed()
 
 
-class HeadTooLarge(Exception):
-    """Raised from a parser callback: ``feed_data`` raises httptools' callback error with it as context."""
+class Refused(Exception):
+    """Raised from a parser callback (``feed_data`` raises httptools' callback error with it as context):
+    the request is answered with ``status`` and the connection closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 class HttpConnection(asyncio.Protocol):
@@ -164,6 +138,7 @@ class HttpConnection(asyncio.Protocol):
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.limits = server.limits
         self.transport: asyncio.Transport | None = None
         self.parser = HttpRequestParser(self)
         #: The handler answering this connection's current request.
@@ -172,18 +147,29 @@ class HttpConnection(asyncio.Protocol):
         self.queue: deque[tuple[Request, bool]] = deque()
         #: No new request is taken (the server is stopping, or this connection is ending).
         self.closing = False
-        self.active = True
         self._request: Request | None = None
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._head_bytes = 0
+        #: Bytes read since the last head or body ended that completed no head (see MIN_READ_CHARGE).
+        self._head_fed = 0
+        #: Heads and messages completed so far: whether a read finished one.
+        self._completed = 0
+        self._in_body = False
         self._body: list[bytes] = []
         self._body_bytes = 0
+        #: Sweep ticks: a request's first byte, its body's last read, the end of the last answer.
         self._begun_tick: int | None = None
+        self._body_tick = 0
+        self._idle_tick = server.tick
         self._keep_alive = True
         #: The current request was handed on early (oversized): the rest of its body is dropped.
         self._dispatched = False
+        #: The parser stopped (malformed input): nothing more is read; a refusal may wait its turn.
+        self._dead = False
+        self._refusal: tuple[int, str] | None = None
         self._drained: asyncio.Future[None] | None = None
+        self._stalled: asyncio.TimerHandle | None = None
         self._lost = False
         self._chunked = True
         self._unsent_head = b""
@@ -191,8 +177,17 @@ class HttpConnection(asyncio.Protocol):
     # -- the transport's callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.server.connections.add(self)
+        self.transport = transport = cast(asyncio.Transport, transport)
+        server = self.server
+        if len(server.connections) >= server.cap:
+            # Beyond the cap: a canned answer and the door, before any parsing; the clients already
+            # connected keep their file descriptors and their upstream connections.
+            server.refused += 1
+            self._dead = self.closing = True
+            self._write_refusal(503, "the gateway is at its limit of open connections; retry shortly")
+            return
+        server.connections.add(self)
+        transport.set_write_buffer_limits(high=self.limits.write_buffer_bytes)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -201,41 +196,79 @@ class HttpConnection(asyncio.Protocol):
             self.task.cancel()  # the client hung up: its upstream call stops and its row says so
         if self._drained is not None:
             self._drained.cancel()
+        if self._stalled is not None:
+            self._stalled.cancel()
 
     def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._drained = loop.create_future()
+        self._stalled = loop.call_later(self.limits.write_timeout_s, self._write_timed_out)
 
     def resume_writing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         self._drained = None
 
+    def _write_timed_out(self) -> None:
+        """The client read nothing for the write timeout: drop it (a stream's handler is cancelled by
+        ``connection_lost`` and records itself as cut short by the client)."""
+        self._stalled = None
+        log.info("closing a connection whose client read nothing for %g s", self.limits.write_timeout_s)
+        if self.transport is not None:
+            self.transport.abort()
+
     def data_received(self, data: bytes) -> None:
-        self.active = True
+        if self._dead:
+            return
+        completed = self._completed
         try:
             self.parser.feed_data(data)
-        except HttpParserUpgrade:
-            self._refuse(400, "protocol upgrades are not supported")
+        except HttpParserUpgrade as exc:
+            # The request asking to switch (h2c, websocket) was complete and is answered over HTTP/1.1, as
+            # nginx does; what follows it is parsed as the next request, by a parser of its own (llhttp's
+            # stays stopped after an upgrade).
+            self.parser = HttpRequestParser(self)
+            rest = data[int(exc.args[0]) :] if exc.args else b""
+            if rest:
+                self.data_received(rest)
+            return
         except HttpParserError as exc:
-            if isinstance(exc.__context__, HeadTooLarge):  # raised in on_header, wrapped by httptools
-                self._refuse(431, f"the request head exceeds {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} headers")
+            cause = exc.__context__
+            if isinstance(cause, Refused):
+                self._refuse(cause.status, cause.message)
             elif self._dispatched:
                 self.close()
+            elif "PRI" in str(exc):
+                self._refuse(505, "HTTP/2 is not served here (no h2c prior knowledge): send HTTP/1.1")
             else:
                 self._refuse(400, f"malformed HTTP request: {exc}")
+            return
+        if self._in_body:
+            return
+        if self._completed != completed:
+            self._head_fed = 0  # a head or body ended in this read; what follows is at most one read
+            return
+        self._head_fed += max(len(data), MIN_READ_CHARGE)
+        if self._head_fed > self.limits.max_head_bytes:
+            self._refuse(431, f"the request head exceeds {self.limits.max_head_bytes} bytes")
 
     def sweep(self, tick: int) -> None:
         if self.task is not None:
-            return
-        if self.closing:
+            return  # being answered: the upstream's timeouts and the write timeout apply
+        server = self.server
+        if self.closing or self._dispatched:
             self.close()
-            return
-        if self._begun_tick is not None:
-            if tick - self._begun_tick >= 2:
-                self._refuse(408, "the request took too long to arrive")
-        elif not self.active:
-            self.close()
-        self.active = False
+        elif self._begun_tick is None:
+            if tick - self._idle_tick >= server.idle_ticks:
+                self.close()
+        elif not self._in_body:
+            if tick - self._begun_tick >= server.head_ticks:
+                self._refuse(408, "the request head took too long to arrive")
+        elif tick - self._body_tick >= server.body_ticks:
+            self._refuse(408, "the request body stopped arriving")
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -250,27 +283,43 @@ class HttpConnection(asyncio.Protocol):
         self._begun_tick = self.server.tick
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        # Concatenated as it comes: bounded by max_url_bytes, and one piece for any real client.
+        self._url = self._url + url if self._url else url
         self._head_bytes += len(url)
+        if len(self._url) > self.limits.max_url_bytes:
+            raise Refused(414, f"the request target exceeds {self.limits.max_url_bytes} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value)
-        if self._head_bytes > MAX_HEAD_BYTES or len(self._headers) >= MAX_HEADERS:
-            raise HeadTooLarge
+        limits = self.limits
+        if self._head_bytes > limits.max_head_bytes or len(self._headers) >= limits.max_headers:
+            raise Refused(
+                431, f"the request head exceeds {limits.max_head_bytes} bytes or {limits.max_headers} headers"
+            )
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self._completed += 1
+        self._in_body = True
+        self._body_tick = self.server.tick
+        parser = self.parser
+        http11 = parser.get_http_version() == "1.1"
         path, _, query = self._url.decode("latin-1").partition("?")
-        if not path.startswith("/"):  # absolute form (``POST http://host/v1/...``), as proxies send it
-            path = parse_url(self._url).path.decode("latin-1") or "/"
-        if "%" in path:
-            path = unquote(path)
         headers = CIMultiDict(self._headers)
+        if not path.startswith("/"):
+            # Absolute form (``POST http://host/v1/...``), as proxies send it: the path as sent.
+            if not path.startswith(("http://", "https://")):
+                raise Refused(400, "the request target must be a path or an absolute http(s) URL")
+            path = parse_url(self._url).path.decode("latin-1") or "/"
+        elif http11 and len(headers.getall("Host", ())) != 1:
+            # RFC 9112 3.2, as nginx: "client sent HTTP/1.1 request without "Host" header".
+            raise Refused(400, "an HTTP/1.1 request must carry exactly one Host header")
         declared = headers.get("Content-Length")
         length = int(declared) if declared and declared.isdigit() else None
-        request = Request(self.parser.get_method().decode(), path, query, headers, content_length=length)
+        method = parser.get_method().decode()
+        request = Request(method, path, query, headers, content_length=length, http11=http11)
         self._request = request
-        self._keep_alive = self.parser.should_keep_alive() and not self.closing
+        self._keep_alive = parser.should_keep_alive() and not self.closing
         if length is not None and length > self.server.max_body_bytes:
             self._dispatch_oversized(request)
         elif headers.get("Expect", "").lower() == "100-continue" and self.transport is not None:
@@ -278,6 +327,7 @@ class HttpConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
+        self._body_tick = self.server.tick
         if self._dispatched:
             if self._body_bytes > DISCARD_FACTOR * self.server.max_body_bytes:
                 self.close()
@@ -290,6 +340,8 @@ class HttpConnection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._completed += 1
+        self._in_body = False
         self._begun_tick = None
         if self._dispatched:
             if self.task is None:
@@ -329,7 +381,7 @@ class HttpConnection(asyncio.Protocol):
                 if not self.queue:
                     break
                 request, keep_alive = self.queue.popleft()
-            if self.transport is not None and not self.closing:
+            if self.transport is not None and not self.closing and not self._dead:
                 self.transport.resume_reading()
         except ConnectionError:
             self.closing = True  # the client went away while its answer was being written
@@ -339,7 +391,10 @@ class HttpConnection(asyncio.Protocol):
             self.closing = True
         finally:
             self.task = None
-            if self.closing and not self._dispatched_pending():
+            self._idle_tick = self.server.tick
+            if self._refusal is not None and not self.closing:
+                self._write_refusal(*self._refusal)  # what the parser refused after the answered requests
+            elif self.closing and not self._dispatched_pending():
                 self.close()
 
     def _dispatched_pending(self) -> bool:
@@ -363,43 +418,28 @@ class HttpConnection(asyncio.Protocol):
             self.closing = True
         return keep_alive
 
-    def _head(self, status: int, content_type: str, extra: Mapping[str, str] | None, framing: bytes) -> bytes:
-        lines = [
-            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
-            b"Content-Type: ",
-            content_type.encode("latin-1"),
-            b"\r\n",
-            framing,
-            _Clock.date_header(),
-            b"Server: modelyard\r\n",
-        ]
-        if extra:
-            lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in extra.items())
-        lines.append(b"\r\n")
-        return b"".join(lines)
-
     def _send(self, request: Request, answer: Response, keep_alive: bool) -> None:
         framing = b"Content-Length: %d\r\n" % len(answer.body)
         if not keep_alive:
             framing += b"Connection: close\r\n"
-        head = self._head(answer.status, answer.content_type, answer.headers, framing)
+        head = frame_head(answer.status, answer.content_type, answer.headers, framing)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(head if request.method == "HEAD" else head + answer.body)
 
     async def _stream(self, request: Request, answer: Streamed, keep_alive: bool) -> bool:
         """Chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0). The head goes with the
         first frame: one write where the whole answer is already here."""
-        self._chunked = chunked = self.parser.get_http_version() == "1.1"
+        self._chunked = chunked = request.http11
         keep_alive = keep_alive and chunked
         framing = b"Transfer-Encoding: chunked\r\n" if chunked else b""
         if not keep_alive:
             framing += b"Connection: close\r\n"
-        self._unsent_head = self._head(200, answer.content_type, answer.headers, framing)
+        self._unsent_head = frame_head(200, answer.content_type, answer.headers, framing)
         if self._lost:
             await answer.body.close()
             raise asyncio.CancelledError
         last = await answer.body.pump(self._write)
-        end = ((_chunk(last) if last else b"") + b"0\r\n\r\n") if chunked else last
+        end = ((chunk(last) if last else b"") + b"0\r\n\r\n") if chunked else last
         if self._unsent_head:
             end, self._unsent_head = self._unsent_head + end, b""
         if self.transport is not None and not self.transport.is_closing():
@@ -413,7 +453,7 @@ class HttpConnection(asyncio.Protocol):
             raise ConnectionResetError("the client closed the connection")
         if not data:
             return  # an empty chunk would end the body
-        out = _chunk(data) if self._chunked else data
+        out = chunk(data) if self._chunked else data
         if self._unsent_head:
             out, self._unsent_head = self._unsent_head + out, b""
         transport.write(out)
@@ -421,19 +461,25 @@ class HttpConnection(asyncio.Protocol):
             await self._drained
 
     def _refuse(self, status: int, message: str) -> None:
-        """A request that never reached a handler: answer and close."""
-        self.closing = True
-        if self.task is not None:
-            self.close()
+        """A request that never reached a handler: nothing more is read; it is answered (after the
+        requests before it on this connection, if any are still being answered) and the connection
+        closed."""
+        if self._dead:
             return
+        self._dead = True
+        if self.task is not None:
+            self._refusal = (status, message)
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.pause_reading()
+            return
+        self._write_refusal(status, message)
+
+    def _write_refusal(self, status: int, message: str) -> None:
+        self.closing = True
         answer = self.server.refusal(status, message)
         framing = b"Content-Length: %d\r\nConnection: close\r\n" % len(answer.body)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(
-                self._head(status, answer.content_type, answer.headers, framing) + answer.body
+                frame_head(status, answer.content_type, answer.headers, framing) + answer.body
             )
         self.close()
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
