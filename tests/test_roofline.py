@@ -9,7 +9,7 @@ import pytest
 from modelyard.catalog.gpus import GpuSpec
 from modelyard.catalog.percentiles import TTFT_P95_PER_MEAN
 from modelyard.catalog.roofline import max_batch, roofline_profile, step_seconds
-from modelyard.catalog.serving import ModelArch, Workload
+from modelyard.catalog.serving import ModelArch, ServingProfile, Workload
 from modelyard.errors import ConfigError
 
 TODAY = date(2026, 12, 1)
@@ -25,9 +25,9 @@ def shape(isl: float, osl: float) -> Workload:
     return Workload(input_tokens_mean=isl, output_tokens_mean=osl)
 
 
-def peak(profile: object) -> float:
+def peak(profile: ServingProfile | None) -> float:
     assert profile is not None
-    return max(lvl.output_tokens_per_s for lvl in profile.levels)  # type: ignore[attr-defined]
+    return max(lvl.output_tokens_per_s for lvl in profile.levels)
 
 
 @pytest.mark.parametrize(
