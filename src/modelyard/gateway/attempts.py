@@ -230,6 +230,10 @@ class AttemptRunner:
                 )
             )
             raise
+        except BaseException:
+            # Cancelled, or a failure inside the gateway: not the target's fault, but the probe is over.
+            breaker.abandoned()
+            raise
         breaker.succeeded()
         if on_success is not None:
             on_success(target, result, perf_counter() - started)

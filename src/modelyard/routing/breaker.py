@@ -44,6 +44,12 @@ class CircuitBreaker:
         if self.state == "half_open":
             self.probing = True
 
+    def abandoned(self) -> None:
+        """A request ended without a verdict on the target's health (the client went away, or the gateway
+        failed around the call): in half-open, the next request may probe. Without this the probe slot
+        stayed taken and the target was skipped for good."""
+        self.probing = False
+
     def succeeded(self) -> None:
         self.probing = False
         if self.state != "closed":
