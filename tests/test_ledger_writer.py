@@ -164,19 +164,26 @@ async def test_rows_survive_a_database_that_is_down(pg_url: str, tmp_path: Path)
 
 
 class FlakyStore:
-    """A real SQLite store whose first ``failures`` inserts fail as if the database were locked."""
+    """A real SQLite store whose first ``failures`` inserts fail as if the database were locked. The
+    writer closes a store after a failure and asks the factory again: this one reopens on next use."""
 
     def __init__(self, url: str, failures: int) -> None:
+        self.url = url
         self.inner = open_store(url)
         self.failures = failures
 
     def insert(self, requests, attempts):  # type: ignore[no-untyped-def]
         self._maybe_fail()
-        return self.inner.insert(requests, attempts)
+        return self._open().insert(requests, attempts)
 
     def insert_values(self, requests, attempts):  # type: ignore[no-untyped-def]
         self._maybe_fail()
-        return self.inner.insert_values(requests, attempts)
+        return self._open().insert_values(requests, attempts)
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        if self.inner is None:
+            self.inner = open_store(self.url)
+        return self.inner
 
     def _maybe_fail(self) -> None:
         if self.failures:
@@ -184,7 +191,9 @@ class FlakyStore:
             raise sqlite3.OperationalError("database is locked")
 
     def close(self) -> None:
-        self.inner.close()
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
 
 
 async def test_failed_batches_are_retried_from_the_spool(

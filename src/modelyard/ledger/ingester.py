@@ -74,7 +74,24 @@ class Ingester:
         return self._store
 
     def insert(self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]) -> None:
-        self.store.insert(requests, attempts)
+        try:
+            self.store.insert(requests, attempts)
+        except RowsRejected:
+            raise
+        except Exception:
+            self.reopen_later()
+            raise
+
+    def reopen_later(self) -> None:
+        """Drop the store after a failure: the next attempt opens it afresh. A connection opened while the
+        database was unwritable (a read-only SQLite file, a Postgres failover) stays that way, so retrying
+        on it never succeeds."""
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                store.close()
+            except Exception as exc:  # closing a broken connection may fail too; it is dropped either way
+                log.debug("ledger: closing the failed store: %s", exc)
 
     def ingest(self, paths: list[Path]) -> tuple[list[Path], Exception | None]:
         """Store segments, oldest first. Returns the segments still to store and the error that stopped
@@ -90,6 +107,7 @@ class Ingester:
                     self._insert_one_by_one(claimed, exc)
             except Exception as exc:
                 claimed.release()
+                self.reopen_later()
                 return paths[index:], exc
             claimed.done()
         return [], None

@@ -15,6 +15,7 @@ already hold), so two processes replaying the same leftover is harmless.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -111,8 +112,20 @@ def _complete(values: list[Any], defaults: tuple[Any, ...]) -> Values:
     return padded
 
 
+#: The one system call that appends to a segment: a seam where tests inject a full disk (a short write,
+#: ENOSPC), the fault only the kernel can produce.
+_write = os.write
+
+
 class SpoolSegment:
-    """One spool file this process appends to, locked for as long as this object holds it."""
+    """One spool file this process appends to, locked for as long as this object holds it.
+
+    A write the disk could only take part of is cut off again (the file truncated back to its last
+    complete line), so the next line never lands after torn bytes: a torn line in the middle of a segment
+    would make the whole segment unreadable, and the rows after it lost. If even the truncation fails,
+    the segment is ``torn`` and takes no more lines: the writer moves on to a new one (a torn *last* line
+    is skipped on replay, the lines before it are stored).
+    """
 
     def __init__(self, directory: Path) -> None:
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(_sequence)}"
@@ -124,13 +137,35 @@ class SpoolSegment:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         os.rename(tmp, self.path)
         self.rows = 0
+        #: Bytes of complete lines in the file: where a torn write is cut back to.
+        self.size = 0
+        self.torn = False
 
     def append(self, line: bytes) -> None:
-        written = os.write(self.fd, line)
+        if self.torn:
+            raise OSError(f"spool {self.path}: ends with a torn line; a new segment takes the next rows")
+        try:
+            written = _write(self.fd, line)
+        except OSError:
+            self._cut_back()  # a write that failed may still have put some bytes down
+            raise
         if written != len(line):
-            # Only a full disk does this to a regular file; the torn line is skipped on replay.
-            raise OSError(f"spool {self.path}: wrote {written} of {len(line)} bytes (disk full?)")
+            # Only a full disk does this to a regular file.
+            self._cut_back()
+            raise OSError(
+                errno.ENOSPC, f"spool {self.path}: wrote {written} of {len(line)} bytes (disk full?)"
+            )
+        self.size += written
         self.rows += 1
+
+    def _cut_back(self) -> None:
+        """Drop the bytes of a write that did not complete (truncating frees space, so it works on a full
+        disk); the segment is ``torn`` if that fails."""
+        try:
+            os.ftruncate(self.fd, self.size)
+        except OSError as exc:
+            self.torn = True
+            log.error("spool %s: cannot cut a torn write back (%s); moving to a new segment", self.path, exc)
 
     def release(self) -> None:
         """Unlock and close, leaving the file for a later replay."""

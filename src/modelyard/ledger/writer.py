@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ from modelyard.ledger.store import LedgerStore, RequestFilter, open_store, sqlit
 
 log = logging.getLogger("modelyard.ledger")
 
+#: While the spool cannot be written, one ERROR line at the first failure, then a summary this often
+#: (not one line per request: a full disk under load would flood the log it shares the disk with).
+SPOOL_REPORT_EVERY_S = 60.0
 INGESTER_MAIN = "import sys; from modelyard.ledger.ingester import main; sys.exit(main(sys.argv[1:]))"
 #: How long close() waits for the ingester process to store the last segments.
 INGESTER_EXIT_TIMEOUT_S = 60.0
@@ -64,6 +68,9 @@ class Ledger:
         self._requests: list[RequestRow] = []
         self._attempts: list[AttemptRow] = []
         self._segment: spool.SpoolSegment | None = None
+        #: Ids of queued rows that are in no spool file (a failed append): only memory holds them.
+        self._unspooled: set[str] = set()
+        self._trouble = SpoolTrouble(self.spool_dir)
         #: Closed segments the thread writer could not store yet; retried from disk.
         self._backlog: list[Path] = []
         self._failures = 0
@@ -82,13 +89,18 @@ class Ledger:
         except OSError as exc:
             # A full or read-only disk must not fail the client's request: the row still goes to the
             # database with this batch, it is just not crash-safe.
-            log.error(
-                "ledger: cannot write the spool in %s (%s); row kept in memory only", self.spool_dir, exc
-            )
             spooled = False
+            self._trouble.failed(exc)
+            if self._segment is not None and self._segment.torn:
+                self._retire(self._segment)
+        else:
+            if self._trouble.failing:
+                self._trouble.recovered()
         if self.in_process or not spooled:
             self._requests.append(request)
             self._attempts.extend(attempts)
+            if not spooled:
+                self._unspooled.add(request.request_id)
         if self.queued >= self.config.batch_size and not self._failures:
             self._wake.set()
 
@@ -122,9 +134,36 @@ class Ledger:
         else:
             await self._flush()
         await self._stop_ingester()
-        if self._requests or self._backlog:
+        if self._requests:
+            self._spool_the_rest()
+        elif self._backlog:
             log.warning("ledger: database unavailable; rows kept in %s for the next start", self.spool_dir)
         await asyncio.to_thread(self._ingester.close)
+
+    def _spool_the_rest(self) -> None:
+        """At close, rows only memory holds (the spool failed, then the database): spool them if the disk
+        has room again, and say truthfully whether they were kept or lost."""
+        by_request: dict[str, list[AttemptRow]] = {}
+        for row in self._attempts:
+            by_request.setdefault(row.request_id, []).append(row)
+        count = len(self._requests)
+        try:
+            segment = spool.SpoolSegment(self.spool_dir)
+            for request in self._requests:
+                segment.append(spool.encode_line(request, by_request.get(request.request_id, ())))
+            segment.release()
+        except OSError as exc:
+            log.error(
+                "ledger: %d row(s) LOST: the database and the spool in %s both refused them (%s)",
+                count,
+                self.spool_dir,
+                exc,
+            )
+        else:
+            log.warning(
+                "ledger: database unavailable; %d row(s) kept in %s for the next start", count, self.spool_dir
+            )
+        self._requests, self._attempts = [], []
 
     async def _run(self) -> None:
         while not self._closing:
@@ -178,9 +217,12 @@ class Ledger:
             if segment is not None:
                 segment.release()
                 self._backlog.append(segment.path)
-            else:  # the spool was unwritable: these rows exist only here, so keep them queued
-                self._requests[:0], self._attempts[:0] = requests, attempts
+            # Rows the spool could not take exist only here: keep them queued.
+            unspooled = self._unspooled
+            self._requests[:0] = [r for r in requests if r.request_id in unspooled]
+            self._attempts[:0] = [a for a in attempts if a.request_id in unspooled]
             raise
+        self._unspooled.difference_update(r.request_id for r in requests)
         if segment is not None:
             segment.delete()
 
@@ -233,14 +275,69 @@ class Ledger:
         rows may not be there yet). Never another tenant's: the filter is on the tenant column."""
 
         def read() -> list[dict[str, Any]]:
-            groups = self._ingester.store.summary(
-                ("workload", "model"), RequestFilter(since=since, tenant=tenant)
-            )
+            try:
+                groups = self._ingester.store.summary(
+                    ("workload", "model"), RequestFilter(since=since, tenant=tenant)
+                )
+            except Exception:
+                self._ingester.reopen_later()
+                raise
             return [group.to_dict() for group in groups]
 
         return await asyncio.to_thread(read)
+
+    def _retire(self, segment: spool.SpoolSegment) -> None:
+        """A segment with a torn tail takes no more lines: close it and store it like a closed one (its
+        torn last line is skipped, the lines before it are stored)."""
+        self._segment = None
+        segment.release()
+        if self.in_process:  # its rows are queued too; storing them twice is harmless (stores skip them)
+            self._backlog.append(segment.path)
 
     def _open_segment(self) -> spool.SpoolSegment:
         self.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._segment = spool.SpoolSegment(self.spool_dir)
         return self._segment
+
+
+class SpoolTrouble:
+    """The log of a spool that cannot be written: the first failure, a summary every
+    ``SPOOL_REPORT_EVERY_S``, and the recovery, rather than a line per request."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.failing = False
+        self._count = 0
+        self._reported_at = 0.0
+        self._unreported = 0
+
+    def failed(self, error: OSError) -> None:
+        now = time.monotonic()
+        self._count += 1
+        if not self.failing:
+            self.failing, self._reported_at, self._unreported = True, now, 0
+            log.error(
+                "ledger: cannot write the spool in %s (%s); rows are kept in memory until it can "
+                "(not crash-safe meanwhile; summarised every %.0fs)",
+                self.directory,
+                error,
+                SPOOL_REPORT_EVERY_S,
+            )
+            return
+        self._unreported += 1
+        if now - self._reported_at >= SPOOL_REPORT_EVERY_S:
+            log.error(
+                "ledger: the spool in %s still cannot be written (%s); %d more row(s) kept in memory only",
+                self.directory,
+                error,
+                self._unreported,
+            )
+            self._reported_at, self._unreported = now, 0
+
+    def recovered(self) -> None:
+        log.warning(
+            "ledger: the spool in %s is writable again; %d row(s) were kept in memory meanwhile",
+            self.directory,
+            self._count,
+        )
+        self.failing, self._count = False, 0
