@@ -16,14 +16,14 @@ returned volume the two curves are exactly equal.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
 
 from modelyard.economics.capacity import SECONDS_PER_MONTH
-from modelyard.economics.grid import evaluate
+from modelyard.economics.grid import evaluate, totals_at_volumes
 from modelyard.economics.options import Option
 from modelyard.economics.org import OrgProfile
 from modelyard.economics.tco import Adjust, Demand, stack
@@ -90,38 +90,45 @@ def _dec(x: Decimal) -> Fraction:
     return Fraction(x)
 
 
-def curves(api: Option, self_: Option, demand: Demand, org: OrgProfile) -> tuple[ApiCurve, StepCurve]:
-    """Run-rate curves of two options at month-0 prices, one-off costs amortised over the horizon."""
-    assert api.price_per_request is not None and self_.replica is not None and self_.gpu_hourly is not None
+def _fixed(option: Option, org: OrgProfile) -> Fraction:
+    """A stack's monthly fixed cost: one-offs spread over the horizon, plus run FTEs and operations."""
+    st = stack(org, option)
     engineer = _dec(org.engineering.loaded_cost_per_year) / 12
-    horizon = org.horizon_months
+    one_off = (
+        Fraction(0) if st.existing else _dec(st.build_engineer_months) * engineer + _dec(st.security_review)
+    )
+    return one_off / org.horizon_months + _dec(st.run_fte) * engineer + _dec(st.ops_per_month)
 
-    def fixed(option: Option) -> Fraction:
-        st = stack(org, option)
-        one_off = (
-            Fraction(0)
-            if st.existing
-            else _dec(st.build_engineer_months) * engineer + _dec(st.security_review)
-        )
-        return one_off / horizon + _dec(st.run_fte) * engineer + _dec(st.ops_per_month)
 
-    def markup(option: Option) -> Fraction:
-        st = stack(org, option)
-        return (1 + _dec(st.hosting_overhead_pct) / 100) * (1 + _dec(st.risk_premium_pct) / 100)
+def _markup(option: Option, org: OrgProfile) -> Fraction:
+    st = stack(org, option)
+    return (1 + _dec(st.hosting_overhead_pct) / 100) * (1 + _dec(st.risk_premium_pct) / 100)
 
+
+def api_curve(api: Option, org: OrgProfile) -> ApiCurve:
+    """The API option's run-rate curve at month-0 prices."""
+    assert api.price_per_request is not None
+    return ApiCurve(fixed=_fixed(api, org), per_request=_dec(api.price_per_request) * _markup(api, org))
+
+
+def step_curve(self_: Option, demand: Demand, org: OrgProfile) -> StepCurve:
+    """The self-hosted option's run-rate curve at month-0 prices, sized for ``demand``'s peak."""
+    assert self_.replica is not None and self_.gpu_hourly is not None
     cap = org.capacity
-    replica_month = _dec(self_.gpu_hourly) * self_.gpu_count * _dec(cap.hours_per_month) * markup(self_)
+    replica_month = _dec(self_.gpu_hourly) * self_.gpu_count * _dec(cap.hours_per_month) * _markup(self_, org)
     k = (
         _dec(demand.peak_to_avg)
         * _dec(cap.peak_headroom)
         / (_dec(SECONDS_PER_MONTH) * _dec(self_.replica.requests_per_s))
     )
-    return (
-        ApiCurve(fixed=fixed(api), per_request=_dec(api.price_per_request) * markup(api)),
-        StepCurve(
-            fixed=fixed(self_), per_replica=replica_month, replicas_per_volume=k, spares=cap.redundancy
-        ),
+    return StepCurve(
+        fixed=_fixed(self_, org), per_replica=replica_month, replicas_per_volume=k, spares=cap.redundancy
     )
+
+
+def curves(api: Option, self_: Option, demand: Demand, org: OrgProfile) -> tuple[ApiCurve, StepCurve]:
+    """Run-rate curves of two options at month-0 prices, one-off costs amortised over the horizon."""
+    return api_curve(api, org), step_curve(self_, demand, org)
 
 
 def break_even(api: Option, self_: Option, demand: Demand, org: OrgProfile) -> BreakEven:
@@ -155,13 +162,14 @@ class PairBreakEven:
     per_option: dict[str, BreakEven]
 
 
-def lowest_break_even(
-    api: Option, hosted: list[Option], demand: Demand, org: OrgProfile, cap: Fraction
-) -> PairBreakEven:
-    """Break-even of ``api`` against every option in ``hosted`` (cheapest first); the lowest wins.
-
-    Lowest sustained break-even first, then lowest first crossing; with none below ``cap``, the first
-    option of ``hosted`` is named and both volumes are ``None``."""
+def lowest_break_evens(
+    priced: list[Option], hosted: list[Option], demand: Demand, org: OrgProfile, cap: Fraction
+) -> dict[str, PairBreakEven]:
+    """For each option of ``priced``: its break-even against every option in ``hosted`` (cheapest first);
+    the lowest wins — lowest sustained break-even first, then lowest first crossing; with none below
+    ``cap``, the first option of ``hosted`` is named and both volumes are ``None``."""
+    steps = {o.key: step_curve(o, demand, org) for o in hosted}
+    never = cap + 1
 
     def capped(be: BreakEven) -> BreakEven:
         return BreakEven(
@@ -169,25 +177,26 @@ def lowest_break_even(
             sustained=be.sustained if be.sustained is not None and be.sustained <= cap else None,
         )
 
-    per_option = {o.key: capped(break_even(api, o, demand, org)) for o in hosted}
-
-    def rank(key: str) -> tuple[Fraction, Fraction]:
-        be = per_option[key]
-        never = cap + 1
+    def rank(be: BreakEven) -> tuple[Fraction, Fraction]:
         return (
             be.sustained if be.sustained is not None else never,
             be.first if be.first is not None else never,
         )
 
-    best = min(per_option, key=rank)  # min keeps the earliest (cheapest) option on ties
-    return PairBreakEven(
-        api=api.key,
-        self_hosted=best,
-        first=per_option[best].first,
-        sustained=per_option[best].sustained,
-        cap=cap,
-        per_option=per_option,
-    )
+    out = {}
+    for api in priced:
+        curve = api_curve(api, org)
+        per_option = {key: capped(solve(curve, step)) for key, step in steps.items()}
+        best = min(per_option, key=lambda key: rank(per_option[key]))  # ties: the cheaper option
+        out[api.key] = PairBreakEven(
+            api=api.key,
+            self_hosted=best,
+            first=per_option[best].first,
+            sustained=per_option[best].sustained,
+            cap=cap,
+            per_option=per_option,
+        )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,8 +265,10 @@ def _cents(x: float) -> Decimal:
     return Decimal(f"{x:.2f}")
 
 
-#: Volumes tried per pass of :func:`horizon_break_evens`: a coarse log grid up to the cap, then the bracket.
-_SCAN_POINTS = 49
+#: Volumes tried per pass of :func:`horizon_break_evens`: a log grid up to the cap, then the bracket found,
+#: again and again until every bracket is narrower than :data:`_SCAN_PRECISION` (relative).
+_SCAN_POINTS = 17
+_SCAN_PRECISION = 1.005
 
 
 def horizon_break_evens(
@@ -267,32 +278,31 @@ def horizon_break_evens(
 
     The lowest volume today from which self-hosting's horizon TCO — with growth, price trends and one-offs
     in month 0, exactly as the 12/36-month totals are computed — stays no dearer than the API's, at every
-    volume tried above it. Found numerically: a log grid of volumes up to the cap, then the bracket
-    around the crossing scanned again, so the figure is within ~1% above the exact crossing; at the
-    figure returned, self-hosting is verifiably no dearer. ``None``: not below the cap."""
-    bounds = [(Fraction(1), cap) for _, _, _, cap in pairs]
+    volume tried above it. Found numerically: a log grid of volumes from 1 request/month up to the cap,
+    then the bracket around the crossing scanned again until it is narrower than 0.5%, so the figure is
+    within 0.5% above the crossing; at the figure returned, self-hosting is verifiably no dearer.
+    ``None``: not below the cap."""
+    if not pairs:
+        return []
+    rows = [(option, demand) for api, self_, demand, _ in pairs for option in (api, self_)]
+    lo = np.ones(len(pairs))
+    hi = np.array([float(cap) for *_, cap in pairs])
     found: list[Decimal | None] = [None] * len(pairs)
-    for _ in range(2):
-        grids = [np.geomspace(float(lo), float(hi), _SCAN_POINTS) for lo, hi in bounds]
-        rows = [
-            (option, replace(demand, requests_per_month=Decimal(f"{v:.6g}")))
-            for (api, self_, demand, _), volumes in zip(pairs, grids, strict=True)
-            for v in volumes
-            for option in (api, self_)
-        ]
-        totals = evaluate(rows, org).totals(org.horizon_months).reshape(len(pairs), _SCAN_POINTS, 2)
-        cheaper = totals[..., 1] <= totals[..., 0]
-        for i, volumes in enumerate(grids):
+    while np.any(hi > lo * _SCAN_PRECISION):
+        volumes = np.geomspace(lo, hi, _SCAN_POINTS, axis=1)  # (pairs, points)
+        totals = totals_at_volumes(rows, np.repeat(volumes, 2, axis=0), org)
+        cheaper = totals[1::2] <= totals[0::2]
+        for i in range(len(pairs)):
             # From the last point where the API was cheaper, every point up to the cap favours self-hosting.
             dearer = np.flatnonzero(~cheaper[i])
             if dearer.size == 0:
-                found[i] = Decimal(f"{volumes[0]:.6g}")
-                bounds[i] = (bounds[i][0], bounds[i][0])
+                found[i] = Decimal(f"{volumes[i, 0]:.6g}")
+                hi[i] = lo[i]
             elif dearer[-1] == _SCAN_POINTS - 1:
                 found[i] = None
-                bounds[i] = (bounds[i][1], bounds[i][1])
+                lo[i] = hi[i]
             else:
                 j = int(dearer[-1])
-                found[i] = Decimal(f"{volumes[j + 1]:.6g}")
-                bounds[i] = (Fraction(volumes[j]), Fraction(volumes[j + 1]))
+                found[i] = Decimal(f"{volumes[i, j + 1]:.6g}")
+                lo[i], hi[i] = volumes[i, j], volumes[i, j + 1]
     return found

@@ -19,7 +19,7 @@ from modelyard.economics.breakeven import (
     PairBreakEven,
     TornadoBar,
     horizon_break_evens,
-    lowest_break_even,
+    lowest_break_evens,
     tornado_bars,
     volume_cap,
 )
@@ -234,7 +234,7 @@ def _pair_analysis(d: WorkloadDecision, org: OrgProfile) -> None:
     d.incumbent = next((o.key for o in priced if o.label.split("/", 1)[1] in used), d.best_api)
     if d.incumbent and hosted:
         cap = volume_cap(d.profile.requests_per_month)
-        d.break_evens = {o.key: lowest_break_even(o, hosted, d.demand, org, cap) for o in priced}
+        d.break_evens = lowest_break_evens(priced, hosted, d.demand, org, cap)
         d.break_even = d.break_evens[d.incumbent]
 
 

@@ -136,8 +136,26 @@ def _stack_rates(org: OrgProfile, adjust: Adjust) -> dict[OptionKind, tuple[floa
 
 def evaluate(pairs: Sequence[tuple[Option, Demand]], org: OrgProfile, adjust: Adjust = IDENTITY) -> CostGrid:
     """Monthly TCO by bucket of every (option, demand) pair; options must be feasible."""
+    return _evaluate(pairs, _params(pairs, org, adjust), org, adjust)
+
+
+def totals_at_volumes(pairs: Sequence[tuple[Option, Demand]], volumes: Floats, org: OrgProfile) -> Floats:
+    """(pairs, k): horizon TCO of each pair with its demand's volume today replaced by each of its row of
+    ``volumes`` (pairs, k) — growth, hour shape and everything else as in the pair. One batch, no copies
+    of the options: the break-even scans call this."""
+    k = volumes.shape[1]
+    p = _params(pairs, org, IDENTITY)
+    fields = {f: np.repeat(getattr(p, f), k, axis=0) for f in _Params.__dataclass_fields__}
+    fields["volume"] = volumes.reshape(-1)
+    repeated = [pair for pair in pairs for _ in range(k)]
+    grid = _evaluate(repeated, _Params(**fields), org, IDENTITY)
+    return grid.totals(org.horizon_months).reshape(len(pairs), k)
+
+
+def _evaluate(
+    pairs: Sequence[tuple[Option, Demand]], p: _Params, org: OrgProfile, adjust: Adjust
+) -> CostGrid:
     months = org.horizon_months
-    p = _params(pairs, org, adjust)
     m = np.arange(months, dtype=np.float64)
     volume = p.volume[:, None] * (1.0 + p.growth[:, None]) ** m
     gpu_trend = (1 + float(org.trends.gpu_price_pct_per_year) / 100) ** (m / 12)

@@ -18,11 +18,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
+from modelyard.catalog.estimate import estimate
 from modelyard.catalog.gpus import GpuCatalog
 from modelyard.catalog.prices import MILLION, ModelPrice, PriceCatalog
-from modelyard.catalog.serving import ServingCatalog, Workload, best_profile, roofline_profile
+from modelyard.catalog.serving import ServingCatalog, ServingProfile, Workload
 from modelyard.economics.capacity import ReplicaCapacity, replica_capacity
 from modelyard.economics.org import OptionKind, OrgProfile, WorkloadPolicy
+from modelyard.economics.throughput import candidates, profile_for
 from modelyard.economics.workload import WorkloadProfile
 from modelyard.errors import ConfigError
 from modelyard.providers.base import Usage
@@ -159,19 +161,22 @@ def _self_hosted(
         gpu_count=gpu_count, gpu_hourly=offer.hourly(org.capacity.gpu_pricing),
         price_source=f"{offer.source} ({offer.as_of.isoformat()})",
     )  # fmt: skip
-    profile = best_profile(serving.profiles, model, offer.gpu, gpu_count, quantization)
+    shape = Workload(
+        input_tokens_mean=float(wl.input_tokens_mean),
+        output_tokens_mean=max(float(wl.output_tokens_mean), 1.0),
+    )
+    arch, spec = serving.arch(model), gpus.spec(offer.gpu)
+
+    def estimator(at: Workload) -> ServingProfile | None:
+        return estimate(arch, spec, model, offer.gpu, gpu_count, quantization, at, today)
+
+    found = candidates(serving.profiles, model, offer.gpu, gpu_count, quantization)
+    profile = profile_for(found, shape, estimator)
     if profile is None:
-        arch, spec = serving.arch(model), gpus.spec(offer.gpu)
         if arch is None or spec is None:
             missing = f"model '{model}'" if arch is None else f"GPU '{offer.gpu}'"
-            return _replace(base, infeasible=f"no serving profile and no architecture data for {missing}")
-        shape = Workload(
-            input_tokens_mean=float(wl.input_tokens_mean),
-            output_tokens_mean=max(float(wl.output_tokens_mean), 1.0),
-        )
-        profile = roofline_profile(arch, spec, gpu_count, quantization, shape, today)
-        if profile is None:
-            return _replace(base, source="estimated", infeasible="weights do not fit in GPU memory")
+            return _replace(base, infeasible=f"no serving profile and no estimate for {missing}")
+        return _replace(base, source="estimated", infeasible="weights do not fit in GPU memory")
     replica = replica_capacity(profile, wl.output_tokens_mean, policy.slo)
     sourced = _replace(base, source=profile.source, reference=profile.reference or profile.engine)
     if replica is None:
