@@ -73,7 +73,9 @@ class Answers:
     error: str | None = None
 
 
-def read_answers(out: bytes) -> Answers:
+def read_answers(out: bytes, closed: bool = False) -> Answers:
+    """``closed``: the connection ended after ``out`` (which ends a body that has neither length nor
+    chunks, as HTTP/1.0 streams are delimited)."""
     answers = Answers()
     state: dict[str, Any] = {"headers": {}, "body": bytearray(), "in": False}
 
@@ -98,6 +100,10 @@ def read_answers(out: bytes) -> Answers:
         parser.feed_data(out)
     except httptools.HttpParserError as exc:
         answers.error = str(exc)
+    headers = state["headers"]
+    if state["in"] and closed and "content-length" not in headers and "transfer-encoding" not in headers:
+        answers.done.append(Answer(parser.get_status_code(), headers, bytes(state["body"])))
+        state["in"] = False
     answers.complete = not state["in"]
     return answers
 
