@@ -4,6 +4,7 @@ worked, over real loopback HTTP, bounded in count and size."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,8 +13,11 @@ import pytest
 from multidict import CIMultiDict
 
 from modelyard.errors import InvalidRequest
+from modelyard.gateway.auth import hash_key
+from modelyard.gateway.server import running_gateway
 from modelyard.http.validation import check_depth
-from tests.conftest import GatewayUnderTest
+from tests.conftest import GatewayUnderTest, gateway_config
+from tests.fakes.common import FakeState
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 CHAT = "/v1/chat/completions"
@@ -167,3 +171,52 @@ async def test_a_loosening_header_refusal_records_what_admission_decided(gateway
     assert (row["workload"], row["data_class"], row["status"]) == ("audited", "internal", 403)
     assert row["policy"] and row["policy"].startswith("internal (workload)")
     assert row["route"] == "single:openai-chat; refused (data_class_loosened)"
+
+
+# -- smaller items: keys on every route, /v1/usage without its database, 405 ----------------------------
+
+KEY = "myd-hardening-0123456789abcdefghijklmnopqrstuv"
+
+
+@pytest.mark.parametrize("public_metrics", [False, True])
+async def test_models_and_metrics_need_a_key_when_keys_are_required(
+    tmp_path: Path, fakes: tuple[dict[str, str], dict[str, FakeState]], public_metrics: bool
+) -> None:
+    bases, states = fakes
+    auth = {
+        "required": True,
+        "keys": {"k": {"sha256": hash_key(KEY), "tenant": "acme"}},
+        "public_metrics": public_metrics,
+    }
+    config = gateway_config(tmp_path, {"openai": bases["openai"]}, auth=auth)
+    async with running_gateway(config, "127.0.0.1", 0) as url:
+        gateway = GatewayUnderTest(url, config, tmp_path / "ledger.db", states)
+        keyed = {"Authorization": f"Bearer {KEY}"}
+        status, answer, _ = await call(gateway, "GET", "/v1/models")
+        assert status == 401 and answer["error"]["code"] == "missing_api_key"
+        assert (await call(gateway, "GET", "/v1/models", headers=keyed))[0] == 200
+        status, _, _ = await call(gateway, "GET", "/metrics")
+        assert status == (200 if public_metrics else 401)
+        assert (await call(gateway, "GET", "/metrics", headers=keyed))[0] == 200
+        assert (await call(gateway, "GET", "/healthz"))[0] == 200, "liveness stays open for probes"
+
+
+async def test_usage_answers_503_while_the_database_is_down(
+    tmp_path: Path, fakes: tuple[dict[str, str], dict[str, FakeState]]
+) -> None:
+    bases, states = fakes
+    auth = {"keys": {"k": {"sha256": hash_key(KEY), "tenant": "acme"}}}
+    ledger = {"url": "postgresql://postgres@127.0.0.1:1/test", "spool_dir": str(tmp_path / "spool")}
+    config = gateway_config(tmp_path, {"openai": bases["openai"]}, auth=auth, ledger=ledger)
+    async with running_gateway(config, "127.0.0.1", 0) as url:
+        gateway = GatewayUnderTest(url, config, tmp_path / "ledger.db", states)
+        headers = {"Authorization": f"Bearer {KEY}"}
+        status, answer, _ = await call(gateway, "GET", "/v1/usage", headers=headers)
+    assert status == 503 and answer["error"]["code"] == "ledger_unavailable", answer
+
+
+async def test_a_405_says_which_method_is_allowed(gateway: GatewayUnderTest) -> None:
+    status, _, headers = await call(gateway, "GET", CHAT)
+    assert status == 405 and headers["Allow"] == "POST"
+    status, _, headers = await call(gateway, "DELETE", "/metrics")
+    assert status == 405 and headers["Allow"] == "GET"

@@ -133,6 +133,10 @@ class AuthConfig(Strict):
     #: keyed calls are attributed to their tenant.
     required: bool = False
     keys: dict[Name, ApiKeyConfig] = {}
+    #: With ``required: true``, ``/metrics`` needs a key like every other route (Prometheus sends one with
+    #: ``authorization: {credentials: …}`` in its scrape config); ``true`` opens it to anyone who can reach
+    #: the gateway, for a scraper that cannot send one. Its labels are config names and status codes only.
+    public_metrics: bool = False
 
     @model_validator(mode="after")
     def _keys_if_required(self) -> AuthConfig:

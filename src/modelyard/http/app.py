@@ -99,6 +99,7 @@ class Api:
         self.gateway = gateway
         self.max_body_bytes = gateway.config.server.max_body_bytes
         self.max_json_depth = gateway.config.server.max_json_depth
+        self.public_metrics = gateway.config.auth.public_metrics
         self.routes: dict[str, tuple[str, Callable[[Request], Awaitable[Response | Streamed]]]] = {
             path: (method, getattr(self, name)) for path, (method, name) in ROUTES.items()
         }
@@ -118,7 +119,8 @@ class Api:
                 code="method_not_allowed",
             )
             error.status = 405
-            return error_response(error)
+            # RFC 9110 15.5.6: a 405 lists the methods the resource supports.
+            return Response(orjson.dumps(error.to_body()), status=405, headers={"Allow": known[0]})
         return error_response(NotFound(f"unknown path {request.path}", code="unknown_url"))
 
     def _admit(
@@ -170,7 +172,18 @@ class Api:
             return _internal_error(ctx)
         return _json(result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id)
 
+    def _keyed(self, request: Request) -> Response | None:
+        """The refusal of a call without a valid key where keys are required; None when it may pass."""
+        try:
+            self.gateway.keys.authenticate(request.headers.get("Authorization"))
+        except ModelyardError as error:
+            return error_response(error)
+        return None
+
     async def list_models(self, request: Request) -> Response:
+        refused = self._keyed(request)
+        if refused is not None:
+            return refused
         data = [
             {
                 "id": name,
@@ -200,10 +213,22 @@ class Api:
             return error_response(error)
         except ValueError:
             return error_response(InvalidRequest("since: unix seconds expected", param="since"))
-        groups = await gateway.ledger.usage(caller.tenant, since)
+        try:
+            groups = await gateway.ledger.usage(caller.tenant, since)
+        except Exception as exc:  # the database is away (or its driver failed): the client may retry
+            log.warning("usage: the ledger cannot be read (%s: %s)", type(exc).__name__, exc)
+            unavailable = InternalError(
+                "the ledger's database cannot be read right now; retry later", code="ledger_unavailable"
+            )
+            unavailable.status = 503
+            return error_response(unavailable)
         return _json(orjson.dumps({"tenant": caller.tenant, "groups": groups}))
 
     async def metrics(self, request: Request) -> Response:
+        if not self.public_metrics:
+            refused = self._keyed(request)
+            if refused is not None:
+                return refused
         body = self.gateway.metrics.render()
         return Response(body, content_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -116,7 +116,8 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "List the models this gateway serves",
                     "responses": {
-                        "200": {"description": "list of models", "content": {"application/json": {}}}
+                        "200": {"description": "list of models", "content": {"application/json": {}}},
+                        **_errors(401),
                     },
                 }
             },
@@ -135,13 +136,22 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "usage groups", "content": {"application/json": {}}},
                         **_errors(401),
+                        "503": {
+                            "description": "The ledger's database cannot be read right now",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                            },
+                        },
                     },
                 }
             },
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics: requests, tokens, spend, latency, circuit-breaker states",
-                    "responses": {"200": {"description": "Prometheus text exposition format"}},
+                    "responses": {
+                        "200": {"description": "Prometheus text exposition format"},
+                        **_errors(401),
+                    },
                 }
             },
             "/healthz": {
