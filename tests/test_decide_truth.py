@@ -295,3 +295,21 @@ def test_profiles_dir_is_relative_to_the_org_file(tmp_path: Path, written: str |
     path = tmp_path / "sub" / "org.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert load_org(path).catalog.profiles_dir == expected.format(dir=tmp_path / "sub")
+
+
+def test_the_html_and_terminal_say_the_conditions_and_both_bases(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from modelyard.report.html import render
+    from modelyard.report.terminal import print_summary
+
+    o = _example_org(tmp_path, lambda raw: _quality(raw, []))
+    traffic = read_traffic(_trace(tmp_path / "t.jsonl", _support_chat(n=900, days=5, weight=1)))
+    decision = decide(o, traffic, load_catalogs(o), date(2026, 12, 1))
+    html = render(decision)
+    assert "⚠ extrapolated from 5.0 days and 900 calls" in html
+    assert "on the run-rate basis" in html and "on the 36-month basis" in html
+    console = Console(record=True, width=200)
+    print_summary(decision, console)
+    text = console.export_text()
+    assert "on a thin trace" in text

@@ -408,7 +408,8 @@ def _why(d: WorkloadDecision, chosen: Option, portfolio: Portfolio, org: OrgProf
     if shared:
         return (
             f"{chosen.label}: shares the GPU pool with {', '.join(shared)}; the portfolio adds it at a lower "
-            f"marginal cost than any API (stand-alone it would be ${cost:,.0f} over {h} months)."
+            f"marginal cost than any API (stand-alone it would be ${cost:,.0f} over {h} months"
+            f"{_break_even_text(d, org)})."
         )
     alt = d.option(alternative)
     alt_cost = d.tcos[alternative].total(h)
