@@ -234,7 +234,14 @@ async def test_cut_stream_ends_with_an_error_event_and_estimated_usage(
     text, _, _ = reassemble([c for c in chunks if "choices" in c])
     assert text["content"] == "Hel"
     (row,) = await gateway.wait_rows(1)
-    assert row["status"] == 502 and row["error_kind"] == "upstream_stream_cut"
+    # The client got 200 then an error event: the row's status is what the client got, the cut is marked
+    # by error_kind, the route says where it was cut (issue 13; this line asserted 502 before).
+    assert row["status"] == 200 and row["error_kind"] == "upstream_stream_cut"
+    assert "served by" not in row["route"] and row["route"].endswith(
+        "upstream_stream_cut after the stream began"
+    )
+    (cut,) = gateway.rows("attempts")
+    assert cut["status"] == 502, "the attempt row keeps the upstream failure"
     assert row["usage_estimated"] == 1 and row["input_tokens"] > 0 and row["output_tokens"] >= 1
     assert row["priced"] == 1, "an estimated cut stream is still priced"
 

@@ -193,14 +193,21 @@ class Relay:
         outcome.upstream_seconds += seconds
         outcome.usage, outcome.finish_reason = usage, meter.finish_reason
         outcome.upstream_model = meter.upstream_model
+        attempt_status = outcome.status
         if error is not None:
-            outcome.status, outcome.error_kind = error.status, error.kind
+            # The client got 200 and the stream's head before the cut: the request's status says so (the
+            # ledger's ``status`` is what the client got); ``error_kind`` marks the cut, the attempt row
+            # carries the upstream failure, and the route no longer says the target served it.
+            attempt_status, outcome.error_kind = error.status, error.kind
+            route, served, _ = (outcome.route or "").rpartition("; served by ")
+            if served:
+                outcome.route = f"{route}; {self._target.public_model}: {error.kind} after the stream began"
         outcome.attempts.append(
             attempt_row(
                 self._ctx,
                 len(outcome.attempts) + 1,
                 self._target,
-                status=outcome.status,
+                status=attempt_status,
                 error_kind=outcome.error_kind,
                 seconds=seconds,
                 usage=usage,
