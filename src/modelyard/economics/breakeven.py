@@ -23,6 +23,7 @@ from fractions import Fraction
 import numpy as np
 
 from modelyard.economics.capacity import SECONDS_PER_MONTH
+from modelyard.economics.formulas import marked_up, rate
 from modelyard.economics.grid import evaluate, totals_at_volumes
 from modelyard.economics.options import Option
 from modelyard.economics.org import OrgProfile
@@ -102,7 +103,7 @@ def _fixed(option: Option, org: OrgProfile) -> Fraction:
 
 def _markup(option: Option, org: OrgProfile) -> Fraction:
     st = stack(org, option)
-    return (1 + _dec(st.hosting_overhead_pct) / 100) * (1 + _dec(st.risk_premium_pct) / 100)
+    return marked_up(Fraction(1), rate(_dec(st.hosting_overhead_pct)), rate(_dec(st.risk_premium_pct)))
 
 
 def api_curve(api: Option, org: OrgProfile) -> ApiCurve:

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modelyard.economics.capacity import SECONDS_PER_MONTH
+from modelyard.economics.formulas import hosting_on, marked_up, rate, risk_on
 from modelyard.economics.options import Option
 from modelyard.economics.org import OptionKind, OrgProfile
 from modelyard.economics.tco import Adjust, Demand, monthly_engineer, stack_costs
@@ -128,7 +129,7 @@ def _stack_rates(org: OrgProfile, adjust: Adjust) -> dict[OptionKind, tuple[floa
     kinds: tuple[OptionKind, ...] = ("api", "managed_open", "self_hosted")
     for kind in kinds:
         s = stack_costs(org, kind)
-        out[kind] = (float(s.hosting_overhead_pct) / 100, float(s.risk_premium_pct) / 100,
+        out[kind] = (rate(float(s.hosting_overhead_pct)), rate(float(s.risk_premium_pct)),
                      float(s.build_engineer_months * engineer), float(s.security_review),
                      float(s.run_fte * engineer), float(s.ops_per_month), float(s.existing))  # fmt: skip
     return out
@@ -176,11 +177,13 @@ def _evaluate(
             continue
         sel = uses[:, None]
         spend = np.where(sel, spend, 0.0)
+        h, r = np.full_like(spend, host), np.full_like(spend, risk)
+        hosting = hosting_on(spend, h)
         buckets[..., 0] += spend
-        buckets[..., 1] += spend * host
-        buckets[..., 4] += spend * (1 + host) * risk
+        buckets[..., 1] += hosting
+        buckets[..., 4] += risk_on(spend, hosting, r)
         if kind != "self_hosted":
-            api_cost += spend * (1 + host) * (1 + risk)
+            api_cost += marked_up(spend, h, r)
         fixed = np.full(months, run)
         fixed[0] += build
         buckets[..., 2] += np.where(sel, fixed, 0.0)

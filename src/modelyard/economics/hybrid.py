@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from modelyard.economics.formulas import marked_up, rate
 from modelyard.economics.options import Option
 from modelyard.economics.org import OrgProfile, WorkloadPolicy
 from modelyard.economics.tco import Demand
@@ -58,7 +59,7 @@ def _marked_up(option: Option, org: OrgProfile) -> Decimal:
     """Price per request with the stack's hosting and risk markup: what one more API request costs."""
     assert option.price_per_request is not None
     s = {"api": org.stacks.api, "managed_open": org.stacks.managed_open}[option.kind]
-    return option.price_per_request * (1 + s.hosting_overhead_pct / 100) * (1 + s.risk_premium_pct / 100)
+    return marked_up(option.price_per_request, rate(s.hosting_overhead_pct), rate(s.risk_premium_pct))
 
 
 def _combine(hosted: Option, api: Option, to_api: Decimal, self_peak: Decimal, tag: str, what: str) -> Option:

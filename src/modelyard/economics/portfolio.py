@@ -29,11 +29,12 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import-untyped]
 from scipy.sparse import coo_array  # type: ignore[import-untyped]
 
+from modelyard.economics.formulas import marked_up, rate
 from modelyard.economics.grid import CostGrid, evaluate
 from modelyard.economics.options import Option
 from modelyard.economics.org import OrgProfile
 from modelyard.economics.prune import Model, prune
-from modelyard.economics.tco import HUNDRED, Demand, Tco, shared_fixed, stack_costs, tco, trend
+from modelyard.economics.tco import Demand, Tco, shared_fixed, stack_costs, tco, trend
 from modelyard.errors import ConfigError
 
 KINDS = ("api", "managed_open", "self_hosted")
@@ -133,8 +134,8 @@ def _rps(option: Option) -> float:
 def _replica_month(org: OrgProfile, hourly: Decimal, m: int) -> Decimal:
     """One replica for month ``m``: GPU-hours at the trended price, with hosting and risk markup."""
     s = stack_costs(org, "self_hosted")
-    markup = (1 + s.hosting_overhead_pct / HUNDRED) * (1 + s.risk_premium_pct / HUNDRED)
-    return hourly * trend(org.trends.gpu_price_pct_per_year, m) * org.capacity.hours_per_month * markup
+    spend = hourly * trend(org.trends.gpu_price_pct_per_year, m) * org.capacity.hours_per_month
+    return marked_up(spend, rate(s.hosting_overhead_pct), rate(s.risk_premium_pct))
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +266,5 @@ def _api_side(t: Tco, option: Option, org: OrgProfile) -> Decimal:
     if part is None:
         return Decimal(0)
     s = stack_costs(org, part.kind)  # type: ignore[arg-type]
-    h, r = s.hosting_overhead_pct / HUNDRED, s.risk_premium_pct / HUNDRED
-    out = Decimal(0)
-    for m in t.months:
-        spend = m.direct - m.gpu
-        out += spend + spend * h + (spend + spend * h) * r
-    return out
+    h, r = rate(s.hosting_overhead_pct), rate(s.risk_premium_pct)
+    return sum((marked_up(m.direct - m.gpu, h, r) for m in t.months), Decimal(0))

@@ -20,6 +20,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from modelyard.economics.capacity import autoscaled_replica_hours, fixed_replica_hours, utilization
+from modelyard.economics.formulas import hosting_on, rate, risk_on
 from modelyard.economics.options import Option
 from modelyard.economics.org import OptionKind, OrgProfile, StackCosts
 
@@ -124,7 +125,7 @@ def _rates(org: OrgProfile, kind: OptionKind, adjust: Adjust) -> _Rates:
     s = stack_costs(org, kind)
     engineer = monthly_engineer(org, adjust)
     return _Rates(
-        hosting=s.hosting_overhead_pct / HUNDRED, risk=s.risk_premium_pct / HUNDRED,
+        hosting=rate(s.hosting_overhead_pct), risk=rate(s.risk_premium_pct),
         build=s.build_engineer_months * engineer, review=s.security_review, run=s.run_fte * engineer,
         ops=s.ops_per_month, existing=s.existing,
     )  # fmt: skip
@@ -187,9 +188,9 @@ def _month(
     first = m == 0
     direct = hosting = platform = operations = risk = reuse = ZERO
     for spend, r in zip(spends, rates, strict=True):
-        host = spend * r.hosting
+        host = hosting_on(spend, r.hosting)
         build, review = (r.build, r.review) if first else (ZERO, ZERO)
-        direct, hosting, risk = direct + spend, hosting + host, risk + (spend + host) * r.risk
+        direct, hosting, risk = direct + spend, hosting + host, risk + risk_on(spend, host, r.risk)
         platform, operations = platform + build + r.run, operations + r.ops + review
         reuse += build + review if r.existing else ZERO
     return Month(direct, hosting, platform, operations, risk, reuse, volume, replicas, util, gpu)
