@@ -127,3 +127,9 @@ def test_missing_key_variable_and_missing_gpu_label(fake: str, monkeypatch: pyte
     _assert_one_line_error(result, "NO_SUCH_KEY_VAR is not set")
     result = invoke("--url", fake, "--model", PARAMS.model)
     assert result.exit_code == 2 and "--gpu" in result.output
+
+
+def test_a_gpu_the_catalog_does_not_know_is_refused_with_the_known_names(fake: str) -> None:
+    result = invoke("--url", fake, "--model", PARAMS.model, "--gpu", "H1OO-80GB", *QUICK)
+    assert result.exit_code == 2, result.output
+    assert "'H1OO-80GB' is not in the GPU catalog" in result.output and "A100-40GB" in result.output

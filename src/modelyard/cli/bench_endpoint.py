@@ -24,6 +24,7 @@ from modelyard.benchmark.loadgen import LevelSpec
 from modelyard.benchmark.stats import Slo
 from modelyard.benchmark.sweep import SweepResult, concurrency_plan, rate_plan, run_sweep
 from modelyard.benchmark.workload import TokenLengths, fixed_lengths, lengths_from_ledger, lengths_from_trace
+from modelyard.errors import ConfigError
 
 
 def _numbers(text: str, kind: type[int] | type[float]) -> list[Any]:
@@ -97,7 +98,15 @@ def _numbers(text: str, kind: type[int] | type[float]) -> list[Any]:
 @click.option("--slo-ttft-ms", type=click.FloatRange(min=0), help="Objective: p95 time to first token.")
 @click.option("--slo-e2e-ms", type=click.FloatRange(min=0), help="Objective: p95 end-to-end latency.")
 @click.option(
-    "--gpu", help="GPU the server runs on, as in the GPU catalog (e.g. H100-80GB); needed for the profile."
+    "--gpu",
+    help="GPU the server runs on, as in the GPU catalog (e.g. H100-SXM-80GB); needed for the profile.",
+)
+@click.option(
+    "--gpu-file",
+    "gpu_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A GPU file layered over the bundled catalog, for a GPU it does not list (as catalog.gpu_files).",
 )
 @click.option("--gpu-count", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--engine", help="Serving engine and version (default: what the server reports, e.g. vllm).")
@@ -131,8 +140,26 @@ def bench_endpoint_command(**options: Any) -> None:
     plan = _plan(options)
     if not options["no_profile"] and not options["gpu"]:
         raise click.UsageError("--gpu is needed to label the serving profile (or pass --no-profile)")
+    if options["gpu"]:
+        _check_gpu(options["gpu"], options["gpu_files"])
     result = _run(endpoint, plan, lengths, slo, options["timeout"], options["seed"], console)
     _report(result, options, console)
+
+
+def _check_gpu(name: str, files: tuple[str, ...]) -> None:
+    """A profile labelled with a GPU the catalog does not know would never be matched by ``decide``."""
+    from modelyard.catalog.gpus import load_gpu_catalog
+
+    try:
+        catalog = load_gpu_catalog(files)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    known = {g.name for g in catalog.gpus} | {o.gpu for o in catalog.offers}
+    if name not in known:
+        raise click.UsageError(
+            f"--gpu {name!r} is not in the GPU catalog; known: {', '.join(sorted(known))} "
+            "(or add it with --gpu-file)"
+        )
 
 
 def _run(
@@ -170,7 +197,6 @@ def _endpoint(options: dict[str, Any]) -> Endpoint:
     model, key_env, url = options["model"], options["api_key_env"], options["url"]
     if options["config_path"]:
         from modelyard.config import load_config
-        from modelyard.errors import ConfigError
 
         try:
             config = load_config(options["config_path"])

@@ -7,7 +7,8 @@
     modelyard eval import-promptfoo promptfooconfig.yaml -o SET.jsonl
     modelyard eval from-ledger -c modelyard.yaml --workload W -o SET.jsonl
 
-Exit codes of ``run`` (with ``--baseline``) and ``gate``: 0 non-inferior, 1 worse, 3 inconclusive.
+Exit codes of ``run`` (with ``--baseline``) and ``gate``: 0 non-inferior, 1 worse, 3 inconclusive. A run
+gating several candidates exits 1 when any of them is proven worse, else 3 when any is inconclusive.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from modelyard.evals.promptfoo import import_promptfoo
 from modelyard.evals.report import print_report, render_html
 from modelyard.evals.results import DEFAULT_DIR, gate_run, run_document, summarise, write_record
 from modelyard.evals.runner import RunOptions, run_eval
-from modelyard.evals.stats import EXIT_CODES, gate
+from modelyard.evals.stats import EXIT_CODES, gate, run_exit_code
 
 
 def _rates(values: tuple[str, ...]) -> dict[str, float]:
@@ -126,7 +127,7 @@ def run_command(
     path.with_suffix(".html").write_text(render_html(document), encoding="utf-8")
     print_report(document, Console())
     click.echo(f"record: {path}\npage:   {path.with_suffix('.html')}")
-    raise SystemExit(max((g.exit_code for g in gates), default=0))
+    raise SystemExit(run_exit_code([g.outcome for g in gates]))
 
 
 @eval_command.command("gate")

@@ -29,6 +29,15 @@ from scipy.stats import binomtest  # type: ignore[import-untyped]
 Outcome = Literal["non_inferior", "worse", "inconclusive"]
 #: Exit codes for CI: 0 non-inferior, 1 worse, 3 inconclusive (2 is click's usage error).
 EXIT_CODES: dict[Outcome, int] = {"non_inferior": 0, "worse": 1, "inconclusive": 3}
+#: Which outcome a run of several gates reports: one candidate proven worse fails the run, whatever the
+#: others show (the codes' numeric order would let "inconclusive" hide it).
+_SEVERITY: tuple[Outcome, ...] = ("non_inferior", "inconclusive", "worse")
+
+
+def run_exit_code(outcomes: Sequence[Outcome]) -> int:
+    """The exit code of a run gating several candidates: worse if any is, else inconclusive if any is."""
+    worst: Outcome = max(outcomes, key=_SEVERITY.index, default="non_inferior")
+    return EXIT_CODES[worst]
 
 
 @dataclass(frozen=True, slots=True)
