@@ -41,6 +41,14 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
     show_default=True,
     help="Folder for decision.html and decision.json.",
 )
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Workloads planned before any traffic exists (YAML, see examples/plan.yaml). Alone: a plan-only "
+    "run; with --traffic: measured and planned workloads together (measured wins where both name one).",
+)
 @click.option("--today", default=None, help="Date of the run (YYYY-MM-DD), for reproducible reports.")
 @click.option(
     "--evals",
@@ -52,13 +60,19 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
     "the organisation profile's own quality entries win.",
 )
 def decide_command(
-    org_path: str | None, traffic: str | None, out_dir: str, today: str | None, evals_dir: str
+    org_path: str | None,
+    traffic: str | None,
+    out_dir: str,
+    plan_path: str | None,
+    today: str | None,
+    evals_dir: str,
 ) -> None:
     """Per-workload TCO, break-even, portfolio, scorecard and migration triggers, with an HTML report."""
     from modelyard.economics.engine import decide, load_catalogs
     from modelyard.economics.org import load_org
+    from modelyard.economics.plan import load_plan
     from modelyard.economics.quality import load_eval_quality, merge_quality
-    from modelyard.economics.traffic import read_traffic
+    from modelyard.economics.traffic import Traffic, read_traffic
     from modelyard.report.html import render
     from modelyard.report.json_doc import document
     from modelyard.report.terminal import print_summary
@@ -66,17 +80,23 @@ def decide_command(
     console = Console(stderr=False)
     try:
         org = merge_quality(load_org(org_path or EXAMPLES / "org.yaml"), load_eval_quality(evals_dir))
-        spec = traffic or str(EXAMPLES / "traffic" / "synthetic.jsonl.gz")
-        with console.status("reading traffic…"):
-            data = read_traffic(
-                spec,
-                litellm_workload_from=org.traffic.litellm_workload_from,
-                openai_workload_from=org.traffic.openai_workload_from,
-                openai_names=org.traffic.openai_workloads,
-            )
+        plan = load_plan(plan_path) if plan_path else None
+        if plan is not None and traffic is None:
+            data = Traffic(f"plan {plan_path} (no traffic)", [], [])
+        else:
+            spec = traffic or str(EXAMPLES / "traffic" / "synthetic.jsonl.gz")
+            with console.status("reading traffic…"):
+                data = read_traffic(
+                    spec,
+                    litellm_workload_from=org.traffic.litellm_workload_from,
+                    openai_workload_from=org.traffic.openai_workload_from,
+                    openai_names=org.traffic.openai_workloads,
+                )
+            if plan is not None:
+                data = Traffic(f"{data.source} + plan {plan_path}", data.hours, data.histogram)
         with console.status("pricing options and solving the portfolio…"):
             decision = decide(
-                org, data, load_catalogs(org), date.fromisoformat(today) if today else date.today()
+                org, data, load_catalogs(org), date.fromisoformat(today) if today else date.today(), plan
             )
     except (ConfigError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)

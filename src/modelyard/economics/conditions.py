@@ -16,7 +16,9 @@ from modelyard.economics.options import Option
 from modelyard.economics.org import OrgProfile
 from modelyard.economics.workload import WorkloadProfile
 
-ConditionKind = Literal["quality_unmeasured", "quality_stated", "thin_trace", "throughput_unmeasured"]
+ConditionKind = Literal[
+    "planned_volume", "quality_unmeasured", "quality_stated", "thin_trace", "throughput_unmeasured"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,15 @@ def conditions(option: Option, wl: WorkloadProfile, org: OrgProfile) -> list[Con
             )
     if thin := wl.thin_trace:
         out.append(Condition("thin_trace", thin, headline=True))
+    if wl.origin == "planned":
+        out.append(
+            Condition(
+                "planned_volume",
+                f"volume ({wl.requests_per_month:,.0f} requests/month), token shape and daily peak are planned, "
+                "not measured: send the workload through the gateway and decide again on its ledger",
+                headline=True,
+            )
+        )
     return out
 
 
@@ -83,4 +94,6 @@ def headline_suffix(found: list[Condition]) -> str:
         words.append("if quality holds (never measured)")
     if any(c.kind == "thin_trace" for c in found):
         words.append("on a thin trace")
+    if any(c.kind == "planned_volume" for c in found):
+        words.append("on planned volumes")
     return ", ".join(words)

@@ -29,6 +29,7 @@ from modelyard.economics.hybrid import hybrid_options
 from modelyard.economics.lazy import LazyMap
 from modelyard.economics.options import Option, build_options, price_per_request
 from modelyard.economics.org import OrgProfile
+from modelyard.economics.plan import Plan, planned_profiles, with_plan_policies
 from modelyard.economics.portfolio import Candidate, Portfolio, optimise, pool_of
 from modelyard.economics.scorecard import Scorecard, scorecard
 from modelyard.economics.tco import Adjust, Demand, Tco, tco
@@ -40,6 +41,7 @@ from modelyard.economics.workload import (
     WorkloadProfile,
     build_profiles,
 )
+from modelyard.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +124,21 @@ class Decision:
 
 def _demand(wl: WorkloadProfile, org: OrgProfile) -> tuple[Demand, str]:
     yearly = org.trends.volume_growth_pct_per_year
-    if yearly is not None:
+    if wl.origin == "planned" and wl.growth_per_month is not None:
+        growth = Decimal(str(round(wl.growth_per_month, 6)))
+        source = f"planned: {wl.growth_per_month * 100:g}%/month"
+    elif yearly is not None:
         growth = (1 + yearly / 100) ** (Decimal(1) / 12) - 1
         source = f"org profile: {yearly}%/year"
-    elif wl.growth_per_month is not None:
+    elif wl.growth_per_month is not None and wl.origin == "measured":
         growth = Decimal(str(round(wl.growth_per_month, 6)))
         source = f"fitted from {wl.days_observed:.0f} days of traffic"
     else:
         growth, source = (
             Decimal(0),
-            f"none: only {wl.days_observed:.0f} days of traffic, too short to fit a trend",
+            "none: planned without growth"
+            if wl.origin == "planned"
+            else f"none: only {wl.days_observed:.0f} days of traffic, too short to fit a trend",
         )
     policy = org.workloads.get(wl.name)
     if policy is not None and policy.deferrable:
@@ -153,12 +160,23 @@ def _workload(wl: WorkloadProfile, org: OrgProfile, catalogs: Catalogs, today: d
     return d
 
 
-def decide(org: OrgProfile, traffic: Traffic, catalogs: Catalogs, today: date) -> Decision:
-    """Profile the traffic, price every option per workload, and choose the optimal portfolio.
+def decide(
+    org: OrgProfile, traffic: Traffic, catalogs: Catalogs, today: date, plan: Plan | None = None
+) -> Decision:
+    """Profile the traffic (and the planned workloads), price every option per workload, and choose the
+    optimal portfolio.
 
     Every (workload, option) pair is costed at once in float64 (:mod:`.grid`) to rank and optimise; the
     figures a reader sees are exact ``Decimal``, computed for the options that are read."""
+    plan_notes: list[str] = []
+    if plan is not None:
+        org = with_plan_policies(org, plan)
     profiles = build_profiles(traffic, org)
+    if plan is not None:
+        planned, plan_notes = planned_profiles(plan, org, {p.name for p in profiles})
+        profiles = sorted([*profiles, *planned], key=lambda p: p.name)
+    if not profiles:
+        raise ConfigError("no workloads: the traffic has no calls and no plan was given (--plan FILE)")
     concentration, concentrated = trig.vendor_concentration(
         profiles, org, _monthly_use_spend(catalogs.prices)
     )
@@ -181,8 +199,9 @@ def decide(org: OrgProfile, traffic: Traffic, catalogs: Catalogs, today: date) -
     for d in decisions:
         _recommend(d, portfolio, org)
     return Decision(
-        org, traffic.source, catalogs, today, decisions, portfolio, [concentration], _notes(decisions, org)
-    )
+        org, traffic.source, catalogs, today, decisions, portfolio, [concentration],
+        plan_notes + _notes(decisions, org),
+    )  # fmt: skip
 
 
 def _notes(decisions: list[WorkloadDecision], org: OrgProfile) -> list[str]:
@@ -295,13 +314,18 @@ def _observed_spend(wl: WorkloadProfile, prices: PriceCatalog) -> tuple[Decimal,
     scale = DAYS_PER_MONTH / wl.days_observed
     if recorded and all(u.unpriced == 0 for u in paid):
         return recorded * scale, "recorded costs"
+    priced = (
+        "planned volume priced at catalog rates"
+        if wl.origin == "planned"
+        else "traffic priced at catalog rates"
+    )
     total = Decimal(0)
     for u in paid:
         spend = _use_spend(u, wl, prices, recorded=False)
         if spend is None:
             return recorded * scale, f"recorded costs only: no catalog price for {u.provider_kind}/{u.model}"
         total += spend
-    return total * scale, "traffic priced at catalog rates"
+    return total * scale, priced
 
 
 def _use_spend(

@@ -64,7 +64,8 @@ class Portfolio:
 
     @property
     def reuse_savings(self) -> Decimal:
-        return self.standalone_total - self.total
+        # To the cent, and + 0 turns a rounding residue's "-0.00" into "0.00".
+        return (self.standalone_total - self.total).quantize(Decimal("0.01")) + 0
 
 
 def pool_of(option: Option) -> str | None:

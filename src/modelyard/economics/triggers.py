@@ -52,7 +52,14 @@ def latency_missed(wl: WorkloadProfile, org: OrgProfile) -> Trigger:
     ]
     missed = [f"{n} p95 {v:.0f} ms > objective {o:.0f} ms" for n, o, v in checks if o and v and v > o]
     set_ = [n for n, o, _ in checks if o]
-    evidence = "; ".join(missed) if missed else ("met" if set_ else "no latency objective set")
+    seen = [n for n, o, v in checks if o and v]
+    evidence = (
+        "; ".join(missed)
+        if missed
+        else ("met" if seen else "not observed: the traffic records no latency")
+        if set_
+        else "no latency objective set"
+    )
     return Trigger("p95 latency objective missed", bool(missed), evidence, wl.name)
 
 

@@ -75,10 +75,14 @@ class WorkloadProfile:
     latency_histogram: list[tuple[float, float, int]] = field(default_factory=list)
     #: Calls of restricted data sent to a provider of a kind we cannot place (see :mod:`.vendors`).
     restricted_unknown: int = 0
+    #: ``measured`` from traffic, or ``planned`` in a plan file before any traffic exists (:mod:`.plan`).
+    origin: Literal["measured", "planned"] = "measured"
 
     @property
     def thin_trace(self) -> str | None:
         """Why this workload's monthly figures are an extrapolation, or ``None`` when the trace is enough."""
+        if self.origin == "planned":
+            return None  # not extrapolated from a trace: stated (the planned condition says so)
         short = self.days_observed < MIN_DAYS_FOR_CONFIDENCE
         few = self.requests < MIN_CALLS_FOR_CONFIDENCE
         if not (short or few):
@@ -128,7 +132,7 @@ def _profile(name: str, rows: list[HourRow], hist: list[HistRow], org: OrgProfil
     )
     per_month = recent * DAYS_PER_MONTH / recent_days
     growth = _fit_growth(per_hour, days)
-    profile_class = _classify(
+    profile_class = classify(
         per_month, data_class, days, policy is not None and policy.quality_floor is not None
     )
     return WorkloadProfile(
@@ -266,7 +270,7 @@ def _models(rows: list[HourRow]) -> list[ModelUse]:
     )
 
 
-def _classify(per_month: Decimal, data_class: str, days: Decimal, important: bool) -> WorkloadClass:
+def classify(per_month: Decimal, data_class: str, days: Decimal, important: bool) -> WorkloadClass:
     if data_class in ("restricted", "confidential"):
         return "sensitive data"
     if per_month >= 100_000:

@@ -14,6 +14,7 @@ from modelyard.economics.breakeven import curves
 from modelyard.economics.engine import Decision, WorkloadDecision
 from modelyard.economics.options import Option
 from modelyard.economics.quality import QualityInput, quality_inputs
+from modelyard.economics.workload import WorkloadProfile
 from modelyard.report.charts import hbars, histogram, line_chart, stacked_bars, tornado
 
 CSS = """
@@ -115,12 +116,16 @@ def _workload(d: WorkloadDecision, decision: Decision) -> str:
     head = (
         f"<h2>{escape(wl.name)}</h2><p>{wl.requests_per_month:,.0f} requests/month · "
         f"{wl.input_tokens_mean:,.0f} in ({wl.cached_input_tokens_mean:,.0f} cached) / {wl.output_tokens_mean:,.0f} out "
-        f"tokens per request · peak/avg {wl.peak_to_avg:.1f} · concurrency mean {wl.concurrency_mean:.1f}, "
-        f"peak {wl.concurrency_peak:.1f} · {latency} · growth {float(d.demand.growth_per_month) * 100:.1f}%/month "
+        f"tokens per request · peak/avg {wl.peak_to_avg:.1f} · {_concurrency(wl)} · {latency} · growth {float(d.demand.growth_per_month) * 100:.1f}%/month "
         f"({escape(d.growth_source)}) · API spend ${d.api_spend_month:,.0f}/month ({escape(d.api_spend_source)})</p>"
     )
     if wl.thin_trace:
         head += f"<p class='cond'>⚠ {escape(wl.thin_trace)}</p>"
+    if wl.origin == "planned":
+        head += (
+            "<p class='cond'>⚠ planned, not measured: the volume, tokens, daily shape and growth above are "
+            "the plan's; latency and concurrency are unknown until traffic exists.</p>"
+        )
     head += _break_even_basis(d, h)
     charts = [_crossover(d, decision), *_stacked(d, h), _tornado(d), _scorecard(d)]
     charts.append(
@@ -134,6 +139,12 @@ def _workload(d: WorkloadDecision, decision: Decision) -> str:
         + _derivation(d)
         + _options(d, h)
     )
+
+
+def _concurrency(wl: WorkloadProfile) -> str:
+    if wl.mean_latency_ms <= 0:
+        return "concurrency unknown (no latency measured)"
+    return f"concurrency mean {wl.concurrency_mean:.1f}, peak {wl.concurrency_peak:.1f}"
 
 
 def _derivation(d: WorkloadDecision) -> str:

@@ -69,6 +69,7 @@ def _workload(d: WorkloadDecision, horizon: int, quality: list[QualityInput]) ->
     return {
         "name": wl.name,
         "profile": {
+            "origin": wl.origin,
             "class": wl.workload_class,
             "data_class": wl.data_class,
             "days_observed": float(wl.days_observed),

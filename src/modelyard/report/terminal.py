@@ -19,7 +19,8 @@ def print_summary(decision: Decision, console: Console) -> None:
         cost = d.tcos[d.chosen].total(h) if d.chosen else None
         table.add_row(
             d.profile.name,
-            f"{d.profile.workload_class}\n{d.profile.data_class}",
+            f"{d.profile.workload_class}\n{d.profile.data_class}"
+            + ("\n[bold]planned[/]" if d.profile.origin == "planned" else ""),
             f"{d.profile.requests_per_month:,.0f}",
             d.headline,
             "" if cost is None else f"${cost:,.0f}",
