@@ -112,9 +112,9 @@ def make_ledger(path: Path, rows: int) -> None:
     migration = (ROOT / "src/modelyard/ledger/migrations/sqlite/0001_init.sql").read_text()
     conn = sqlite3.connect(path)
     conn.executescript(migration)
-    conn.execute("DROP INDEX requests_workload_ts")  # faster bulk load; the profile query scans anyway
-    conn.execute("DROP INDEX requests_model_ts")
-    conn.execute("DROP INDEX requests_ts")
+    conn.execute("DROP INDEX IF EXISTS requests_workload_ts")  # faster bulk load; the profile query scans anyway
+    conn.execute("DROP INDEX IF EXISTS requests_model_ts")
+    conn.execute("DROP INDEX IF EXISTS requests_ts")
     conn.execute(
         f"""WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {rows - 1})
         INSERT INTO requests (request_id, ts, endpoint, workload, data_class, model, provider_kind, status,
