@@ -140,3 +140,23 @@ def test_the_cli_runs_the_bundled_plan_alone(tmp_path: Path) -> None:
     assert {w["profile"]["origin"] for w in doc["workloads"]} == {"planned"}
     html = (tmp_path / "decision.html").read_text()
     assert "planned, not measured" in html
+
+
+def test_the_first_screen_says_what_is_measured_planned_and_how_old_prices_are(tmp_path: Path) -> None:
+    from modelyard.economics.provenance import inputs
+
+    def old_limit(raw: dict[str, Any]) -> None:
+        raw["catalog"]["max_age_days"] = 30
+
+    org = _example_org(tmp_path, old_limit)
+    calls = _calls("chat", 3000, 20, model="gpt-4.1-mini", provider="openai")
+    traffic = read_traffic(_trace(tmp_path / "t.jsonl", calls))
+    decision = decide(org, traffic, load_catalogs(org), date(2026, 12, 1), _plan(tmp_path))
+    lines = {line.what: line for line in inputs(decision)}
+    traffic_line = lines["Traffic"]
+    assert traffic_line.origin == "measured" and traffic_line.warn
+    assert "1 workloads from" in traffic_line.detail and "2 planned: claims, launch" in traffic_line.detail
+    gpu = lines["GPU prices"]
+    assert gpu.warn and "older than 30 days" in gpu.detail and "lambda/H100-SXM-80GB" in gpu.detail
+    doc = document(decision)
+    assert {i["what"] for i in doc["inputs"]} >= {"Traffic", "API prices", "GPU prices"}

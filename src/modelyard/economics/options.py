@@ -44,6 +44,8 @@ class Option:
     vendor: str
     price_per_request: Decimal | None = None
     price_source: str | None = None
+    #: Date of the price figure (API price or GPU offer), to tell how old the catalog behind it is.
+    price_as_of: date | None = None
     gpu_hourly: Decimal | None = None
     gpu_count: int = 0
     gpu: str | None = None
@@ -144,6 +146,7 @@ def _api(
         vendor=provider,
         price_per_request=price_per_request(price, wl),
         price_source=f"{price.source} ({price.as_of.isoformat()})",
+        price_as_of=price.as_of,
         # The traffic's own p95 is the evidence for the model it already uses; other models are unknown.
         latency_p95_ms=wl.latency_ms.get("p95") if observed else None,
     )
@@ -160,6 +163,7 @@ def _self_hosted(
         key=key, kind="self_hosted", label=label, model=model, vendor=offer.vendor, gpu=offer.gpu,
         gpu_count=gpu_count, gpu_hourly=offer.hourly(org.capacity.gpu_pricing),
         price_source=f"{offer.source} ({offer.as_of.isoformat()})",
+        price_as_of=offer.as_of,
     )  # fmt: skip
     shape = Workload(
         input_tokens_mean=float(wl.input_tokens_mean),

@@ -155,6 +155,8 @@ class CatalogFiles(Strict):
     price_files: list[str] = []
     gpu_files: list[str] = []
     profiles_dir: str = ".modelyard/profiles"
+    #: Prices and GPU offers older than this (days) are flagged where a decision relies on them.
+    max_age_days: int = Field(180, ge=1)
 
 
 class TrafficImport(Strict):

@@ -13,6 +13,7 @@ from html import escape
 from modelyard.economics.breakeven import curves
 from modelyard.economics.engine import Decision, WorkloadDecision
 from modelyard.economics.options import Option
+from modelyard.economics.provenance import inputs
 from modelyard.economics.quality import QualityInput, quality_inputs
 from modelyard.economics.workload import WorkloadProfile
 from modelyard.report.charts import hbars, histogram, line_chart, stacked_bars, tornado
@@ -27,6 +28,7 @@ th,td{border:1px solid #e2e8f0;padding:5px 8px;text-align:left;vertical-align:to
 td.n{text-align:right;font-variant-numeric:tabular-nums}.fired{color:#b91c1c;font-weight:600}
 .ok{color:#15803d}.tag{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;background:#e2e8f0}
 .measured{background:#bbf7d0}.published{background:#bfdbfe}.estimated{background:#fde68a}
+.planned,.unknown,.synthetic{background:#fecaca}.stated,.imported{background:#e9d5ff}
 .card{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:12px 16px;margin:10px 0}
 .charts{display:flex;flex-wrap:wrap;gap:10px}.chart{background:#fff;border:1px solid #e2e8f0;max-width:100%}
 .ct{font-weight:600;font-size:13px}.tk{font-size:11px;fill:#334155}.lb{font-size:11px;fill:#475569}
@@ -48,7 +50,7 @@ def render(decision: Decision) -> str:
         parts.append(
             '<p class="synthetic">This report runs on the bundled <b>synthetic</b> traffic trace.</p>'
         )
-    parts += [_summary(decision), _triggers(decision)]
+    parts += [_inputs(decision), _summary(decision), _triggers(decision)]
     quality = quality_inputs(decision)
     parts += [_workload(d, decision) + _quality(quality[d.profile.name]) for d in decision.workloads]
     parts.append(_notes(decision))
@@ -59,6 +61,16 @@ def render(decision: Decision) -> str:
         f"<title>modelyard decision: {escape(org.organisation)}</title><style>{CSS}</style></head>"
         f"<body><main>{body}</main></body></html>"
     )
+
+
+def _inputs(decision: Decision) -> str:
+    """The first screen's word on evidence: what each family of inputs is, and how old the prices are."""
+    rows = "".join(
+        f"<tr><td>{escape(line.what)}</td><td><span class='tag {escape(line.origin)}'>{escape(line.origin)}</span>"
+        f"</td><td class='{'cond' if line.warn else ''}'>{escape(line.detail)}</td></tr>"
+        for line in inputs(decision)
+    )
+    return f"<h2>Inputs</h2><table><tr><th>Input</th><th>Evidence</th><th>Detail</th></tr>{rows}</table>"
 
 
 def _summary(decision: Decision) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from modelyard.economics.engine import Decision, WorkloadDecision
 from modelyard.economics.options import Option
+from modelyard.economics.provenance import inputs
 from modelyard.economics.quality import QualityInput, quality_inputs
 from modelyard.economics.tco import BUCKETS, Tco
 
@@ -55,6 +56,7 @@ def document(decision: Decision) -> dict[str, Any]:
         },
         "triggers": [_trigger(t) for t in decision.org_triggers],
         "notes": decision.notes,
+        "inputs": [line.to_json() for line in inputs(decision)],
         "workloads": [_workload(d, org.horizon_months, quality[d.profile.name]) for d in decision.workloads],
     }
 

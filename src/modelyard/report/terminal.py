@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelyard.economics.engine import Decision
+from modelyard.economics.provenance import inputs
 from modelyard.economics.quality import quality_inputs
 
 
@@ -25,15 +26,19 @@ def print_summary(decision: Decision, console: Console) -> None:
             d.headline,
             "" if cost is None else f"${cost:,.0f}",
         )
+    console.print("[bold]Inputs[/] (how hard to lean on the figures below):")
+    for line in inputs(decision):
+        mark = "[yellow]![/] " if line.warn else "  "
+        console.print(f"{mark}[bold]{line.what}[/]: {line.origin} — {escape(line.detail)}", highlight=False)
     console.print(table)
     for d in decision.workloads:
         console.print(f"[bold]{d.profile.name}[/]: {escape(d.why)}", highlight=False)
         for c in d.conditions:
             if not c.headline:
                 console.print(f"  [dim]condition[/] {escape(c.text)}", highlight=False)
-    for workload, inputs in quality_inputs(decision).items():
-        measured = "; ".join(q.describe() for q in inputs if q.score is not None) or "none"
-        unknown = ", ".join(q.model for q in inputs if q.score is None)
+    for workload, scores in quality_inputs(decision).items():
+        measured = "; ".join(q.describe() for q in scores if q.score is not None) or "none"
+        unknown = ", ".join(q.model for q in scores if q.score is None)
         console.print(
             f"quality {workload}: {escape(measured)}" + (f"; unknown: {escape(unknown)}" if unknown else ""),
             highlight=False,
