@@ -6,6 +6,7 @@ Defaults to the bundled example organisation and the bundled synthetic trace, so
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -49,6 +50,24 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
     help="Workloads planned before any traffic exists (YAML, see examples/plan.yaml). Alone: a plan-only "
     "run; with --traffic: measured and planned workloads together (measured wins where both name one).",
 )
+@click.option(
+    "--workload-from",
+    "workload_from",
+    default=None,
+    metavar="COLUMN",
+    help="Imports: what names the workload, overriding the org profile's traffic section. LiteLLM spend logs: "
+    "request_tag (first tag; LiteLLM's automatic User-Agent tags ignored), model_group, team_id, user, end_user, "
+    "api_key, model, metadata.<key> (e.g. metadata.user_api_key_alias) or any column; OpenAI usage: project, "
+    "api_key, user, model.",
+)
+@click.option(
+    "--default-workload",
+    default="untagged",
+    show_default=True,
+    metavar="NAME",
+    help="Workload of rows that name none (untagged LiteLLM requests, usage without a project, JSONL lines "
+    "without 'workload'); the run says how many there were.",
+)
 @click.option("--today", default=None, help="Date of the run (YYYY-MM-DD), for reproducible reports.")
 @click.option(
     "--evals",
@@ -64,6 +83,8 @@ def decide_command(
     traffic: str | None,
     out_dir: str,
     plan_path: str | None,
+    workload_from: str | None,
+    default_workload: str,
     today: str | None,
     evals_dir: str,
 ) -> None:
@@ -91,9 +112,11 @@ def decide_command(
                     litellm_workload_from=org.traffic.litellm_workload_from,
                     openai_workload_from=org.traffic.openai_workload_from,
                     openai_names=org.traffic.openai_workloads,
+                    workload_from=workload_from,
+                    default_workload=default_workload,
                 )
             if plan is not None:
-                data = Traffic(f"{data.source} + plan {plan_path}", data.hours, data.histogram)
+                data = replace(data, source=f"{data.source} + plan {plan_path}")
         with console.status("pricing options and solving the portfolio…"):
             decision = decide(
                 org, data, load_catalogs(org), date.fromisoformat(today) if today else date.today(), plan

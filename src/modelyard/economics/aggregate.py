@@ -49,6 +49,9 @@ class Traffic:
     source: str
     hours: list[HourRow]
     histogram: list[HistRow]
+    #: What an import did that a reader must know (rows sent to the default workload, rows left out), one
+    #: sentence each, for the report's first screen.
+    notes: tuple[str, ...] = ()
 
 
 _FLOOR = {

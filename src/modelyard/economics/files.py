@@ -1,23 +1,29 @@
 """Traffic files, read and aggregated by DuckDB (the embedded columnar engine) without loading them into Python.
 
 - a JSONL file of calls, one object per line (the documented call format, ``docs/decide.md``);
-- LiteLLM's spend-log CSV export (``LiteLLM_SpendLogs`` columns);
+- LiteLLM's spend-log CSV export (:mod:`.litellm_spend`, which uses :func:`aggregate_in_duckdb`);
 - the gateway ledger's own export, ``modelyard ledger export --format parquet`` (or ``jsonl``): the fast
   path for large ledgers, since DuckDB scans Parquet columns in parallel.
 
-Errors name the file, the line (or column) and what to do.
+Errors name the file, the line (or row, or column) and what to do.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
 from modelyard.economics.aggregate import Traffic, build_traffic, hist_sql, hour_sql
 from modelyard.errors import ConfigError
+
+#: The workload of a row that names none (an untagged LiteLLM request, a JSONL line without ``workload``,
+#: usage without a project): a real workload, named in the report, never a dropped row.
+DEFAULT_WORKLOAD = "untagged"
 
 #: The JSONL call format: field → DuckDB type. ``ts`` is unix seconds or an ISO-8601 time.
 JSONL_COLUMNS = {
@@ -35,81 +41,63 @@ JSONL_COLUMNS = {
     "cost_usd": "DOUBLE",
     "weight": "BIGINT",
 }
-_REQUIRED = ("ts", "workload", "model", "input_tokens", "output_tokens", "latency_ms")
+#: Fields every JSONL line needs; ``workload`` may be absent (the line goes to the default workload).
+JSONL_REQUIRED = ("ts", "model", "input_tokens", "output_tokens", "latency_ms")
+
+#: Builds the temporary ``requests`` table on a connection and returns the notes to report.
+Prepare = Callable[[duckdb.DuckDBPyConnection], list[str]]
 
 
-def read_jsonl(path: str | Path) -> Traffic:
-    """Aggregate a JSONL file of calls (fields: :data:`JSONL_COLUMNS`; required: ``_REQUIRED``)."""
-    cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in JSONL_COLUMNS.items()) + "}"
-    scan = f"read_json(?, format='newline_delimited', columns={cols})"
-    normalise = """
-        SELECT row_number() OVER () AS line,
-               COALESCE(TRY_CAST(ts AS DOUBLE), epoch(TRY_CAST(ts AS TIMESTAMPTZ))) AS ts, 'chat' AS endpoint,
-               workload, data_class, model, provider AS provider_kind, COALESCE(status, 200) AS status,
-               input_tokens, output_tokens, COALESCE(cached_input_tokens, 0) AS cached_input_tokens,
-               latency_ms, ttft_ms, CAST(ROUND(cost_usd * 1e12) AS BIGINT) AS cost_pico_usd,
-               COALESCE(weight, 1) AS weight
-        FROM scan"""
-    return _via_duckdb(path, scan, normalise, "JSONL")
-
-
-_FIRST_TAG = "NULLIF(string_split(regexp_replace(request_tags, '[\\[\\]\" ]', '', 'g'), ',')[1], '')"
-
-
-#: Columns a LiteLLM export may lack (older versions, trimmed exports); read as NULL when absent.
-_LITELLM_OPTIONAL = frozenset(
-    {"completionStartTime", "status", "request_tags", "model_group", "team_id", "custom_llm_provider"}
-)
-
-
-def read_litellm_csv(path: str | Path, workload_from: str = "request_tag") -> Traffic:
-    """Aggregate a LiteLLM spend-log export (CSV of ``LiteLLM_SpendLogs``). ``spend`` is LiteLLM's cost."""
-    workload = {
-        # request_tags is a JSON array as text ('["tag"]'): its first tag names the workload.
-        "request_tag": _FIRST_TAG,
-        "model_group": "model_group",
-        "team_id": "team_id",
-        "user": '"user"',
-        "api_key": "api_key",
-        "model": "model",
-    }[workload_from]
-    scan = "read_csv(?, header=true, all_varchar=true)"
-    start = 'epoch(TRY_CAST("startTime" AS TIMESTAMPTZ))'
-    ttft = f'(epoch(TRY_CAST("completionStartTime" AS TIMESTAMPTZ)) - {start}) * 1000'
-    normalise = f"""
-        SELECT row_number() OVER () + 1 AS line, epoch(TRY_CAST("startTime" AS TIMESTAMPTZ)) AS ts,
-               'chat' AS endpoint, {workload} AS workload, NULL AS data_class, model,
-               custom_llm_provider AS provider_kind,
-               CASE WHEN lower(COALESCE(status, 'success')) = 'failure' THEN 500 ELSE 200 END AS status,
-               TRY_CAST(prompt_tokens AS BIGINT) AS input_tokens,
-               TRY_CAST(completion_tokens AS BIGINT) AS output_tokens, 0 AS cached_input_tokens,
-               (epoch(TRY_CAST("endTime" AS TIMESTAMPTZ)) - {start}) * 1000 AS latency_ms,
-               {ttft} AS ttft_ms,
-               CAST(ROUND(TRY_CAST(spend AS DOUBLE) * 1e12) AS BIGINT) AS cost_pico_usd, 1 AS weight
-        FROM scan"""
-    return _via_duckdb(path, scan, normalise, "LiteLLM spend-log CSV", optional=_LITELLM_OPTIONAL)
-
-
-def _via_duckdb(
-    path: str | Path, scan: str, normalise: str, kind: str, optional: frozenset[str] = frozenset()
-) -> Traffic:
+def read_jsonl(path: str | Path, default_workload: str = DEFAULT_WORKLOAD) -> Traffic:
+    """Aggregate a JSONL file of calls (fields: :data:`JSONL_COLUMNS`; required: :data:`JSONL_REQUIRED`)."""
     path = Path(path)
+    cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in JSONL_COLUMNS.items()) + "}"
+    scan = f"read_json({sql_text(str(path))}, format='newline_delimited', columns={cols})"
+
+    def prepare(con: duckdb.DuckDBPyConnection) -> list[str]:
+        con.execute(f"""
+            CREATE TEMP TABLE requests AS
+            SELECT row_number() OVER () AS line,
+                   COALESCE(TRY_CAST(ts AS DOUBLE), epoch(TRY_CAST(ts AS TIMESTAMPTZ))) AS ts, 'chat' AS endpoint,
+                   COALESCE(NULLIF(trim(workload), ''), {sql_text(default_workload)}) AS workload,
+                   NULLIF(trim(workload), '') IS NULL AS untagged,
+                   data_class, model, provider AS provider_kind, COALESCE(status, 200) AS status,
+                   input_tokens, output_tokens, COALESCE(cached_input_tokens, 0) AS cached_input_tokens,
+                   latency_ms, ttft_ms, CAST(ROUND(cost_usd * 1e12) AS BIGINT) AS cost_pico_usd,
+                   COALESCE(weight, 1) AS weight
+            FROM {scan}""")
+        _absent_everywhere(con, path, JSONL_REQUIRED)
+        check_rows(con, path, JSONL_REQUIRED, "line", "a JSONL line")
+        untagged, total = con.execute(
+            "SELECT count(*) FILTER (WHERE untagged), count(*) FROM requests"
+        ).fetchone() or (0, 0)
+        if untagged:
+            return [
+                f"{untagged:,} of {total:,} lines name no workload: counted as workload '{default_workload}'"
+            ]
+        return []
+
+    return aggregate_in_duckdb(path, "JSONL", prepare)
+
+
+def sql_text(value: str) -> str:
+    """A SQL string literal (views and DDL take no parameters)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def aggregate_in_duckdb(path: Path, kind: str, prepare: Prepare) -> Traffic:
+    """Run ``prepare`` (which builds ``requests``) and the shared aggregate queries in one DuckDB connection.
+
+    Timestamps without a zone are read as UTC (LiteLLM's Postgres stores them so), whatever the machine's zone.
+    """
     if not path.is_file():
         raise ConfigError(f"traffic file {path} does not exist")
     con = duckdb.connect()
     try:
-        scan = scan.replace("?", "'" + str(path).replace("'", "''") + "'")  # views take no parameters
-        con.execute(f"CREATE VIEW scan AS SELECT * FROM {scan}")
-        present = {d[0] for d in con.execute("SELECT * FROM scan LIMIT 0").description}
-        if missing := sorted(optional - present):
-            nulls = ", ".join(f'NULL AS "{col}"' for col in missing)
-            con.execute(f"CREATE OR REPLACE VIEW scan AS SELECT *, {nulls} FROM {scan}")
-        con.execute(f"CREATE TEMP TABLE requests AS {normalise}")
-        _check_required(con, path, kind)
-        return build_traffic(
-            str(path),
-            con.execute(hour_sql("duckdb")).fetchall(),
-            con.execute(hist_sql("duckdb")).fetchall(),
+        con.execute("SET TimeZone = 'UTC'")
+        notes = prepare(con)
+        traffic = build_traffic(
+            str(path), con.execute(hour_sql("duckdb")).fetchall(), con.execute(hist_sql("duckdb")).fetchall()
         )
     except duckdb.Error as exc:
         where = _first_bad_json_line(path) if kind == "JSONL" else None
@@ -120,6 +108,9 @@ def _via_duckdb(
         raise ConfigError(f"{path}: not a valid {kind} file: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
+    if not notes:
+        return traffic
+    return dataclasses.replace(traffic, source=f"{traffic.source} ({'; '.join(notes)})", notes=tuple(notes))
 
 
 def _first_bad_json_line(path: Path) -> tuple[int, str] | None:
@@ -136,20 +127,46 @@ def _first_bad_json_line(path: Path) -> tuple[int, str] | None:
     return None
 
 
-def _check_required(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> None:
-    """Name the first line with a missing or unreadable required field; nothing is silently assumed."""
-    for field in _REQUIRED:
+def _absent_everywhere(con: duckdb.DuckDBPyConnection, path: Path, required: tuple[str, ...]) -> None:
+    """A required field missing from every row is a file of another shape: say so once, with what was found."""
+    counts = con.execute(
+        "SELECT " + ", ".join(f"count({f})" for f in required) + " FROM requests"
+    ).fetchone() or tuple(0 for _ in required)
+    absent = [f for f, n in zip(required, counts, strict=True) if n == 0]
+    if absent and con.execute("SELECT count(*) FROM requests").fetchone() != (0,):
+        found = _fields_found(con, path)
+        raise ConfigError(
+            f"{path}: field(s) {', '.join(absent)} missing from every line: not a JSONL file of calls "
+            f"(needs {', '.join(required)}; found: {', '.join(found) or 'none'})"
+        )
+
+
+def _fields_found(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    try:
+        scan = f"read_json({sql_text(str(path))}, format='newline_delimited')"
+        return [d[0] for d in con.execute(f"SELECT * FROM {scan} LIMIT 0").description]
+    except duckdb.Error:
+        return []
+
+
+def check_rows(
+    con: duckdb.DuckDBPyConnection, path: Path, required: tuple[str, ...], unit: str, what: str
+) -> None:
+    """Name the first row with a missing or unreadable required field; nothing is silently assumed."""
+    for field in required:
         row = con.execute(f"SELECT min(line) FROM requests WHERE {field} IS NULL").fetchone()
         if row is not None and row[0] is not None:
             raise ConfigError(
-                f"{path}: line {row[0]}: field '{field}' is missing or not readable "
-                f"(a {kind} row needs {', '.join(_REQUIRED)}); fix or remove that line"
+                f"{path}: {unit} {row[0]}: field '{field}' is missing or not readable "
+                f"({what} needs {', '.join(required)}); fix or remove that {unit}"
             )
     bad = con.execute(
         "SELECT min(line) FROM requests WHERE input_tokens < 0 OR output_tokens < 0 OR weight < 1"
     ).fetchone()
     if bad is not None and bad[0] is not None:
-        raise ConfigError(f"{path}: line {bad[0]}: token counts must not be negative and weight must be ≥ 1")
+        raise ConfigError(
+            f"{path}: {unit} {bad[0]}: token counts must not be negative and weight must be ≥ 1"
+        )
 
 
 #: The ledger columns (``ledger/schema.py: RequestRow``) a profile reads, with their DuckDB types.

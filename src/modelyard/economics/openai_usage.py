@@ -18,6 +18,7 @@ profile says how many days were observed; prefer ``bucket_width=1h``). Spend is 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.economics.aggregate import HourRow, Traffic, build_traffic
+from modelyard.economics.files import DEFAULT_WORKLOAD
 from modelyard.errors import ConfigError
 
 #: Result field naming the workload, by ``traffic.openai_workload_from``; the CSV may carry a readable name.
@@ -35,6 +37,8 @@ _WORKLOAD_FIELDS = {
     "model": ("model",),
 }
 _GROUP_BY = {"project": "project_id", "api_key": "api_key_id", "user": "user_id", "model": "model"}
+#: CSV columns every row needs, besides its time (``start_time`` and ``end_time``, or ``date``).
+CSV_REQUIRED = ("model", "num_model_requests", "input_tokens", "output_tokens")
 
 
 def is_openai_usage(path: Path) -> bool:
@@ -45,23 +49,47 @@ def is_openai_usage(path: Path) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     if path.suffix.lower() == ".csv":
-        return "num_model_requests" in head.splitlines()[0] if head else False
+        return "num_model_requests" in head.splitlines()[0].lower() if head else False
     return '"bucket"' in head or '"organization.usage.completions.result"' in head
 
 
 def read_openai_usage(
-    path: str | Path, workload_from: str = "project", names: Mapping[str, str] | None = None
+    path: str | Path,
+    workload_from: str = "project",
+    names: Mapping[str, str] | None = None,
+    default_workload: str = DEFAULT_WORKLOAD,
 ) -> Traffic:
-    """Usage buckets as hourly traffic rows; ``names`` maps project/API-key ids (or names) to workload names."""
+    """Usage buckets as hourly traffic rows; ``names`` maps project/API-key ids (or names) to workload names.
+
+    A result that names no ``workload_from`` (usage grouped by model only, or the organisation's default
+    project) goes to ``default_workload``, and the returned traffic's notes say how many requests did."""
     path = Path(path)
     names = names or {}
+    if workload_from not in _WORKLOAD_FIELDS:
+        raise ConfigError(
+            f"workload from '{workload_from}': an OpenAI usage export names its workload by "
+            f"{', '.join(_WORKLOAD_FIELDS)}"
+        )
     if not path.is_file():
         raise ConfigError(f"traffic file {path} does not exist")
     rows = _csv_rows(path) if path.suffix.lower() == ".csv" else _json_rows(path)
     hours: list[HourRow] = []
+    unnamed = 0
     for where, start, end, result in rows:
-        hours.extend(_spread(where, start, end, result, workload_from, names, path))
-    return build_traffic(f"{path} (OpenAI usage export)", _merge(hours), [])
+        key = next((str(result[f]) for f in _WORKLOAD_FIELDS[workload_from] if result.get(f)), None)
+        spread = _spread(
+            where, start, end, result, default_workload if key is None else names.get(key, key), path
+        )
+        unnamed += sum(h.requests for h in spread) if key is None else 0
+        hours.extend(spread)
+    traffic = build_traffic(f"{path} (OpenAI usage export)", _merge(hours), [])
+    if not unnamed:
+        return traffic
+    note = (
+        f"{unnamed:,} of {sum(h.requests for h in hours):,} requests had no {workload_from} "
+        f"(export with group_by={_GROUP_BY[workload_from]}): counted as workload '{default_workload}'"
+    )
+    return dataclasses.replace(traffic, source=f"{path} (OpenAI usage export; {note})", notes=(note,))
 
 
 def _json_rows(path: Path) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
@@ -87,13 +115,19 @@ def _json_rows(path: Path) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
                 raise ConfigError(
                     f"{path}: {where}: 'start_time'/'end_time' must be unix seconds, end after start"
                 )
-            for r, result in enumerate(bucket.get("results") or [], start=1):
+            # The API names the list "results"; some clients and older docs write "result".
+            for r, result in enumerate(bucket.get("results") or bucket.get("result") or [], start=1):
                 yield f"{where}, result {r}", start, end, result
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        for number, row in enumerate(csv.DictReader(f), start=2):
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        found = [h.strip() for h in reader.fieldnames or []]
+        _check_csv_header(path, found)
+        for number, raw in enumerate(reader, start=2):
+            # Headers are compared without case or surrounding blanks (a spreadsheet's "Model" is "model").
+            row = {k.strip().lower(): v for k, v in raw.items() if k is not None}
             where = f"line {number}"
             if row.get("date"):
                 day = _time(row["date"], path, where, "date")
@@ -101,6 +135,19 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
             else:
                 start = _time(row.get("start_time"), path, where, "start_time")
                 yield where, start, _time(row.get("end_time"), path, where, "end_time"), row
+
+
+def _check_csv_header(path: Path, found: list[str]) -> None:
+    """Every missing column named at once, with the columns the file has."""
+    lower = {h.lower() for h in found}
+    missing = [c for c in CSV_REQUIRED if c not in lower]
+    if "date" not in lower:
+        missing += [c for c in ("start_time", "end_time") if c not in lower]
+    if missing:
+        raise ConfigError(
+            f"{path}: not an OpenAI usage CSV: missing column(s) {', '.join(missing)} (needs "
+            f"{', '.join(CSV_REQUIRED)} and start_time, end_time or date; found: {', '.join(found)})"
+        )
 
 
 def _time(value: str | None, path: Path, where: str, field: str) -> int:
@@ -138,20 +185,12 @@ def _count(result: Mapping[str, Any], field: str, path: Path, where: str, requir
 
 
 def _spread(
-    where: str, start: int, end: int, result: Mapping[str, Any], workload_from: str, names: Mapping[str, str],
-    path: Path,
-) -> list[HourRow]:  # fmt: skip
+    where: str, start: int, end: int, result: Mapping[str, Any], workload: str, path: Path
+) -> list[HourRow]:
     """One result over the hours of its bucket, counts split as evenly as whole numbers allow."""
     model = result.get("model")
     if not model:
         raise ConfigError(f"{path}: {where}: no 'model': export the usage with group_by=model")
-    key = next((str(result[f]) for f in _WORKLOAD_FIELDS[workload_from] if result.get(f)), None)
-    if key is None:
-        raise ConfigError(
-            f"{path}: {where}: no {workload_from} to name the workload: export with "
-            f"group_by={_GROUP_BY[workload_from]}, or set traffic.openai_workload_from in the org profile"
-        )
-    workload = names.get(key, key)
     counts = [_count(result, f, path, where, f != "input_cached_tokens")
               for f in ("num_model_requests", "input_tokens", "input_cached_tokens", "output_tokens")]  # fmt: skip
     first = start - start % 3600

@@ -28,12 +28,13 @@ from modelyard.economics.aggregate import (
     hour_sql,
 )
 from modelyard.economics.files import (
+    DEFAULT_WORKLOAD,
     first_record,
     is_ledger_export,
     read_jsonl,
     read_ledger_export,
-    read_litellm_csv,
 )
+from modelyard.economics.litellm_spend import read_litellm_csv
 from modelyard.economics.openai_usage import is_openai_usage, read_openai_usage
 from modelyard.errors import ConfigError
 
@@ -118,29 +119,44 @@ def read_traffic(
     litellm_workload_from: str = "request_tag",
     openai_workload_from: str = "project",
     openai_names: dict[str, str] | None = None,
+    workload_from: str | None = None,
+    default_workload: str = DEFAULT_WORKLOAD,
 ) -> Traffic:
     """Dispatch on the spec: a ledger URL, a ledger export, a JSONL of calls, or a usage export.
 
-    ``*_workload_from`` say which field names the workload in imports that have none; ``openai_names`` maps
-    OpenAI project or API-key ids to workload names."""
+    ``*_workload_from`` say which field names the workload in imports that have none; ``workload_from`` (the
+    CLI's ``--workload-from``) overrides them for whichever import the spec is. ``openai_names`` maps OpenAI
+    project or API-key ids to workload names. Rows that name no workload go to ``default_workload``."""
     if "://" in spec:
+        _no_override(spec, workload_from)
         return read_ledger(spec)
     path = Path(spec)
     suffix = Path(spec.removesuffix(".gz")).suffix.lower()
     if suffix == ".parquet":
+        _no_override(spec, workload_from)
         return read_ledger_export(path)
     if suffix in (".jsonl", ".ndjson"):
+        _no_override(spec, workload_from)
         first = first_record(path) if path.is_file() else None
-        return read_ledger_export(path) if first and is_ledger_export(first) else read_jsonl(spec)
-    if suffix == ".json" and is_openai_usage(path):
-        return read_openai_usage(path, openai_workload_from, openai_names)
+        if first and is_ledger_export(first):
+            return read_ledger_export(path)
+        return read_jsonl(spec, default_workload)
+    if suffix in (".json", ".csv") and is_openai_usage(path):
+        return read_openai_usage(path, workload_from or openai_workload_from, openai_names, default_workload)
     if suffix == ".csv":
-        if is_openai_usage(path):
-            return read_openai_usage(path, openai_workload_from, openai_names)
-        return read_litellm_csv(spec, litellm_workload_from)
+        return read_litellm_csv(spec, workload_from or litellm_workload_from, default_workload)
     if suffix in (".db", ".sqlite", ".sqlite3"):
+        _no_override(spec, workload_from)
         return read_ledger(f"sqlite:///{spec}")
     raise ConfigError(
         f"cannot tell what traffic '{spec}' is: give a ledger URL (sqlite:///x.db, postgresql://...), a ledger "
         "export (.parquet), a .jsonl file of calls, a LiteLLM spend-log .csv or an OpenAI usage export"
     )
+
+
+def _no_override(spec: str, workload_from: str | None) -> None:
+    if workload_from is not None:
+        raise ConfigError(
+            f"--workload-from applies to LiteLLM spend logs and OpenAI usage exports; {spec} names the workload "
+            "of every call itself"
+        )
