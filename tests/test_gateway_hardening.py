@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 
 from modelyard.errors import InvalidRequest
 from modelyard.gateway.auth import hash_key
+from modelyard.gateway.headers import header_values, single_header
 from modelyard.gateway.server import running_gateway
 from modelyard.http.validation import check_depth
 from tests.conftest import GatewayUnderTest, gateway_config
@@ -220,3 +221,27 @@ async def test_a_405_says_which_method_is_allowed(gateway: GatewayUnderTest) -> 
     assert status == 405 and headers["Allow"] == "POST"
     status, _, headers = await call(gateway, "DELETE", "/metrics")
     assert status == 405 and headers["Allow"] == "GET"
+
+
+HEADERS = [
+    # (name, header lines, every value, the single value or None when refused)
+    ("absent", [], [], None),
+    ("one", ["internal"], ["internal"], "internal"),
+    ("repeated", ["internal", "restricted"], ["internal", "restricted"], "refused"),
+    ("merged by a proxy", ["internal, restricted"], ["internal", "restricted"], "refused"),
+    ("repeated alike", ["chat", "chat"], ["chat", "chat"], "chat"),
+    ("empty items", [" , internal ,"], ["internal"], "internal"),
+]
+
+
+@pytest.mark.parametrize(("name", "lines", "values", "single"), HEADERS, ids=[h[0] for h in HEADERS])
+def test_header_values_from_a_table(name: str, lines: list[str], values: list[str], single: str) -> None:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines:
+        headers.add("X-H", line)
+    assert header_values(headers, "x-h") == values
+    if single == "refused":
+        with pytest.raises(InvalidRequest):
+            single_header(headers, "X-H")
+    else:
+        assert single_header(headers, "X-H") == single

@@ -21,10 +21,11 @@ import orjson
 from modelyard.catalog.prices import PriceCatalog
 from modelyard.config.routing import DataClassPolicy
 from modelyard.config.schema import Config, ModelKind
-from modelyard.errors import InvalidRequest, ModelyardError, PolicyDenied, UpstreamError
+from modelyard.errors import ModelyardError, PolicyDenied, UpstreamError
 from modelyard.gateway.attempts import AttemptRunner, Served
 from modelyard.gateway.auth import Caller, KeyRing
 from modelyard.gateway.cached import answer_frames
+from modelyard.gateway.headers import header_values, single_header
 from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, build_row, cost_of
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.redaction import (
@@ -93,31 +94,6 @@ class Draft:
     workload: Workload | None = None
     #: The caller's key's class: with the workload's, the class decided before any header.
     key_class: str | None = None
-
-
-def header_values(headers: Mapping[str, str], name: str) -> list[str]:
-    """Every value of a header: each repeated header line, each comma-separated item (RFC 9110 5.3). A
-    proxy that appends a header must not be overruled by the client's copy that came first."""
-    first = headers.get(name)
-    if first is None:  # the common case, without building lists
-        return []
-    getall = getattr(headers, "getall", None)
-    lines: list[str] = getall(name) if getall is not None else [first]
-    return [item.strip() for line in lines for item in line.split(",") if item.strip()]
-
-
-def single_header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header that must have one value; different values are refused rather than one picked."""
-    values = header_values(headers, name)
-    if not values:
-        return None
-    if len(values) > 1 and len(set(values)) > 1:
-        raise InvalidRequest(
-            f"{name} was sent with different values ({', '.join(sorted(set(values)))}); send one",
-            code="conflicting_header",
-            param=name,
-        )
-    return values[0]
 
 
 class RecordedOnFailure:
