@@ -209,3 +209,27 @@ async def test_an_unwritable_spool_logs_once_not_once_per_request(
     ]
     assert "200 row(s) were kept in memory" in spool_lines[1].getMessage()
     assert stored_ids(ledger.config.url) == [f"r{i}" for i in range(201)]
+
+
+async def test_when_a_torn_write_cannot_be_cut_back_a_new_segment_takes_the_next_rows(
+    tmp_path: Path, disk: FullDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = ledger_config(tmp_path)
+    ledger = Ledger(config)
+    await ledger.start()
+    ledger.record(request(0), [attempt(0)])
+
+    def cannot_truncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    disk.mode = "torn"
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "ftruncate", cannot_truncate)
+        ledger.record(request(1), [attempt(1)])
+    disk.mode = "ok"
+    ledger.record(request(2), [attempt(2)])
+    segments = list((tmp_path / "spool").glob("*.jsonl"))
+    assert any(b'"r2"' in path.read_bytes() for path in segments), "r2 is spooled (crash-safe) again"
+    await ledger.close()
+    assert stored_ids(config.url) == ["r0", "r1", "r2"]
+    assert not list((tmp_path / "spool").glob("*.bad"))
