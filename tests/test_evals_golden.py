@@ -97,3 +97,11 @@ def test_cases_from_ledger_take_answered_rows_with_content() -> None:
     assert [(c.id, c.expected) for c in cases] == [("r1", "Hello!"), ("r2", "streamed text")]
     assert cases[0].messages == messages and cases[0].workload == "audited"
     assert cases[0].checks == (Check("similarity"),)
+
+
+def test_a_stream_cut_mid_answer_is_not_a_golden_answer() -> None:
+    # A cut stream's row says 200 (what the client got) with error_kind set: its text is truncated.
+    messages = orjson.dumps([{"role": "user", "content": "hi"}]).decode()
+    cut = _row("r1", 200, messages, "Hel")
+    cut.error_kind = "upstream_stream_cut"
+    assert [c.id for c in cases_from_ledger([cut, _row("r2", 200, messages, "Hello!")])] == ["r2"]

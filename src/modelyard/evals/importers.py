@@ -77,10 +77,11 @@ def _answer_text(completion: str, streamed: bool) -> str | None:
 
 
 def cases_from_ledger(rows: Iterable[RequestRow], checks: tuple[Check, ...] = ()) -> list[GoldenCase]:
-    """Cases from answered ledger rows that carry content; others are skipped (metadata-only rows)."""
+    """Cases from answered ledger rows that carry content; others are skipped (metadata-only rows, and
+    rows the client got 200 for that still failed: a stream cut mid-answer, an answer a validator refused)."""
     cases = []
     for row in rows:
-        if row.status != 200 or not row.prompt or not row.completion:
+        if row.status != 200 or row.error_kind or not row.prompt or not row.completion:
             continue
         messages = orjson.loads(row.prompt)
         expected = _answer_text(row.completion, row.streamed)
