@@ -88,6 +88,13 @@ def load_grid() -> _Grid:
     return parse_grid(raw)
 
 
+def grid_coverage() -> tuple[str, date, list[tuple[str, str, int, str]]]:
+    """The bundled grid's tool, date and deployments (model, GPU, GPU count, quantization), sorted: what the
+    estimated tier can size without falling back to the roofline."""
+    grid = load_grid()
+    return grid.tool, grid.generated, sorted(grid.deployments)
+
+
 def parse_grid(raw: dict[str, Any]) -> _Grid:
     deployments = {}
     for d in raw["deployments"]:

@@ -188,16 +188,56 @@ def load_catalog(extra_files: tuple[str, ...] | list[str] = ()) -> PriceCatalog:
 
 
 def load_price_file(path: str | Path) -> PriceCatalog:
+    """One price file, recognised by its content whatever its suffix: modelyard's price format (YAML or JSON
+    with ``version`` and ``models``) or LiteLLM's ``model_prices_and_context_window.json``. Every problem is
+    one :class:`ConfigError` line naming the file and what was expected."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read price file {path}: {exc.strerror}") from None
-    if path.suffix == ".json":
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a price file: not UTF-8 text ({_EXPECTED})") from None
+    raw = _parse_text(text, path)
+    if is_litellm_price_map(raw):
         from modelyard.catalog.litellm import parse_litellm_prices
 
-        return parse_litellm_prices(orjson.loads(text), source=str(path))
-    return parse_price_yaml(yaml.safe_load(text), source=str(path))
+        return parse_litellm_prices(raw, source=str(path))
+    if isinstance(raw, dict) and "models" in raw:
+        return parse_price_yaml(raw, source=str(path))
+    raise ConfigError(f"{path}: not a price file: {_EXPECTED}")
+
+
+_EXPECTED = (
+    "expected modelyard's price format ('version' and a 'models' list, as in catalog/data/prices.yaml) or "
+    "LiteLLM's model_prices_and_context_window.json (a JSON object of models priced by input_cost_per_token)"
+)
+
+
+def _parse_text(text: str, path: Path) -> Any:
+    """JSON when the text is a JSON document (fast for LiteLLM's megabyte file), else YAML."""
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            if path.suffix.lower() == ".json":
+                raise ConfigError(f"{path}: not valid JSON ({exc}); {_EXPECTED}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem}); {_EXPECTED}") from None
+
+
+def is_litellm_price_map(raw: Any) -> bool:
+    """LiteLLM's price map: a JSON object keyed by model, with ``sample_spec`` or per-token prices."""
+    if not isinstance(raw, dict) or "models" in raw:
+        return False
+    if "sample_spec" in raw:
+        return True
+    return any(isinstance(v, dict) and "input_cost_per_token" in v for v in raw.values())
 
 
 def parse_price_yaml(raw: Any, *, source: str) -> PriceCatalog:
@@ -213,8 +253,12 @@ def parse_price_yaml(raw: Any, *, source: str) -> PriceCatalog:
             if not isinstance(entry, dict):
                 raise TypeError(f"an entry must be a mapping, got {type(entry).__name__}")
             catalog.add(_parse_entry(entry))
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise ConfigError(f"{source}: models[{i}] ({name}): {exc!r}") from None
+        except KeyError as exc:
+            raise ConfigError(
+                f"{source}: models[{i}] ({name}): missing or unknown field: {exc.args[0]}"
+            ) from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"{source}: models[{i}] ({name}): {exc}") from None
     return catalog
 
 

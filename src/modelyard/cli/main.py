@@ -19,6 +19,7 @@ COMMANDS = {
     "eval": "modelyard.cli.eval:eval_command",
     "keys": "modelyard.cli.keys:keys_group",
     "bench-endpoint": "modelyard.cli.bench_endpoint:bench_endpoint_command",
+    "catalog": "modelyard.cli.catalog:catalog_group",
 }
 
 

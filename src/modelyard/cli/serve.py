@@ -44,19 +44,36 @@ def serve_command(config_path: str, host: str | None, port: int | None) -> None:
     from modelyard.gateway.server import serve_forever
 
     config = _load(config_path)
-    _run(serve_forever(config, host, port))
+    try:
+        _run(serve_forever(config, host, port))
+    except ConfigError as exc:  # a price file, a ledger URL...: one line, never a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command("check")
 @click.option(
     "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file."
 )
-def check_command(config_path: str) -> None:
+@click.option(
+    "--max-age-days",
+    default=180,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Warn about catalog prices of the configured models older than this.",
+)
+def check_command(config_path: str, max_age_days: int) -> None:
     """Validate a config file and say what it routes where."""
+    from datetime import date
+
+    from modelyard.catalog.age import stale_figures
     from modelyard.catalog.prices import load_catalog
     from modelyard.gateway.targets import unpriced_models
 
     config = _load(config_path)
+    try:  # the price files are part of the config: "valid" only once they load
+        catalog = load_catalog(config.catalog.price_files)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{config_path}: valid")
     for name, model in sorted(config.models.items()):
         provider = config.providers[model.provider]
@@ -67,10 +84,16 @@ def check_command(config_path: str) -> None:
         )
     for line in missing_credentials(config):
         click.echo(f"  warning: {line}", err=True)
-    for name in unpriced_models(config, load_catalog(config.catalog.price_files)):
+    for name in unpriced_models(config, catalog):
         click.echo(
             f"  warning: model {name} has no catalog price; its calls will be recorded as unpriced", err=True
         )
+    used = [
+        (config.providers[m.provider].kind, m.price_as or m.upstream_model or name)
+        for name, m in config.models.items()
+    ]
+    for line in stale_figures(catalog, today=date.today(), max_age_days=max_age_days, api_models=used):
+        click.echo(f"  warning: {line}", err=True)
 
 
 @click.command("openapi")
