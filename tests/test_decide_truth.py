@@ -313,3 +313,23 @@ def test_the_html_and_terminal_say_the_conditions_and_both_bases(tmp_path: Path)
     print_summary(decision, console)
     text = console.export_text()
     assert "on a thin trace" in text
+
+
+def test_a_stream_cut_after_200_counts_as_an_error_in_the_ledgers_profile(tmp_path: Path) -> None:
+    import sqlite3
+
+    migration = ROOT / "src/modelyard/ledger/migrations/sqlite/0001_init.sql"
+    conn = sqlite3.connect(tmp_path / "l.db")
+    conn.executescript(migration.read_text())
+    rows = [(200, None), (200, "upstream_stream_cut"), (502, "upstream_error"), (200, None)]
+    for n, (status, kind) in enumerate(rows):
+        conn.execute(
+            "INSERT INTO requests (request_id, ts, endpoint, workload, model, provider_kind, status, streamed,"
+            " input_tokens, output_tokens, latency_ms, error_kind) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (f"r{n}", H0 + n, "chat", "w", "gpt-4o", "openai", status, True, 10, 5, 100.0 * (n + 1), kind),
+        )
+    conn.commit()
+    conn.close()
+    (wl,) = build_profiles(read_traffic(f"sqlite:///{tmp_path / 'l.db'}"), _example_org(tmp_path))
+    assert wl.error_rate == pytest.approx(2 / 4)
+    assert sum(c for *_, c in wl.latency_histogram) == 2  # only the answers that ended well

@@ -61,13 +61,20 @@ _FLOOR = {
 }
 
 
-def hour_sql(dialect: str, where: str = "") -> str:
-    """Hourly totals per (workload, data class, model, provider kind); ``where`` narrows the scan."""
+def _failed(error_kind: bool) -> str:
+    """A failed call: an error status, or — in the ledger, which records it — an answer that began with 200
+    and was then cut (``error_kind`` set: the client got a status of 200 and an error event)."""
+    return "(status >= 400 OR error_kind IS NOT NULL)" if error_kind else "status >= 400"
+
+
+def hour_sql(dialect: str, where: str = "", error_kind: bool = False) -> str:
+    """Hourly totals per (workload, data class, model, provider kind); ``where`` narrows the scan;
+    ``error_kind``: the source has the ledger's ``error_kind`` column."""
     hour = _FLOOR[dialect].format(x="ts / 3600") + " * 3600"
     w = "weight" if dialect == "duckdb" else "1"  # a sampled JSONL row stands for `weight` identical calls
     return f"""
         SELECT COALESCE(workload, '(none)'), data_class, model, provider_kind, {hour} AS hour,
-               SUM({w}), SUM(CASE WHEN status >= 400 THEN {w} ELSE 0 END),
+               SUM({w}), SUM(CASE WHEN {_failed(error_kind)} THEN {w} ELSE 0 END),
                SUM(input_tokens * {w}), SUM(cached_input_tokens * {w}), SUM(output_tokens * {w}),
                SUM(latency_ms * {w}), COALESCE(SUM(cost_pico_usd * {w}), 0),
                SUM(CASE WHEN cost_pico_usd IS NULL THEN {w} ELSE 0 END)
@@ -75,7 +82,7 @@ def hour_sql(dialect: str, where: str = "") -> str:
         GROUP BY 1, 2, 3, 4, 5"""
 
 
-def hist_sql(dialect: str, where: str = "") -> str:
+def hist_sql(dialect: str, where: str = "", error_kind: bool = False) -> str:
     """Latency histogram of successful calls per workload; ``where`` narrows the scan."""
     floor = _FLOOR[dialect]
     lat = floor.format(x=f"ln(latency_ms + 1) * {BUCKETS_PER_E}")
@@ -85,7 +92,7 @@ def hist_sql(dialect: str, where: str = "") -> str:
     w = "weight" if dialect == "duckdb" else "1"
     return f"""
         SELECT COALESCE(workload, '(none)'), {lat}, {ttft}, SUM({w})
-        FROM requests WHERE endpoint = 'chat' AND status < 400{where}
+        FROM requests WHERE endpoint = 'chat' AND NOT {_failed(error_kind)}{where}
         GROUP BY 1, 2, 3"""
 
 

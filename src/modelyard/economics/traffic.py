@@ -56,8 +56,8 @@ def read_ledger(url: str, workers: int | None = None, rows_per_worker: int = MIN
         import psycopg
 
         with psycopg.connect(url) as pg:
-            hours = pg.execute(hour_sql("postgres")).fetchall()
-            hist = pg.execute(hist_sql("postgres")).fetchall()
+            hours = pg.execute(hour_sql("postgres", error_kind=True)).fetchall()
+            hist = pg.execute(hist_sql("postgres", error_kind=True)).fetchall()
         return build_traffic(url.split("@")[-1], hours, hist)
     raise ConfigError(f"unsupported ledger URL '{url}'; use sqlite:///path.db or postgresql://...")
 
@@ -91,8 +91,8 @@ def _sqlite_range(path: str, first: int, last: int) -> tuple[list[Any], list[Any
         conn.execute("PRAGMA temp_store = MEMORY")  # the GROUP BY sorter stays off the disk
         where = f" AND rowid BETWEEN {int(first)} AND {int(last)}"
         return (
-            conn.execute(hour_sql("sqlite", where)).fetchall(),
-            conn.execute(hist_sql("sqlite", where)).fetchall(),
+            conn.execute(hour_sql("sqlite", where, error_kind=True)).fetchall(),
+            conn.execute(hist_sql("sqlite", where, error_kind=True)).fetchall(),
         )
     finally:
         conn.close()
