@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from modelyard.catalog.age import age_summary, dated_figures, stale_figures
-from modelyard.catalog.gpus import GpuCatalog, GpuOffer
+from modelyard.catalog.gpus import GpuCatalog, GpuOffer, load_gpu_catalog
 from modelyard.catalog.prices import ModelPrice, PriceCatalog, Rates, load_catalog, load_price_file
 from modelyard.cli.main import cli
 from modelyard.errors import ConfigError
@@ -65,6 +65,18 @@ def test_age_summary_gives_each_kind_its_range() -> None:
     summary = age_summary(dated_figures(PRICES, GPUS), TODAY)
     assert summary == ("API prices 2026-01-01 to 2026-11-01 (oldest 336 days); "
                        "GPU offers 2025-06-01 to 2026-10-01 (oldest 550 days)")  # fmt: skip
+
+
+def test_bundled_gpu_offers_are_dated_sourced_and_cover_five_gpus_at_two_clouds() -> None:
+    catalog = load_gpu_catalog()
+    assert all("http" in offer.source for offer in catalog.offers)
+    current = ("H100-SXM-80GB", "H200-SXM-141GB", "B200-SXM-180GB", "A100-SXM-80GB", "L40S-48GB")
+    for gpu in current:
+        vendors = {o.vendor for o in catalog.offers if o.gpu == gpu}
+        assert len(vendors) >= 2, (gpu, vendors)
+    fresh = [o.key for o in catalog.offers if o.gpu in current]
+    assert stale_figures(gpus=catalog, today=date(2026, 12, 3), offers=fresh) == []
+    assert any(o.reserved for o in catalog.offers) and any(o.spot for o in catalog.offers)
 
 
 # ------------------------------------------------------------------ price files recognised by content
