@@ -112,7 +112,8 @@ def make_ledger(path: Path, rows: int) -> None:
     migration = (ROOT / "src/modelyard/ledger/migrations/sqlite/0001_init.sql").read_text()
     conn = sqlite3.connect(path)
     conn.executescript(migration)
-    conn.execute("DROP INDEX IF EXISTS requests_workload_ts")  # faster bulk load; the profile query scans anyway
+    # Faster bulk load; the profile query scans anyway.
+    conn.execute("DROP INDEX IF EXISTS requests_workload_ts")
     conn.execute("DROP INDEX IF EXISTS requests_model_ts")
     conn.execute("DROP INDEX IF EXISTS requests_ts")
     conn.execute(
