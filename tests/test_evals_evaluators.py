@@ -97,18 +97,18 @@ def test_last_number() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reply", "passes", "score"),
+    ("reply", "passes", "error"),
     [
-        ('{"score": 0.9, "reason": "good"}', True, 0.9),
-        ('Here you go: {"score": 0.3, "reason": "vague"}', False, 0.3),
-        ('{"score": 1.5}', False, 0.0),  # out of range: not understood
-        ("I think it is fine", False, 0.0),
-        ('{"score": true}', False, 0.0),
+        ('{"score": 0.9, "reason": "good"}', True, False),
+        ('Here you go: {"score": 0.3, "reason": "vague"}', False, False),
+        ('{"score": 1.5}', False, True),  # out of range: an error, not a 0
+        ("I think it is fine", False, True),
+        ('{"score": true}', False, True),
     ],
 )
-def test_judge_replies(reply: str, passes: bool, score: float) -> None:
+def test_judge_replies(reply: str, passes: bool, error: bool) -> None:
     verdict = parse_judgement(reply, threshold=0.5)
-    assert verdict.passed is passes and verdict.score == pytest.approx(score)
+    assert verdict.passed is passes and (verdict.error is not None) is error
 
 
 @pytest.mark.slow

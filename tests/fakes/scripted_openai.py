@@ -7,6 +7,8 @@ Speaks ``POST /v1/chat/completions`` (non-streaming) in the published ``chat.com
 - ``bad-json-model``: as good, except where the scripted answer is JSON it answers with broken JSON;
 - ``slow-model``: as good, after sleeping ``ScriptedState.slow_s``;
 - ``judge-model``: a grader: ``{"score": 1, ...}`` when the graded answer contains ``JUDGE_PASS_WORD``;
+- ``scripted-judge-model``: replies with ``ScriptedState.judge_replies`` in turn (any text: a broken
+  verdict), then as ``judge-model``;
 - ``broken-model``: HTTP 200 with a truncated body (a malformed response, not just wrong content);
 - ``flaky-model``: for each prompt, first fails with the statuses in ``ScriptedState.flaky_script``
   (default 429 twice, OpenAI's rate-limit error body, ``Retry-After: ScriptedState.retry_after`` when
@@ -49,6 +51,8 @@ class ScriptedState:
     #: ``Retry-After`` seconds sent with the flaky failures (None: no header).
     retry_after: str | None = None
     flaky_seen: dict[str, int] = field(default_factory=dict)
+    #: What ``scripted-judge-model`` replies, one per request, before it grades like ``judge-model``.
+    judge_replies: list[str] = field(default_factory=list)
 
 
 SCRIPT = web.AppKey("script", ScriptedState)
@@ -88,7 +92,9 @@ def _last_user(messages: list[dict[str, Any]]) -> str:
 
 
 def _answer(state: ScriptedState, model: str, prompt: str) -> str | None:
-    if model == "judge-model":
+    if model == "scripted-judge-model" and state.judge_replies:
+        return state.judge_replies.pop(0)
+    if model in ("judge-model", "scripted-judge-model"):
         graded = prompt.rpartition("Answer to grade:")[2]
         if JUDGE_PASS_WORD in graded:
             return '{"score": 1, "reason": "names the capital"}'
@@ -201,6 +207,7 @@ def write_eval_config(folder: Path, base_url: str) -> Path:
         "  badjson: {provider: fast, upstream_model: bad-json-model}\n"
         "  broken: {provider: fast, upstream_model: broken-model}\n"
         "  judge: {provider: fast, upstream_model: judge-model}\n"
+        "  scripted-judge: {provider: fast, upstream_model: scripted-judge-model}\n"
         "  slow: {provider: slowpool, upstream_model: slow-model}\n"
         "  flaky: {provider: fast, upstream_model: flaky-model}\n"
         "  overloaded: {provider: fast, upstream_model: overloaded-model}\n"

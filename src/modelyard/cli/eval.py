@@ -8,7 +8,9 @@
     modelyard eval from-ledger -c modelyard.yaml --workload W -o SET.jsonl
 
 Exit codes of ``run`` (with ``--baseline``) and ``gate``: 0 non-inferior, 1 worse, 3 inconclusive. A run
-gating several candidates exits 1 when any of them is proven worse, else 3 when any is inconclusive.
+gating several candidates exits 1 when any of them is proven worse, else 4 when any answer could not be
+graded (a judge call failed or its reply could not be read; with or without ``--baseline``), else 3 when any
+is inconclusive.
 """
 
 from __future__ import annotations
@@ -121,13 +123,14 @@ def run_command(
     finally:
         cache.close()
     summaries = [summarise(c, run.results[c]) for c in candidates]
-    gates = [gate_run(run, baseline, c, margin, confidence) for c in candidates if baseline and c != baseline]
+    gated = [gate_run(run, baseline, c, margin, confidence) for c in candidates if baseline and c != baseline]
+    gates = [g for g in gated if g is not None]
     document = run_document(run, summaries, gates)
     path = write_record(document, out)
     path.with_suffix(".html").write_text(render_html(document), encoding="utf-8")
     print_report(document, Console())
     click.echo(f"record: {path}\npage:   {path.with_suffix('.html')}")
-    raise SystemExit(run_exit_code([g.outcome for g in gates]))
+    raise SystemExit(run_exit_code([g.outcome for g in gates], run.judge_errors))
 
 
 @eval_command.command("gate")
@@ -145,8 +148,11 @@ def gate_command(record_path: str, baseline: str, candidate: str, margin: float,
     for name in (baseline, candidate):
         if name not in by:
             raise click.ClickException(f"{name!r} is not in this run; candidates: {', '.join(sorted(by))}")
-    ids = [i for i in by[baseline] if i in by[candidate]]
     a, b = by[baseline], by[candidate]
+    # Cases without a score on either side (a judge error) are not comparable: left out, as in ``run``.
+    ids = [i for i in a if i in b and a[i]["score"] is not None and b[i]["score"] is not None]
+    if not ids:
+        raise click.ClickException(f"no case has a score for both {baseline!r} and {candidate!r}")
     result = gate(
         baseline, candidate,
         [float(a[i]["score"]) for i in ids], [float(b[i]["score"]) for i in ids],  # type: ignore[arg-type]

@@ -54,6 +54,10 @@ class ResultCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # Caches written before judge errors were errors hold unreadable replies stored as 0 scores: drop
+        # them so this run asks the judge again instead of trusting them.
+        self._db.execute("DELETE FROM verdicts WHERE reason LIKE 'judge reply not understood:%'")
+        self._db.commit()
         self._pending = 0
 
     def get(self, key: AnswerKey) -> CallResult | None:
@@ -88,6 +92,8 @@ class ResultCache:
         return Verdict(row[0], bool(row[1]), row[2]) if row else None
 
     def put_verdict(self, key: str, verdict: Verdict) -> None:
+        if verdict.error is not None:
+            return  # an unreadable or failed grading is retried next run, never replayed
         self._db.execute(
             "INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?)",
             (key, verdict.score, int(verdict.passed), verdict.reason),

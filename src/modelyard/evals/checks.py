@@ -33,8 +33,13 @@ class CheckSet:
 
     async def score(self, case: GoldenCase, output: str) -> Verdict:
         """All of the case's checks: the mean score; passed only when every check passed; the reasons of the
-        failed checks (or of all, when every one passed)."""
+        failed checks (or of all, when every one passed). When any check could not grade the answer (a judge
+        error), the case has no score: the verdict carries the errors instead."""
         verdicts = [await self.for_check(c).evaluate(case, output) for c in case.checks]
+        errors = [f"{c.type}: {v.error}" for c, v in zip(case.checks, verdicts, strict=True) if v.error]
+        if errors:
+            joined = "; ".join(errors)
+            return Verdict(0.0, False, joined, error=joined)
         score = sum(v.score for v in verdicts) / len(verdicts)
         failed = [f"{c.type}: {v.reason}" for c, v in zip(case.checks, verdicts, strict=True) if not v.passed]
         if failed:

@@ -37,11 +37,16 @@ from modelyard.evals.golden import Check, GoldenCase
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One evaluator's judgement of one answer."""
+    """One evaluator's judgement of one answer, or why none could be given.
+
+    ``error`` is set when the evaluator itself failed (a judge call that failed, a judge reply that cannot
+    be read): the answer was not graded, so ``score`` means nothing and must never be averaged as a 0.
+    """
 
     score: float
     passed: bool
     reason: str
+    error: str | None = None
 
 
 class Evaluator(Protocol):
@@ -61,6 +66,14 @@ def check_param(
     if value is not None and not isinstance(value, kind):
         raise CheckError(f"'{key}' must be {getattr(kind, '__name__', kind)}, got {value!r}")
     return value
+
+
+def check_fraction(params: Mapping[str, Any], key: str, default: float) -> float:
+    """A parameter that must be a number from 0 to 1 (a threshold on a 0–1 score)."""
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise CheckError(f"'{key}' must be a number from 0 to 1, got {value!r}")
+    return float(value)
 
 
 def reference_text(case: GoldenCase, value: Any, name: str) -> str:

@@ -6,7 +6,9 @@
 ``judge`` asks any chat model configured in the gateway to grade the answer against a rubric, through
 the same adapters as the candidates, at temperature 0, within the run's concurrency bound, provider rate
 limits and retries (the runner's dispatcher). Its verdicts are cached (a re-run never pays twice for the
-same grading) and its spend is counted apart from the candidates'.
+same grading) and its spend is counted apart from the candidates'. A judge that fails (its call fails, or
+its reply cannot be read) gives an *error*, never a score: the case is left ungraded, counted, reported and
+not cached, so the next run asks again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 import orjson
 
 from modelyard.evals.calls import CallResult, ModelParams, call_target
-from modelyard.evals.evaluators import CheckError, Verdict, check_param, reference_text
+from modelyard.evals.evaluators import CheckError, Verdict, check_fraction, check_param, reference_text
 from modelyard.evals.golden import GoldenCase
 from modelyard.gateway.targets import Target
 
@@ -31,9 +33,7 @@ class SimilarityEvaluator:
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.value: str | None = check_param(params, "value", str)
-        self.threshold: float = float(check_param(params, "threshold", (int, float), 0.8))
-        if not 0 <= self.threshold <= 1:
-            raise CheckError("'threshold' must be between 0 and 1")
+        self.threshold = check_fraction(params, "threshold", 0.8)
 
     async def evaluate(self, case: GoldenCase, output: str) -> Verdict:
         reference = reference_text(case, self.value, "similarity")
@@ -85,13 +85,15 @@ class JudgeEvaluator:
         if not rubric:
             raise CheckError("judge needs 'rubric': what a good answer does")
         self.rubric: str = rubric
-        self.threshold = float(check_param(params, "threshold", (int, float), 0.5))
+        self.threshold = check_fraction(params, "threshold", 0.5)
         self.target = target
         self.cache = cache
         self.call: CallFn = call or call_target
         #: USD spent on judge calls in this run; None once any judge call was unpriced.
         self.spent: Decimal | None = Decimal(0)
         self.calls = 0
+        #: Gradings that failed (call failed, reply unreadable) in this run.
+        self.errors = 0
         self._running: dict[str, asyncio.Future[Verdict]] = {}
 
     def _messages(self, case: GoldenCase, output: str) -> list[dict[str, Any]]:
@@ -123,15 +125,25 @@ class JudgeEvaluator:
         self.calls += 1
         self.spent = None if self.spent is None or result.cost is None else self.spent + result.cost
         if result.error is not None:
-            return Verdict(0.0, False, f"judge failed: {result.error}")  # not cached: retried next run
+            # The judge, not the candidate, failed: an error, never a 0; not cached, so retried next run.
+            self.errors += 1
+            message = f"judge call failed: {result.error}"
+            return Verdict(0.0, False, message, error=message)
         verdict = parse_judgement(result.output, self.threshold)
+        if verdict.error is not None:
+            self.errors += 1
+            return verdict  # not cached: the next run asks again
         if self.cache:
             self.cache.put_verdict(key, verdict)
         return verdict
 
 
 def parse_judgement(text: str, threshold: float) -> Verdict:
-    """The judge's ``{"score", "reason"}`` reply → a verdict; an unreadable reply scores 0 and says so."""
+    """The judge's ``{"score", "reason"}`` reply → a verdict.
+
+    A reply that cannot be read (no JSON object, no number, a score outside 0–1 such as 7 or "9/10", a
+    string, an empty reply) is a judge error: the verdict carries ``error`` and no usable score.
+    """
     match = _JSON_OBJECT.search(text)
     try:
         raw = orjson.loads(match.group(0)) if match else None
@@ -139,6 +151,7 @@ def parse_judgement(text: str, threshold: float) -> Verdict:
         raw = None
     score = raw.get("score") if isinstance(raw, dict) else None
     if not isinstance(score, int | float) or isinstance(score, bool) or not 0 <= score <= 1:
-        return Verdict(0.0, False, f"judge reply not understood: {text[:80]!r}")
+        message = f"judge reply not understood: {text[:80]!r}"
+        return Verdict(0.0, False, message, error=message)
     reason = str(raw.get("reason", "")) if isinstance(raw, dict) else ""
     return Verdict(float(score), score >= threshold, f"judge {score:g}: {reason}".strip())

@@ -15,6 +15,12 @@ def _money(value: str | None) -> str:
     return "unpriced" if value is None else f"${Decimal(value):,.4f}"
 
 
+def _share(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1%}" if percent else f"{value:.3f}"
+
+
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
@@ -22,11 +28,21 @@ def _ms(value: float | None) -> str:
 def print_report(document: dict[str, Any], console: Console) -> None:
     """Quality, cost and latency per candidate, then gates and the worst cases."""
     table = Table(title=f"eval {document['set']} · {document['cases']} cases · run {document['run_id']}")
-    for column in ("candidate", "quality", "pass rate", "errors", "cost / 1k cases", "p50 ms", "p95 ms"):
+    columns = (
+        "candidate",
+        "quality",
+        "pass rate",
+        "errors",
+        "judge errors",
+        "cost / 1k cases",
+        "p50 ms",
+        "p95 ms",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "candidate" else "right")
     for name, c in document["candidates"].items():
         table.add_row(
-            name, f"{c['quality']:.3f}", f"{c['pass_rate']:.1%}", str(c["errors"]),
+            name, _share(c["quality"]), _share(c["pass_rate"], True), str(c["errors"]), str(c["judge_errors"]),
             _money(c["cost_per_1k_cases_usd"]), _ms(c["latency_ms"]["p50"]), _ms(c["latency_ms"]["p95"]),
         )  # fmt: skip
     console.print(table)
@@ -35,6 +51,16 @@ def print_report(document: dict[str, Any], console: Console) -> None:
         f"{document['calls_made']} model calls, {document['cache_hits']} answers from the cache"
         + (f", {retries} retries after transient failures" if retries else "")
     )
+    judge_errors = document.get("judge_errors", 0)
+    if judge_errors:
+        console.print(
+            f"[red]{judge_errors} answers could not be graded (judge errors): left out of quality and the "
+            "gate, not cached; re-run to grade them (exit code 4)[/red]"
+        )
+        for name, c in document["candidates"].items():
+            for u in c["ungraded"][:5]:
+                console.print(f"  {escape_markup(name)} {escape_markup(u['case_id'])}: "
+                              f"{escape_markup(str(u['judge_error'])[:120])}")  # fmt: skip
     for g in document["gates"]:
         style = {"non_inferior": "green", "worse": "red", "inconclusive": "yellow"}[g["outcome"]]
         console.print(f"[{style}]{escape_markup(g['text'])}[/{style}]")
@@ -74,6 +100,7 @@ def render_html(document: dict[str, Any]) -> str:
         "quality",
         "pass rate",
         "errors",
+        "judge errors",
         "cost / 1k cases",
         "p50 ms",
         "p95 ms",
@@ -83,14 +110,15 @@ def render_html(document: dict[str, Any]) -> str:
             [
                 e(name),
                 e(f"{c['provider']} / {c['upstream_model']}"),
-                f"{c['quality']:.3f}",
-                f"{c['pass_rate']:.1%}",
+                _share(c["quality"]),
+                _share(c["pass_rate"], True),
                 str(c["errors"]),
+                str(c["judge_errors"]),
                 e(_money(c["cost_per_1k_cases_usd"])),
                 _ms(c["latency_ms"]["p50"]),
                 _ms(c["latency_ms"]["p95"]),
             ],
-            {2, 3, 4, 5, 6, 7},
+            {2, 3, 4, 5, 6, 7, 8},
         )
         for name, c in document["candidates"].items()
     ]

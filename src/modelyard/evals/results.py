@@ -6,6 +6,9 @@ shape of ``quality:`` entries in the organisation profile. The shape is document
 
 Cost per 1k cases uses each answer's measured cost, also for answers served from the cache (the model's
 cost, not this run's spend); it is ``None`` ("unpriced") when any answered case had no price, never $0.
+
+A case whose answer could not be graded (a judge error) has no score: it is left out of the quality, the
+pass rate and the gate, and counted in ``judge_errors``; the run's exit code says so (stats.py).
 """
 
 from __future__ import annotations
@@ -32,18 +35,23 @@ class CandidateSummary:
     candidate: str
     cases: int
     errors: int
-    quality: float
-    pass_rate: float
+    #: Answers that could not be graded (judge errors): outside quality, pass rate and the gate.
+    judge_errors: int
+    #: Mean score of the graded cases; None when no case could be graded.
+    quality: float | None
+    pass_rate: float | None
     cost_usd: Decimal | None
     cost_per_1k_usd: Decimal | None
     p50_ms: float | None
     p95_ms: float | None
     worst: list[CaseResult]
+    ungraded: list[CaseResult]
 
 
 def summarise(candidate: str, results: list[CaseResult]) -> CandidateSummary:
     n = len(results)
     answered = [r for r in results if r.error is None]
+    graded = [r for r in results if r.score is not None]
     latencies = np.array([r.latency_ms for r in answered], dtype=float)
     cost: Decimal | None = Decimal(0)
     for r in answered:
@@ -55,27 +63,36 @@ def summarise(candidate: str, results: list[CaseResult]) -> CandidateSummary:
         candidate=candidate,
         cases=n,
         errors=n - len(answered),
-        quality=sum(r.score for r in results) / n if n else 0.0,
-        pass_rate=sum(r.passed for r in results) / n if n else 0.0,
+        judge_errors=n - len(graded),
+        quality=sum(r.score for r in graded if r.score is not None) / len(graded) if graded else None,
+        pass_rate=sum(r.passed for r in graded) / len(graded) if graded else None,
         cost_usd=cost,
         cost_per_1k_usd=cost * 1000 / len(answered) if cost is not None else None,
         p50_ms=p50,
         p95_ms=p95,
-        worst=sorted(results, key=lambda r: (r.score, r.case_id))[:WORST],
+        worst=sorted(graded, key=lambda r: (r.score or 0.0, r.case_id))[:WORST],
+        ungraded=[r for r in results if r.score is None],
     )
 
 
 def gate_run(
     run: EvalRun, baseline: str, candidate: str, margin: float, confidence: float = 0.95
-) -> GateResult:
-    """The gate on the cases both candidates answered in ``run`` (always the same cases, by construction)."""
-    a = {r.case_id: r for r in run.results[baseline]}
-    b = {r.case_id: r for r in run.results[candidate]}
-    ids = [case.id for case in run.cases if case.id in a and case.id in b]
+) -> GateResult | None:
+    """The gate on the cases both candidates have a score for in ``run``; None when there is none (every
+    pair has a judge error: nothing to compare)."""
+    a = {r.case_id: r.score for r in run.results[baseline]}
+    b = {r.case_id: r.score for r in run.results[candidate]}
+    pairs = [(case.id, a.get(case.id), b.get(case.id)) for case in run.cases]
+    scored = [(i, x, y) for i, x, y in pairs if x is not None and y is not None]
+    if not scored:
+        return None
+    ids = [i for i, _, _ in scored]
+    passed_a = {r.case_id: r.passed for r in run.results[baseline]}
+    passed_b = {r.case_id: r.passed for r in run.results[candidate]}
     return gate(
         baseline, candidate,
-        [a[i].score for i in ids], [b[i].score for i in ids],
-        [a[i].passed for i in ids], [b[i].passed for i in ids],
+        [x for _, x, _ in scored], [y for _, _, y in scored],
+        [passed_a[i] for i in ids], [passed_b[i] for i in ids],
         margin=margin, confidence=confidence, seed=run.params.seed or 0,
     )  # fmt: skip
 
@@ -113,16 +130,17 @@ def run_document(run: EvalRun, summaries: list[CandidateSummary], gates: list[Ga
         "cache_hits": run.cache_hits,
         "retries": run.retries,
         "judge_spent_usd": _usd(run.judge_spent),
+        "judge_errors": run.judge_errors,
         "candidates": {s.candidate: _candidate(s, run.targets[s.candidate]) for s in summaries},
         "quality": [
             {
                 "workload": workload,
                 "model": s.candidate,
-                "score": round(s.quality, 4),
+                "score": _round(s.quality),
                 "source": f"modelyard eval: set {run.set_name}, run {rid}, {s.cases} cases",
             }
             for s in summaries
-            if workload is not None
+            if workload is not None and s.quality is not None
         ],
         "gates": [_gate(g) for g in gates],
         "results": [_result(r) for c in run.candidates for r in run.results[c]],
@@ -134,8 +152,9 @@ def _candidate(s: CandidateSummary, target: dict[str, Any]) -> dict[str, Any]:
         **target,
         "cases": s.cases,
         "errors": s.errors,
-        "quality": round(s.quality, 4),
-        "pass_rate": round(s.pass_rate, 4),
+        "judge_errors": s.judge_errors,
+        "quality": _round(s.quality),
+        "pass_rate": _round(s.pass_rate),
         "cost_usd": _usd(s.cost_usd),
         "cost_per_1k_cases_usd": _usd(s.cost_per_1k_usd),
         "latency_ms": {"p50": s.p50_ms, "p95": s.p95_ms},
@@ -143,7 +162,12 @@ def _candidate(s: CandidateSummary, target: dict[str, Any]) -> dict[str, Any]:
             {"case_id": r.case_id, "score": r.score, "reason": r.reason, "output": r.output[:500]}
             for r in s.worst
         ],
+        "ungraded": [{"case_id": r.case_id, "judge_error": r.judge_error} for r in s.ungraded],
     }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _gate(g: GateResult) -> dict[str, Any]:
@@ -167,6 +191,7 @@ def _result(r: CaseResult) -> dict[str, Any]:
         "case_id": r.case_id, "candidate": r.candidate, "score": r.score, "passed": r.passed,
         "reason": r.reason, "latency_ms": round(r.latency_ms, 3), "cost_usd": _usd(r.cost),
         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "error": r.error, "cached": r.cached,
+        "judge_error": r.judge_error,
     }  # fmt: skip
 
 

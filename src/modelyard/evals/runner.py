@@ -47,15 +47,23 @@ class CaseResult:
     case_id: str
     candidate: str
     output: str
-    score: float
+    #: None when the answer could not be graded (``judge_error``): never averaged as a 0.
+    score: float | None
     passed: bool
     reason: str
     input_tokens: int
     output_tokens: int
     cost: Decimal | None
     latency_ms: float
+    #: The candidate's call failed (the case scores 0: the candidate gave no answer).
     error: str | None
     cached: bool
+    #: The answer could not be graded (a judge call failed, or its reply could not be read): no score.
+    judge_error: str | None = None
+
+    @property
+    def graded(self) -> bool:
+        return self.judge_error is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,8 @@ class EvalRun:
     #: Extra attempts after transient failures (candidates' and judges' calls).
     retries: int
     judge_spent: Decimal | None
+    #: Gradings that failed (judge call failed, reply unreadable): those cases have no score.
+    judge_errors: int
     #: candidate → provider, upstream model and price catalog version, for the record.
     targets: dict[str, dict[str, Any]]
 
@@ -172,6 +182,7 @@ class Runner:
             cache_hits=self.cache_hits,
             retries=self.dispatcher.retries,
             judge_spent=self.checks.judge_spent,
+            judge_errors=sum(1 for r in done if r.judge_error is not None),
             targets={c: _describe(self.targets[c]) for c in candidates},
         )
 
@@ -187,14 +198,18 @@ class Runner:
             self.cache.put(key, answer)
         else:
             self.cache_hits += 1
+        score: float | None
+        judge_error = None
         if answer.error is not None:
             score, passed, reason = 0.0, False, f"call failed: {answer.error}"
         else:
             verdict = await self.checks.score(case, answer.output)
-            score, passed, reason = verdict.score, verdict.passed, verdict.reason
+            score, passed, reason, judge_error = verdict.score, verdict.passed, verdict.reason, verdict.error
+            if judge_error is not None:
+                score = None
         return CaseResult(
             case.id, candidate, answer.output, score, passed, reason, answer.input_tokens,
-            answer.output_tokens, answer.cost, answer.latency_ms, answer.error, cached,
+            answer.output_tokens, answer.cost, answer.latency_ms, answer.error, cached, judge_error,
         )  # fmt: skip
 
     def _progress(self) -> Progress | None:

@@ -27,16 +27,26 @@ import numpy as np
 from scipy.stats import binomtest  # type: ignore[import-untyped]
 
 Outcome = Literal["non_inferior", "worse", "inconclusive"]
-#: Exit codes for CI: 0 non-inferior, 1 worse, 3 inconclusive (2 is click's usage error).
+#: Exit codes for CI: 0 non-inferior, 1 worse, 3 inconclusive (2 is click's usage error; 4 judge errors,
+#: below).
 EXIT_CODES: dict[Outcome, int] = {"non_inferior": 0, "worse": 1, "inconclusive": 3}
 #: Which outcome a run of several gates reports: one candidate proven worse fails the run, whatever the
 #: others show (the codes' numeric order would let "inconclusive" hide it).
 _SEVERITY: tuple[Outcome, ...] = ("non_inferior", "inconclusive", "worse")
 
 
-def run_exit_code(outcomes: Sequence[Outcome]) -> int:
-    """The exit code of a run gating several candidates: worse if any is, else inconclusive if any is."""
+#: Exit code of a run where some answers could not be graded (a judge call failed or its reply could not
+#: be read): its results are incomplete, whatever the gates on the graded cases say, unless one of them
+#: already proves a candidate worse.
+JUDGE_ERROR_EXIT = 4
+
+
+def run_exit_code(outcomes: Sequence[Outcome], judge_errors: int = 0) -> int:
+    """The exit code of a run gating several candidates: worse (1) if any is; else 4 when any answer could
+    not be graded; else inconclusive (3) if any is; else 0."""
     worst: Outcome = max(outcomes, key=_SEVERITY.index, default="non_inferior")
+    if worst != "worse" and judge_errors > 0:
+        return JUDGE_ERROR_EXIT
     return EXIT_CODES[worst]
 
 
