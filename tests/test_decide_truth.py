@@ -17,9 +17,10 @@ from modelyard.catalog.prices import load_catalog
 from modelyard.economics import triggers as trig
 from modelyard.economics.breakeven import horizon_break_evens, lowest_break_evens
 from modelyard.economics.capacity import ReplicaCapacity
-from modelyard.economics.engine import _monthly_use_spend, decide, load_catalogs
+from modelyard.economics.engine import decide, load_catalogs
 from modelyard.economics.options import Option
 from modelyard.economics.org import OrgProfile, load_org
+from modelyard.economics.spend import monthly_use_spend
 from modelyard.economics.tco import Demand, tco
 from modelyard.economics.traffic import read_traffic
 from modelyard.economics.vendors import locus
@@ -140,7 +141,7 @@ def test_vendor_concentration_is_dollars_over_external_vendors(
         extra = {} if cost is None else {"cost_usd": cost / n}
         calls += _calls("w", n, 2, model=model, provider=provider, **extra)
     profiles = build_profiles(read_traffic(_trace(tmp_path / "t.jsonl", calls)), o)
-    trigger, _ = trig.vendor_concentration(profiles, o, _monthly_use_spend(load_catalog([])))
+    trigger, _ = trig.vendor_concentration(profiles, o, monthly_use_spend(load_catalog([])))
     assert trigger.fired is fired, trigger.evidence
     assert "hosted_vllm" not in trigger.evidence
     for w in words:

@@ -18,26 +18,24 @@ from modelyard.economics import triggers as trig
 from modelyard.economics.breakeven import (
     PairBreakEven,
     TornadoBar,
-    horizon_break_evens,
     lowest_break_evens,
     tornado_bars,
     volume_cap,
 )
-from modelyard.economics.conditions import Condition, conditions, headline_suffix
+from modelyard.economics.conditions import Condition, headline_suffix
 from modelyard.economics.grid import evaluate
 from modelyard.economics.hybrid import hybrid_options
 from modelyard.economics.lazy import LazyMap
-from modelyard.economics.options import Option, build_options, price_per_request
+from modelyard.economics.options import Option, build_options
 from modelyard.economics.org import OrgProfile
 from modelyard.economics.plan import Plan, planned_profiles, with_plan_policies
-from modelyard.economics.portfolio import Candidate, Portfolio, optimise, pool_of
+from modelyard.economics.portfolio import Candidate, Portfolio, optimise
+from modelyard.economics.recommend import explain_pairs, recommend
 from modelyard.economics.scorecard import Scorecard, scorecard
+from modelyard.economics.spend import monthly_use_spend, observed_spend
 from modelyard.economics.tco import Adjust, Demand, Tco, tco
 from modelyard.economics.traffic import Traffic
-from modelyard.economics.vendors import locus
 from modelyard.economics.workload import (
-    DAYS_PER_MONTH,
-    ModelUse,
     WorkloadProfile,
     build_profiles,
 )
@@ -156,7 +154,7 @@ def _workload(wl: WorkloadProfile, org: OrgProfile, catalogs: Catalogs, today: d
     by_key = {o.key: o for o in options if o.feasible}
     exact = LazyMap(by_key, lambda key: tco(by_key[key], demand, org))
     d = WorkloadDecision(wl, demand, growth_source, options, exact)
-    d.api_spend_month, d.api_spend_source = _observed_spend(wl, catalogs.prices)
+    d.api_spend_month, d.api_spend_source = observed_spend(wl, catalogs.prices)
     return d
 
 
@@ -177,9 +175,7 @@ def decide(
         profiles = sorted([*profiles, *planned], key=lambda p: p.name)
     if not profiles:
         raise ConfigError("no workloads: the traffic has no calls and no plan was given (--plan FILE)")
-    concentration, concentrated = trig.vendor_concentration(
-        profiles, org, _monthly_use_spend(catalogs.prices)
-    )
+    concentration, concentrated = trig.vendor_concentration(profiles, org, monthly_use_spend(catalogs.prices))
     decisions = [_workload(wl, org, catalogs, today) for wl in profiles]
     candidates = [Candidate(d.profile.name, o, d.demand) for d in decisions for o in d.options if o.feasible]
     grid = evaluate([(c.option, c.demand) for c in candidates], org)
@@ -195,9 +191,9 @@ def decide(
     portfolio = optimise(candidates, [d.profile.name for d in decisions], org, grid)
     for d in decisions:
         d.tcos.seed(portfolio.assignment[d.profile.name], portfolio.chosen_tcos[d.profile.name])  # type: ignore[attr-defined]
-    _explain_pairs(decisions, portfolio, org)
+    explain_pairs(decisions, portfolio, org)
     for d in decisions:
-        _recommend(d, portfolio, org)
+        recommend(d, portfolio, org)
     return Decision(
         org, traffic.source, catalogs, today, decisions, portfolio, [concentration],
         plan_notes + _notes(decisions, org),
@@ -305,173 +301,5 @@ def _pair_words(d: WorkloadDecision) -> str:
     return f", {d.option(be.self_hosted).label} vs {d.option(be.api).label}"
 
 
-def _observed_spend(wl: WorkloadProfile, prices: PriceCatalog) -> tuple[Decimal, str]:
-    """Monthly API spend: recorded costs if the traffic has them, else catalog rates × volume.
-
-    Every provider not run in-house counts (a provider of unknown kind that recorded a cost was paid)."""
-    paid = [u for u in wl.models if locus(u.provider_kind) != "self_hosted"]
-    recorded = sum((u.cost_usd for u in paid), Decimal(0))
-    scale = DAYS_PER_MONTH / wl.days_observed
-    if recorded and all(u.unpriced == 0 for u in paid):
-        return recorded * scale, "recorded costs"
-    priced = (
-        "planned volume priced at catalog rates"
-        if wl.origin == "planned"
-        else "traffic priced at catalog rates"
-    )
-    total = Decimal(0)
-    for u in paid:
-        spend = _use_spend(u, wl, prices, recorded=False)
-        if spend is None:
-            return recorded * scale, f"recorded costs only: no catalog price for {u.provider_kind}/{u.model}"
-        total += spend
-    return total * scale, priced
-
-
-def _use_spend(
-    use: ModelUse, wl: WorkloadProfile, prices: PriceCatalog, recorded: bool = True
-) -> Decimal | None:
-    """Spend of one (model, provider) over the observed window: recorded, else priced; ``None``: neither."""
-    if recorded and use.cost_usd and use.unpriced == 0:
-        return use.cost_usd
-    price = prices.price_for(use.provider_kind or "", use.model)
-    return None if price is None else use.requests * price_per_request(price, wl)
-
-
-def _monthly_use_spend(prices: PriceCatalog) -> trig.SpendOf:
-    def spend(wl: WorkloadProfile, use: ModelUse) -> Decimal | None:
-        total = _use_spend(use, wl, prices)
-        return None if total is None else total * DAYS_PER_MONTH / wl.days_observed
-
-    return spend
-
-
 def _dec(x: Fraction) -> Decimal:
     return Decimal(x.numerator) / Decimal(x.denominator)
-
-
-KIND_WORDS = {
-    "api": "API",
-    "managed_open": "managed open-model API",
-    "self_hosted": "self-host",
-    "hybrid": "hybrid",
-}
-
-
-def _reason_pair(d: WorkloadDecision, portfolio: Portfolio) -> tuple[str, str] | None:
-    """The (API, self-hosted) pair the recommendation's reason compares: the recommended option is in it."""
-    chosen = d.option(portfolio.assignment[d.profile.name])
-    if chosen.kind in ("api", "managed_open") and chosen.key in d.break_evens:
-        return chosen.key, d.break_evens[chosen.key].self_hosted
-    if chosen.kind == "self_hosted" and d.incumbent:
-        return d.incumbent, chosen.key
-    return None
-
-
-def _explain_pairs(decisions: list[WorkloadDecision], portfolio: Portfolio, org: OrgProfile) -> None:
-    """Each workload's reason pair, and the horizon-basis break-even of it and of the lowest pair (one batch)."""
-    wanted: list[tuple[WorkloadDecision, tuple[str, str]]] = []
-    for d in decisions:
-        d.reason_pair = _reason_pair(d, portfolio)
-        if d.break_even is not None:
-            wanted.append((d, (d.break_even.api, d.break_even.self_hosted)))
-        if d.reason_pair is not None:
-            wanted.append((d, d.reason_pair))
-    unique = list(dict.fromkeys((d.profile.name, pair) for d, pair in wanted))
-    by_name = {d.profile.name: d for d in decisions}
-    found = horizon_break_evens(
-        [
-            (
-                by_name[w].option(a),
-                by_name[w].option(s),
-                by_name[w].demand,
-                volume_cap(by_name[w].profile.requests_per_month),
-            )
-            for w, (a, s) in unique
-        ],
-        org,
-    )
-    for (w, pair), volume in zip(unique, found, strict=True):
-        by_name[w].horizon[pair] = volume
-    for d in decisions:
-        if d.break_even is not None:
-            d.horizon_break_even = d.horizon[(d.break_even.api, d.break_even.self_hosted)]
-
-
-def _recommend(d: WorkloadDecision, portfolio: Portfolio, org: OrgProfile) -> None:
-    key = portfolio.assignment[d.profile.name]
-    chosen = d.option(key)
-    d.chosen = key
-    d.recommendation = KIND_WORDS[chosen.kind]
-    d.conditions = conditions(chosen, d.profile, org)
-    d.why = _why(d, chosen, portfolio, org) + _conditional(d.conditions)
-
-
-def _conditional(found: list[Condition]) -> str:
-    lead = [c.text for c in found if c.headline]
-    return f" Conditional: {'; '.join(lead)}." if lead else ""
-
-
-def _why(d: WorkloadDecision, chosen: Option, portfolio: Portfolio, org: OrgProfile) -> str:
-    h = org.horizon_months
-    cost = d.tcos[chosen.key].total(h)
-    if chosen.kind == "hybrid":
-        others = [k for k, o in ((o.key, o) for o in d.options if o.feasible) if o.kind != "hybrid"]
-        alternative = min(others, key=d.ranking.__getitem__) if others else None
-    elif d.reason_pair is not None:
-        api_key, self_key = d.reason_pair
-        alternative = self_key if chosen.kind != "self_hosted" else api_key
-    else:
-        alternative = d.best_self if chosen.kind != "self_hosted" else d.best_api
-    if alternative is None:
-        return f"{chosen.label}: ${cost:,.0f} over {h} months; the only feasible kind of option for this workload."
-    pool = pool_of(chosen)
-    shared = [
-        w for w, k in portfolio.assignment.items() if w != d.profile.name and pool and pool_of_key(k) == pool
-    ]
-    if shared:
-        return (
-            f"{chosen.label}: shares the GPU pool with {', '.join(shared)}; the portfolio adds it at a lower "
-            f"marginal cost than any API (stand-alone it would be ${cost:,.0f} over {h} months"
-            f"{_break_even_text(d, org)})."
-        )
-    alt = d.option(alternative)
-    alt_cost = d.tcos[alternative].total(h)
-    return (
-        f"{chosen.label}: ${cost:,.0f} over {h} months vs ${alt_cost:,.0f} for {alt.label}"
-        f" at {d.profile.requests_per_month:,.0f} requests/month today{_break_even_text(d, org)}."
-    )
-
-
-def _break_even_text(d: WorkloadDecision, org: OrgProfile) -> str:
-    """The reason pair's break-even on both bases, so the totals beside it never seem to contradict it."""
-    if d.reason_pair is None:
-        return ""
-    api_key, self_key = d.reason_pair
-    be = d.break_evens[api_key].per_option[self_key] if api_key in d.break_evens else None
-    if be is None:
-        return ""
-    horizon = d.horizon.get(d.reason_pair)
-    cap = volume_cap(d.profile.requests_per_month)
-    run_rate = (
-        f"from {_dec(be.sustained):,.0f} requests/month on the run-rate basis (today's prices, one-offs "
-        f"spread over {org.horizon_months} months)"
-        if be.sustained is not None
-        else f"at no volume below {_dec(cap):,.0f} requests/month on the run-rate basis (today's prices)"
-    )
-    trend = (
-        f"from {horizon:,.0f} requests/month today on the {org.horizon_months}-month basis (growth and "
-        f"price trends, as in the totals)"
-        if horizon is not None
-        else f"at no volume below the cap on the {org.horizon_months}-month basis"
-    )
-    return f"; {d.option(self_key).label} pays against {d.option(api_key).label} {run_rate}, and {trend}"
-
-
-def pool_of_key(key: str) -> str | None:
-    """The GPU pool of an option key (self-hosted or hybrid), without the option object."""
-    if key.startswith("self_hosted:"):
-        return key
-    if key.startswith("hybrid:"):
-        return "self_hosted:" + key.split(":", 2)[2].split("|", 1)[0]
-    return None
