@@ -1,0 +1,70 @@
+"""Assemble a running gateway from a config: adapters, price catalog, ledger, HTTP app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from modelyard.catalog.prices import load_catalog
+from modelyard.config.loader import missing_credentials
+from modelyard.config.schema import Config
+from modelyard.gateway.pipeline import Gateway
+from modelyard.gateway.targets import unpriced_models
+from modelyard.http.app import Api, refusal
+from modelyard.ledger.writer import Ledger
+from modelyard.providers.registry import build_adapter
+from modelyard.transport.server import Server
+
+log = logging.getLogger("modelyard.server")
+
+#: On shutdown, requests still being answered get this long to finish before they are cut short.
+SHUTDOWN_GRACE_S = 30.0
+
+
+@asynccontextmanager
+async def running_gateway(
+    config: Config, host: str | None = None, port: int | None = None
+) -> AsyncIterator[str]:
+    """Start the gateway on ``host:port`` (config defaults; port 0 picks a free one); yield its base URL.
+
+    The ledger replays any spool left by a crash before the first request is accepted.
+    """
+    catalog = load_catalog(config.catalog.price_files)
+    ledger = Ledger(config.ledger)
+    await ledger.start()
+    adapters = {name: build_adapter(name, provider) for name, provider in config.providers.items()}
+    gateway = Gateway(config, adapters, catalog, ledger)
+    server = Server(Api(gateway).handle, refusal, config.server.max_body_bytes)
+    try:
+        bound_port = await server.start(
+            host or config.server.host, config.server.port if port is None else port
+        )
+    except BaseException:
+        await gateway.close()
+        await ledger.close()
+        raise
+    try:
+        yield f"http://{host or config.server.host}:{bound_port}"
+    finally:
+        await server.close(SHUTDOWN_GRACE_S)
+        await gateway.close()
+        await ledger.close()
+
+
+async def serve_forever(config: Config, host: str | None, port: int | None) -> None:
+    for line in missing_credentials(config):
+        log.warning("%s: its calls are refused until the gateway restarts with it set", line)
+    for name in unpriced_models(config, load_catalog(config.catalog.price_files)):
+        log.warning("model %s has no price in the catalog: its calls are recorded as unpriced", name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with running_gateway(config, host, port) as url:
+        log.warning("modelyard gateway listening on %s (OpenAI base URL: %s/v1)", url, url)
+        await stop.wait()
+        log.warning("shutting down: flushing the ledger")
