@@ -30,6 +30,7 @@ from modelyard.evals.dispatch import RetryPolicy
 from modelyard.evals.evaluators import CheckError
 from modelyard.evals.golden import Check, GoldenSet, dump_cases, load_golden_set
 from modelyard.evals.importers import cases_from_ledger, import_openai_evals
+from modelyard.evals.interrupt import Interrupted, until_signalled
 from modelyard.evals.promptfoo import import_promptfoo
 from modelyard.evals.report import print_report, render_html
 from modelyard.evals.results import DEFAULT_DIR, gate_run, run_document, summarise, write_record
@@ -117,9 +118,17 @@ def run_command(
     out = Path(out_dir)
     cache = ResultCache(cache_path or out / "cache.db")
     try:
-        run = asyncio.run(run_eval(config, golden, candidates, cache, options))
+        run = asyncio.run(until_signalled(run_eval(config, golden, candidates, cache, options)))
     except (ConfigError, CheckError) as exc:
         raise click.ClickException(str(exc)) from None
+    except Interrupted as stop:
+        kept = cache.count(golden.name)
+        click.echo(
+            f"{stop}: {kept} answers of set {golden.name!r} are in the cache; run again to finish "
+            "(only missing answers are asked for)",
+            err=True,
+        )
+        raise SystemExit(stop.exit_code) from None
     finally:
         cache.close()
     summaries = [summarise(c, run.results[c]) for c in candidates]
