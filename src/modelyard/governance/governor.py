@@ -1,0 +1,88 @@
+"""The governance engine the gateway calls: ``reserve`` at admission, ``settle`` when the outcome is
+known (success, error, client cancel, cut stream: the settled amount may be 0), sweeping what crashed
+workers left, and firing alerts. It owns no I/O of its own beyond the store and the alert sinks."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+
+from modelyard.governance.alerts import Alert, AlertSink, crossed
+from modelyard.governance.budgets import lines_for
+from modelyard.governance.config import GovernanceConfig
+from modelyard.governance.estimate import Estimate
+from modelyard.governance.model import Actual, BudgetExceeded, CounterState, Reservation, Subject
+from modelyard.governance.store import BudgetStore
+
+Clock = Callable[[], float]
+
+
+class Governor:
+    def __init__(
+        self,
+        config: GovernanceConfig,
+        store: BudgetStore,
+        *,
+        clock: Clock = time.time,
+        sinks: Sequence[AlertSink] = (),
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._clock = clock
+        self._sinks = tuple(sinks)
+        # Sweep often enough that an abandoned reservation lives at most ~1.25 × its TTL.
+        self._sweep_every = min(60.0, config.reservation_ttl_s / 4)
+        self._last_sweep = float("-inf")
+        #: (counter, threshold) this process knows are fired: no store round trip to ask again.
+        self._fired: set[tuple[str, int]] = set()
+
+    def reserve(self, subject: Subject, estimate: Estimate) -> Reservation:
+        """Hold ``estimate`` on every budget that applies, or raise :class:`BudgetExceeded`."""
+        now = self._clock()
+        self.sweep_if_due(now)
+        reservation = Reservation(
+            secrets.token_hex(12),
+            lines_for(self.config, subject, estimate, now),
+            now + self.config.reservation_ttl_s,
+        )
+        if not reservation.lines:
+            return reservation
+        refused = self.store.reserve(reservation)
+        if refused is not None:
+            line = reservation.lines[refused]
+            raise BudgetExceeded(line, self.store.state(line.counter), now)
+        return reservation
+
+    def settle(self, reservation: Reservation, actual: Actual) -> list[CounterState]:
+        """Replace the hold by what the request used. Idempotent: a second call changes nothing."""
+        if not reservation.lines:
+            return []
+        states = self.store.settle(reservation.id, actual)
+        if states and self._sinks:
+            self._alert(reservation, states)
+        return states
+
+    def sweep_if_due(self, now: float) -> int:
+        if now - self._last_sweep < self._sweep_every:
+            return 0
+        self._last_sweep = now
+        return self.store.sweep(now, charge=self.config.on_expiry == "charge")
+
+    def _alert(self, reservation: Reservation, states: list[CounterState]) -> None:
+        by_counter = {line.counter: line for line in reservation.lines}
+        now = self._clock()
+        for state in states:
+            line = by_counter.get(state.counter)
+            if line is None:
+                continue
+            for threshold in crossed(self.config.alerts.thresholds, state):
+                if (state.counter, threshold) in self._fired:
+                    continue
+                if len(self._fired) > 100_000:
+                    self._fired.clear()  # old windows' entries; the store still answers for them
+                self._fired.add((state.counter, threshold))
+                if self.store.claim_alert(state.counter, threshold, now):
+                    alert = Alert(line, threshold, state.spent, now)
+                    for sink in self._sinks:
+                        sink.fire(alert)
