@@ -1,6 +1,6 @@
 """modelyard's full gateway behind ASGI (uvicorn) and RSGI (granian), for ``bench/server_choice.py`` only.
 
-A thin adapter: the same assembly as ``gateway/server.py`` (catalog, ledger, adapters, ``Gateway``,
+A thin adapter: the same assembly as ``modelyard/app.py`` (catalog, ledger, adapters, ``Gateway``,
 ``Api``), each request turned into the transport's :class:`Request` and the answer sent back through the
 server's interface. Client disconnects and graceful close are left to the server (a benchmark needs
 neither). The config path comes from ``MODELYARD_CONFIG``.

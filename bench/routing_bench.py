@@ -18,10 +18,11 @@ import time
 
 from modelyard.catalog.prices import load_catalog
 from modelyard.config import parse_config
+from modelyard.gateway.admission import admit
 from modelyard.gateway.pipeline import Gateway
-from modelyard.gateway.redaction import redact_chat
+from modelyard.gateway.targets import Target
+from modelyard.http.meta import read_meta
 from modelyard.providers.registry import build_adapter
-from modelyard.routing.plan import plan_route
 
 CONFIG = {
     "providers": {
@@ -74,6 +75,10 @@ def body(chars: int, pii: bool, rng: random.Random) -> dict[str, object]:
     }
 
 
+def everywhere(target: Target) -> bool:
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=5000)
@@ -95,10 +100,8 @@ def main() -> None:
             bodies = [body(chars, pii, rng) for _ in range(args.n)]
             started = time.perf_counter()
             for b in bodies:
-                admitted = gateway.resolve(b, headers, "chat")
-                plan = plan_route(admitted.route, admitted.policy, lambda t: True, gateway.rng)
-                redact_chat(admitted.policy, b)
-                assert plan.candidates
+                plan = admit(gateway.tables, read_meta(headers, b, "chat"), b, None, everywhere, gateway.rng)
+                assert plan.attempts.candidates
             runs.append((time.perf_counter() - started) / args.n * 1e6)
         print(f"  {label:16s} {statistics.median(runs):8.1f} µs   (target < 100 µs)")
     with open("/proc/loadavg") as f:

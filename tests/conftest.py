@@ -130,7 +130,7 @@ async def fakes(
 async def gateway(
     tmp_path: Path, fakes: tuple[dict[str, str], dict[str, FakeState]]
 ) -> AsyncIterator[GatewayUnderTest]:
-    from modelyard.gateway.server import running_gateway
+    from modelyard.app import running_gateway
 
     bases, states = fakes
     config = gateway_config(tmp_path, bases)

@@ -11,11 +11,11 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from modelyard.app import running_gateway
 from modelyard.cli.main import cli
 from modelyard.config import parse_config
 from modelyard.errors import ConfigError
 from modelyard.gateway.auth import hash_key
-from modelyard.gateway.server import running_gateway
 from tests.conftest import GatewayUnderTest, gateway_config
 from tests.fakes.common import FakeState
 

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from multidict import CIMultiDict
 
+from modelyard.app import running_gateway
 from modelyard.errors import InvalidRequest
 from modelyard.gateway.auth import hash_key
-from modelyard.gateway.headers import header_values, single_header
-from modelyard.gateway.server import running_gateway
+from modelyard.http.meta import header_values, single_header
 from modelyard.http.validation import check_depth
 from tests.conftest import GatewayUnderTest, gateway_config
 from tests.fakes.common import FakeState

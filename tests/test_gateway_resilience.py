@@ -15,8 +15,8 @@ import orjson
 import pytest
 from aiohttp import web
 
+from modelyard.app import running_gateway
 from modelyard.config import parse_config
-from modelyard.gateway.server import running_gateway
 from tests.conftest import FAKE_KEY, GatewayUnderTest
 from tests.fakes import flaky
 from tests.fakes import openai as fake_openai

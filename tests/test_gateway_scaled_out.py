@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
+from modelyard.app import running_gateway
 from modelyard.config import parse_config
-from modelyard.gateway.server import running_gateway
 from tests.fakes import openai as fake_openai
 from tests.fakes.common import FakeState, serve_app
 

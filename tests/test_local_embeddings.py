@@ -8,8 +8,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from modelyard.app import running_gateway
 from modelyard.config import parse_config
-from modelyard.gateway.server import running_gateway
 from tests.conftest import GatewayUnderTest
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,10 @@ import pytest
 
 from modelyard.config.routing import BreakerConfig, DataClassPolicy, ValidatorConfig
 from modelyard.errors import InvalidRequest, PolicyDenied
+from modelyard.policy.data_classes import allows, effective_data_class
 from modelyard.routing.breaker import CircuitBreaker
 from modelyard.routing.cache import cache_key
 from modelyard.routing.plan import Route, plan_route
-from modelyard.routing.policy import allows, effective_data_class
 from modelyard.routing.validators import first_failure, judge_verdict, schema_violation
 
 

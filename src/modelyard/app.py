@@ -1,4 +1,5 @@
-"""Assemble a running gateway from a config: adapters, price catalog, ledger, HTTP app."""
+"""The application, assembled: config → price catalog, ledger, provider adapters → gateway core → HTTP
+routes → the HTTP server. The one module that knows every layer; no layer imports it."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 )
 def serve_command(config_path: str, host: str | None, port: int | None) -> None:
     """Run the OpenAI-compatible gateway. Point clients at http://HOST:PORT/v1."""
-    from modelyard.gateway.server import serve_forever
+    from modelyard.app import serve_forever
 
     config = _load(config_path)
     try:

@@ -109,9 +109,6 @@ class Outcome:
     ttft_seconds: float | None = None
     client_cancelled: bool = False
     route: str | None = None
-    #: The class the request was handled under (workload's, tightened by key or header).
-    data_class: str | None = None
-    policy: str | None = None
     cache_hit: bool = False
     cost_saved_pico_usd: int | None = None
     shadow_of: str | None = None
@@ -119,9 +116,21 @@ class Outcome:
     completion: str | None = None
 
 
-def build_row(
-    ctx: RequestContext, workload: Workload, model: str, streamed: bool, outcome: Outcome
-) -> RequestRow:
+@dataclass(frozen=True, slots=True)
+class RowFacts:
+    """What a request's row says about its admission, decided once: for answers and refusals alike."""
+
+    workload: Workload
+    #: The class the request was handled under (workload's, tightened by key or header).
+    data_class: str | None
+    #: The class, where it came from, what it allows, and what redaction found.
+    policy: str | None
+    #: The route's public name (the name the client asked for, when no route was decided).
+    model: str
+    streamed: bool
+
+
+def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> RequestRow:
     """The request's row. Its cost is the sum of every attempt's cost (a failed attempt that streamed
     tokens before breaking was billed too); unpriced if any attempt billed tokens without a price."""
     latency = perf_counter() - ctx.t0
@@ -133,21 +142,22 @@ def build_row(
     priced = all(a.priced for a in billed)
     cost = sum(a.cost_pico_usd or 0 for a in billed) if priced else None
     waited = outcome.upstream_seconds + outcome.backoff_seconds
+    workload = facts.workload
     request = RequestRow(
         request_id=ctx.request_id,
         ts=ctx.ts,
         endpoint=ctx.endpoint,
         workload=workload.name,
-        data_class=outcome.data_class or workload.data_class,
+        data_class=facts.data_class,
         tenant=ctx.tenant,
         api_key_id=ctx.api_key_id,
-        model=model,
+        model=facts.model,
         provider=target.provider if target else None,
         provider_kind=target.provider_kind if target else None,
         upstream_model=outcome.upstream_model or (target.upstream_model if target else None),
         status=outcome.status,
         error_kind=outcome.error_kind,
-        streamed=streamed,
+        streamed=facts.streamed,
         cost_pico_usd=cost,
         priced=priced,
         price_version=target.price_version if target and priced and not outcome.cache_hit else None,
@@ -162,7 +172,7 @@ def build_row(
         route=outcome.route,
         prompt=outcome.prompt if workload.log_content else None,
         completion=outcome.completion if workload.log_content else None,
-        policy=outcome.policy,
+        policy=facts.policy,
         cache_hit=outcome.cache_hit,
         cost_saved_pico_usd=outcome.cost_saved_pico_usd,
         shadow_of=outcome.shadow_of,

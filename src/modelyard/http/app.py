@@ -24,9 +24,12 @@ from modelyard.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from modelyard.gateway.admission import RequestPlan
 from modelyard.gateway.metering import RequestContext
-from modelyard.gateway.pipeline import Admitted, Draft, Gateway
+from modelyard.gateway.pipeline import Gateway
+from modelyard.gateway.recording import before_admission
 from modelyard.gateway.streaming import ClientStream
+from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_depth, check_embedding_request
 from modelyard.transport.server import Request, Response, Streamed
@@ -125,36 +128,36 @@ class Api:
 
     def _admit(
         self, request: Request, ctx: RequestContext, check: Callable[[Any], None], kind: ModelKind
-    ) -> tuple[dict[str, Any], Admitted]:
-        """Parse, validate and resolve; refusals are recorded in the ledger and re-raised."""
+    ) -> RequestPlan:
+        """Authenticate, parse, validate, admit. Every refusal is recorded in the ledger (with whatever
+        admission had decided) and raised."""
         gateway = self.gateway
         body: Any = None
-        draft = Draft()
         try:
-            caller = gateway.keys.authenticate(request.headers.get("Authorization"))
+            caller = gateway.keys.authenticate(request.headers.get(AUTHORIZATION))
             if caller is not None:
                 ctx.tenant, ctx.api_key_id = caller.tenant, caller.key_id
             body = read_json(request, self.max_body_bytes, self.max_json_depth)
             check(body)
-            admitted = gateway.resolve(body, request.headers, kind, caller, draft)
+            meta = read_meta(request.headers, body, kind)
         except ModelyardError as error:
-            gateway.record_refusal(ctx, body, error, None, draft)
+            gateway.recorder.refused(ctx, before_admission(body, error))
             raise
-        return body, admitted
+        return gateway.admit(ctx, meta, body, caller)
 
     async def chat_completions(self, request: Request) -> Response | Streamed:
         ctx = _context("chat")
         gateway = self.gateway
         try:
-            body, admitted = self._admit(request, ctx, check_chat_request, "chat")
-            if body.get("stream"):
+            plan = self._admit(request, ctx, check_chat_request, "chat")
+            if plan.stream:
                 # The stream was opened up to its first token before the headers go: an upstream that
                 # fails at once (429, 5xx, refused connection) gets a real HTTP status instead of a 200
                 # followed by an error event. The last frame ([DONE], or the error event of a cut
                 # stream) goes with the end of the body.
-                stream: ClientStream = await gateway.stream_chat(ctx, admitted, body)
+                stream: ClientStream = await gateway.stream_chat(ctx, plan)
                 return Streamed(stream, headers=_stream_headers(ctx.request_id))
-            result = await gateway.chat(ctx, admitted, body)
+            result = await gateway.chat(ctx, plan)
         except ModelyardError as error:
             return error_response(error, ctx.request_id)
         except Exception:
@@ -164,8 +167,8 @@ class Api:
     async def embeddings(self, request: Request) -> Response:
         ctx = _context("embeddings")
         try:
-            body, admitted = self._admit(request, ctx, check_embedding_request, "embedding")
-            result = await self.gateway.embeddings(ctx, admitted, body)
+            plan = self._admit(request, ctx, check_embedding_request, "embedding")
+            result = await self.gateway.embeddings(ctx, plan)
         except ModelyardError as error:
             return error_response(error, ctx.request_id)
         except Exception:
@@ -175,7 +178,7 @@ class Api:
     def _keyed(self, request: Request) -> Response | None:
         """The refusal of a call without a valid key where keys are required; None when it may pass."""
         try:
-            self.gateway.keys.authenticate(request.headers.get("Authorization"))
+            self.gateway.keys.authenticate(request.headers.get(AUTHORIZATION))
         except ModelyardError as error:
             return error_response(error)
         return None
@@ -203,7 +206,7 @@ class Api:
         """The calling tenant's own spend and latency, per workload and model: never another tenant's."""
         gateway = self.gateway
         try:
-            caller = gateway.keys.authenticate(request.headers.get("Authorization"))
+            caller = gateway.keys.authenticate(request.headers.get(AUTHORIZATION))
             if caller is None:
                 raise AuthenticationFailed(
                     "usage is per tenant: send 'Authorization: Bearer <your modelyard key>'"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from modelyard.config.routing import DataClassPolicy, Strategy, ValidatorConfig
-from modelyard.routing.policy import allows
+from modelyard.policy.data_classes import allows
 
 
 class Routable(Protocol):

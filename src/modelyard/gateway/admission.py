@@ -1,0 +1,234 @@
+"""Admission: everything decided about a request before anything goes upstream, as one pure function.
+
+:func:`admit` takes what the HTTP layer parsed (:class:`RequestMeta` and the body), who is calling, and
+the observed state it may depend on (which targets' circuits let a request through, a random draw), and
+returns an immutable :class:`RequestPlan`. It runs in steps, each deciding one thing once:
+
+1. the workload (named by the request, or the configured default);
+2. whether the caller's key may use it;
+3. the data class: the workload's, tightened by the key's, tightened by what the request asks;
+4. the route the requested model name (or the workload's default) stands for;
+5. the targets to try, in order: those the class allows whose circuit is not open;
+6. the redaction of the body the class's PII policy asks for;
+7. the response-cache key, when the workload caches.
+
+A step that refuses raises :class:`Refused` carrying what the steps before it had decided, so the refusal's
+ledger row records it (the audit trail of a refusal is what admission knew when it refused).
+
+Budgets and rate limits (issue 15) are further steps at the end of this list: a reservation made once the
+plan is known (and therefore its route and its worst-case cost), carried in the plan, and settled by the
+recorder (:mod:`modelyard.gateway.recording`) from what the request actually cost.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from modelyard.config.routing import DataClassPolicy
+from modelyard.config.schema import Config, ModelKind
+from modelyard.errors import InvalidRequest, ModelyardError, NotFound, PolicyDenied, UpstreamError
+from modelyard.gateway.auth import Caller
+from modelyard.gateway.metering import RowFacts
+from modelyard.gateway.redaction import Redaction, redact_chat, redact_embeddings
+from modelyard.gateway.targets import NO_WORKLOAD, Target, Workload
+from modelyard.policy.data_classes import ClassDecision, base_data_class, describe, tighten
+from modelyard.providers.base import JSON
+from modelyard.routing.cache import cache_key
+from modelyard.routing.plan import Plan, Route, plan_route
+
+
+class Sources(NamedTuple):
+    """Where a request may name its workload and ask for a data class: for error messages. The HTTP layer
+    knows the header names; the core only repeats them."""
+
+    workload: str
+    data_class: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMeta:
+    """What a request declares about itself beside its body, as the HTTP layer parsed it."""
+
+    kind: ModelKind
+    sources: Sources
+    #: The workload it names (None: none named; not checked yet, so any JSON value), and where it named it.
+    workload: object = None
+    workload_from: str = ""
+    #: Every data class it asks for (a header may come several times: the strictest counts).
+    data_classes: tuple[str, ...] = ()
+    stream: bool = False
+    #: ``stream_options.include_usage``: the client wants the usage chunk at the end of a stream.
+    wants_usage: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """A request admitted: who it is for, under which class, where it may go and what goes there."""
+
+    workload: Workload
+    decision: ClassDecision
+    policy: DataClassPolicy
+    route: Route[Target]
+    #: The targets to try, in order (and what was left out, why).
+    attempts: Plan[Target]
+    #: The body that goes upstream, and how to restore pseudonyms in the answer.
+    redaction: Redaction
+    cache_key: str | None
+    stream: bool
+    wants_usage: bool
+    facts: RowFacts
+
+
+class Refused(Exception):
+    """Admission refused the request: ``error`` is what the client gets, ``facts`` what its row records,
+    ``route`` the route description (None: say only that it was refused)."""
+
+    def __init__(self, error: ModelyardError, facts: RowFacts, route: str | None = None) -> None:
+        super().__init__(str(error))
+        self.error, self.facts, self.route = error, facts, route
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """What admission reads, built once at start-up: the config and every public name's route."""
+
+    config: Config
+    routes: Mapping[str, Route[Target]]
+    cached_workloads: frozenset[str] = field(default_factory=frozenset)
+
+
+def admit(
+    tables: Tables,
+    meta: RequestMeta,
+    body: JSON,
+    caller: Caller | None,
+    available: Callable[[Target], bool],
+    rng: random.Random,
+) -> RequestPlan:
+    """The plan of one request (steps in the module docstring); raises :class:`Refused`."""
+    requested = body.get("model")
+    facts = RowFacts(NO_WORKLOAD, None, None, requested if isinstance(requested, str) else "", meta.stream)
+    try:
+        workload = resolve_workload(tables.config, meta)
+        base = base_data_class(workload.data_class, caller.data_class if caller else None)
+        policy = tables.config.policy.data_classes[base.data_class]
+        facts = _facts(tables, workload, base, policy, requested, meta.stream)
+        if caller is not None:
+            caller.check_workload(workload.name)
+        decision = tighten(base, meta.data_classes, meta.sources.data_class)
+        if decision is not base:
+            policy = tables.config.policy.data_classes[decision.data_class]
+            facts = _facts(tables, workload, decision, policy, requested, meta.stream)
+        route = resolve_route(tables.routes, requested, workload, meta.kind)
+    except ModelyardError as error:
+        # Once the workload is known, the row names the route the request would have taken.
+        known = tables.routes.get(facts.model) if facts.data_class is not None else None
+        described = f"{known.strategy}:{known.name}; refused ({error.kind})" if known else None
+        raise Refused(error, facts, described) from None
+    attempts = plan_route(route, policy, available, rng)
+    if not attempts.candidates:
+        raise Refused(_unplannable(decision, policy, route, attempts), facts, attempts.describe())
+    redaction = (redact_chat if meta.kind == "chat" else redact_embeddings)(policy, body)
+    if redaction.note:
+        facts = RowFacts(
+            workload, facts.data_class, f"{facts.policy}; {redaction.note}", route.name, meta.stream
+        )
+    key = None
+    if workload.name is not None and workload.name in tables.cached_workloads:
+        tenant = caller.tenant if caller else None
+        key = cache_key(
+            route.name, body, workload=workload.name, data_class=decision.data_class, tenant=tenant
+        )
+    return RequestPlan(
+        workload, decision, policy, route, attempts, redaction, key, meta.stream, meta.wants_usage, facts
+    )
+
+
+def _facts(
+    tables: Tables,
+    workload: Workload,
+    decision: ClassDecision,
+    policy: DataClassPolicy,
+    requested: object,
+    streamed: bool,
+) -> RowFacts:
+    name = requested if isinstance(requested, str) else workload.default_model or ""
+    route = tables.routes.get(name)
+    note = f"{decision.data_class} ({decision.source}); allows {describe(policy)}"
+    return RowFacts(workload, decision.data_class, note, route.name if route else name, streamed)
+
+
+def _unplannable(
+    decision: ClassDecision, policy: DataClassPolicy, route: Route[Target], attempts: Plan[Target]
+) -> ModelyardError:
+    """Why no target is left to try: the class allows none of them, or none is healthy."""
+    if all(why.startswith("policy") for _, why in attempts.skipped):
+        return PolicyDenied(
+            f"data class '{decision.data_class}' allows {describe(policy)}; "
+            f"no target of '{route.name}' qualifies, so the request was not forwarded",
+        )
+    return UpstreamError(
+        f"no healthy target for '{route.name}' ({attempts.describe()})",
+        provider="gateway",
+        code="no_healthy_target",
+        status=503,
+    )
+
+
+def resolve_workload(config: Config, meta: RequestMeta) -> Workload:
+    """The request's workload: the one it names, else the configured default.
+
+    With no workloads configured every request is accepted without one; once workloads exist, a request
+    must name a known one (or the config must set ``server.default_workload``), so traffic is never
+    metered under a guess.
+    """
+    name = meta.workload if meta.workload is not None else config.server.default_workload
+    if name is None:
+        if not config.workloads:
+            return NO_WORKLOAD
+        raise InvalidRequest(
+            f"name a workload with the {meta.sources.workload} header or metadata.workload; "
+            f"allowed: {', '.join(sorted(config.workloads))}",
+            code="workload_required",
+            param="metadata.workload",
+        )
+    workload = config.workloads.get(name) if isinstance(name, str) else None
+    if workload is None or not isinstance(name, str):
+        named_in = meta.workload_from or "server.default_workload"
+        raise InvalidRequest(
+            f"unknown workload {name!r} ({named_in}); "
+            f"allowed: {', '.join(sorted(config.workloads)) or '(none)'}",
+            code="unknown_workload",
+            param="metadata.workload",
+        )
+    return Workload(name, workload.data_class, workload.log_content, workload.model)
+
+
+def resolve_route(
+    routes: Mapping[str, Route[Target]],
+    model: Any,
+    workload: Workload,
+    kind: ModelKind,
+) -> Route[Target]:
+    """The route for the requested model or route name (or the workload's default)."""
+    if model is None:
+        model = workload.default_model
+        if model is None:
+            raise InvalidRequest("'model' is required", code="missing_required_parameter", param="model")
+    route = routes.get(model) if isinstance(model, str) else None
+    if route is None:
+        raise NotFound(
+            f"The model {model!r} does not exist on this gateway; available: {', '.join(sorted(routes))}",
+            param="model",
+        )
+    wrong = next((t for t in route.targets if t.kind != kind), None)
+    if wrong is not None:
+        raise InvalidRequest(
+            f"model {model!r} is served by {wrong.kind} model {wrong.public_model!r} and cannot serve {kind} requests",
+            code="wrong_model_kind",
+            param="model",
+        )
+    return route

@@ -1,0 +1,222 @@
+"""The executor: carry out an admitted :class:`RequestPlan` — the cache, the attempts, the stream, the
+shadow — and record how it ended.
+
+It decides nothing about where a request may go (admission did, once); it goes there, in the plan's
+order, through the attempt runner's retries and fallbacks, and leaves every ending to the recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
+from time import perf_counter
+
+import orjson
+
+from modelyard.gateway.admission import RequestPlan
+from modelyard.gateway.attempts import AttemptRunner, Served
+from modelyard.gateway.cached import answer_frames
+from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, cost_of
+from modelyard.gateway.recording import Recorder
+from modelyard.gateway.redaction import StreamRestorer, restore_result
+from modelyard.gateway.side_calls import judge, mirror
+from modelyard.gateway.streaming import ClientStream, Frames, Relay, opener
+from modelyard.gateway.targets import Target
+from modelyard.providers.base import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult, Usage
+from modelyard.routing.cache import CachedAnswer, ResponseCache
+from modelyard.routing.validators import answer_text, first_failure, requested_schema, schema_violation
+
+
+class Executor:
+    """Runs plans: one per gateway, built at start-up."""
+
+    def __init__(
+        self,
+        runner: AttemptRunner,
+        targets: Mapping[str, Target],
+        cache: ResponseCache,
+        recorder: Recorder,
+        ttft_timeout_s: float | None,
+    ) -> None:
+        self.runner, self.targets, self.cache, self.recorder = runner, targets, cache, recorder
+        self.ttft_timeout_s = ttft_timeout_s
+        self.background: set[asyncio.Task[None]] = set()
+
+    # -- chat ------------------------------------------------------------------------------------------
+
+    async def chat(self, ctx: RequestContext, plan: RequestPlan) -> ChatResult:
+        outcome = Outcome(status=200, route=plan.attempts.describe())
+        cached = await self._cached(ctx, plan, outcome)
+        if cached is not None:
+            return ChatResult(body=cached.body, usage=cached.usage)
+        served = await self._complete(ctx, plan, outcome)
+        self._finish(ctx, plan, outcome, served)
+        await self._store(plan, served)
+        self._launch_shadow(ctx, plan)
+        return served.result
+
+    async def stream_chat(self, ctx: RequestContext, plan: RequestPlan) -> ClientStream:
+        """Open the stream the client gets. A failure before its first token is raised (the HTTP layer
+        answers with a status; retries and fallbacks happen before that); after it, the client gets an
+        explicit error event and never ``[DONE]``."""
+        outcome = Outcome(status=200, route=plan.attempts.describe())
+        cached = await self._cached(ctx, plan, outcome)
+        if cached is not None:
+            return Frames(answer_frames(cached.body, cached.usage, plan.wants_usage))
+        if plan.route.validators:
+            # A cascade must see the whole answer before accepting it: the client gets it as one stream.
+            served = await self._complete(ctx, plan, outcome)
+            outcome.ttft_seconds = perf_counter() - ctx.t0
+            frames = answer_frames(served.result.body, served.result.usage, plan.wants_usage)
+            self._finish(ctx, plan, outcome, served)
+            await self._store(plan, served)
+            self._launch_shadow(ctx, plan)
+            return Frames(frames)
+        red = plan.redaction
+        with self.recorder.on_failure(ctx, plan.facts, outcome):
+            open_stream = opener(red.body, plan.wants_usage, self.ttft_timeout_s)
+            live = await self.runner.run(ctx, plan.attempts, open_stream, outcome)
+        self._launch_shadow(ctx, plan)
+        recorder, facts = self.recorder, plan.facts
+        return Relay(
+            ctx,
+            red.body,
+            outcome,
+            live,
+            wants_usage=plan.wants_usage,
+            log_content=plan.workload.log_content,
+            restorer=StreamRestorer(red.vault) if red.vault is not None else None,
+            record=lambda: recorder.record(ctx, facts, outcome),
+        )
+
+    async def _complete(self, ctx: RequestContext, plan: RequestPlan, outcome: Outcome) -> Served[ChatResult]:
+        """The plan's attempts for one whole answer, checked by the route's validators (and a schema the
+        request asks for); pseudonyms restored. A failure is recorded, then raised."""
+        body = plan.redaction.body
+        validators = plan.route.validators
+        schema = requested_schema(body)
+
+        async def call(target: Target) -> ChatResult:
+            return await target.adapter.complete(ChatCall(body=body, upstream_model=target.upstream_model))
+
+        def on_success(target: Target, result: ChatResult, seconds: float) -> None:
+            model = result.body.get("model")
+            self._answered(
+                ctx, outcome, target, result.usage, seconds, model if isinstance(model, str) else None
+            )
+
+        async def accept(result: ChatResult) -> str | None:
+            text = answer_text(result.body)
+            if schema is not None:
+                violation = schema_violation(text, schema)
+                if violation:
+                    return violation
+            reason = first_failure(text, validators)
+            if reason is None:
+                reason = await judge(ctx, self.targets, validators, body, text, outcome)
+            return reason
+
+        check = accept if schema is not None or validators else None
+        with self.recorder.on_failure(ctx, plan.facts, outcome):
+            served = await self.runner.run(ctx, plan.attempts, call, outcome, check, on_success)
+        vault = plan.redaction.vault
+        return served if vault is None else replace(served, result=restore_result(served.result, vault))
+
+    def _finish(
+        self, ctx: RequestContext, plan: RequestPlan, outcome: Outcome, served: Served[ChatResult]
+    ) -> None:
+        result = served.result
+        outcome.target, outcome.usage, outcome.finish_reason = (
+            served.target,
+            result.usage,
+            result.finish_reason,
+        )
+        model = result.body.get("model")
+        outcome.upstream_model = model if isinstance(model, str) else None
+        if not served.accepted:
+            outcome.error_kind = "validation_failed"
+        if plan.workload.log_content:
+            outcome.prompt = orjson.dumps(plan.redaction.body.get("messages")).decode()
+            outcome.completion = orjson.dumps(result.body.get("choices")).decode()
+        self.recorder.record(ctx, plan.facts, outcome)
+
+    @staticmethod
+    def _answered(
+        ctx: RequestContext,
+        outcome: Outcome,
+        target: Target,
+        usage: Usage | None,
+        seconds: float,
+        upstream_model: str | None = None,
+    ) -> None:
+        """An attempt that answered: its row, and its time spent upstream."""
+        outcome.upstream_seconds += seconds
+        outcome.attempts.append(
+            attempt_row(
+                ctx,
+                len(outcome.attempts) + 1,
+                target,
+                status=200,
+                error_kind=None,
+                seconds=seconds,
+                usage=usage,
+                upstream_model=upstream_model,
+            )
+        )
+
+    # -- cache and shadow ------------------------------------------------------------------------------
+
+    async def _cached(self, ctx: RequestContext, plan: RequestPlan, outcome: Outcome) -> CachedAnswer | None:
+        """A cached answer to the plan's request, its hit recorded; None on a miss or without a cache."""
+        if plan.cache_key is None:
+            return None
+        cached = await self.cache.get(plan.workload.name, plan.cache_key)
+        if cached is None:
+            return None
+        outcome.cache_hit, outcome.cost_saved_pico_usd = True, cached.cost_pico_usd
+        outcome.route = f"cache hit (answered earlier by {cached.served_by})"
+        outcome.finish_reason = "stop"
+        self.recorder.record(ctx, plan.facts, outcome)
+        return cached
+
+    async def _store(self, plan: RequestPlan, served: Served[ChatResult]) -> None:
+        if plan.cache_key is None or not served.accepted:
+            return
+        cost, _ = cost_of(served.target, served.result.usage)
+        answer = CachedAnswer(served.result.body, served.result.usage, cost, served.target.public_model)
+        await self.cache.put(plan.workload.name, plan.cache_key, answer)
+
+    def _launch_shadow(self, ctx: RequestContext, plan: RequestPlan) -> None:
+        if plan.attempts.shadow is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._shadow(ctx, plan, plan.attempts.shadow))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _shadow(self, ctx: RequestContext, plan: RequestPlan, target: Target) -> None:
+        """Mirror the request to the shadow target, off the request path; its own row points back."""
+        outcome = Outcome(status=200)
+        shadow_ctx = await mirror(ctx, target, plan.redaction.body, outcome, plan.workload.log_content)
+        facts = replace(plan.facts, model=target.public_model, streamed=False)
+        self.recorder.record(shadow_ctx, facts, outcome)
+
+    # -- embeddings ------------------------------------------------------------------------------------
+
+    async def embeddings(self, ctx: RequestContext, plan: RequestPlan) -> EmbeddingResult:
+        outcome = Outcome(status=200, route=plan.attempts.describe())
+        inputs = plan.redaction.body
+
+        async def call(target: Target) -> EmbeddingResult:
+            return await target.adapter.embed(
+                EmbeddingCall(body=inputs, upstream_model=target.upstream_model)
+            )
+
+        def on_success(target: Target, result: EmbeddingResult, seconds: float) -> None:
+            self._answered(ctx, outcome, target, result.usage, seconds)
+
+        with self.recorder.on_failure(ctx, plan.facts, outcome):
+            served = await self.runner.run(ctx, plan.attempts, call, outcome, on_success=on_success)
+        outcome.target, outcome.usage = served.target, served.result.usage
+        self.recorder.record(ctx, plan.facts, outcome)
+        return served.result

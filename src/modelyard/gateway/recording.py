@@ -1,0 +1,85 @@
+"""Recording: the one place a request's ledger row is built and handed on, however the request ended.
+
+Every request gets exactly one row (plus one per upstream attempt): answered, refused at admission, failed
+upstream, cut mid-stream or cancelled by the client. Rows reach the ledger's spool synchronously *before*
+the client receives the end of its answer, so an answered request's row survives a crash; the database
+write happens later, off the request path.
+
+Settlement of budgets and rate limits (issue 15) belongs here: the reservation admission made is settled
+from the row's actual cost in :meth:`Recorder.record`, the one call every ending passes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from modelyard.errors import ModelyardError, UpstreamError
+from modelyard.gateway.admission import Refused
+from modelyard.gateway.metering import Outcome, RequestContext, RowFacts, build_row
+from modelyard.gateway.metrics import GatewayMetrics
+from modelyard.gateway.targets import NO_WORKLOAD
+from modelyard.ledger.schema import AttemptRow, RequestRow
+
+
+class LedgerSink(Protocol):
+    def record(self, request: RequestRow, attempts: list[AttemptRow]) -> None: ...
+
+    async def usage(self, tenant: str, since: float = 0.0) -> list[dict[str, Any]]: ...
+
+
+class Recorder:
+    """Builds each request's row from its admission facts and its outcome, and hands it to the ledger
+    and the metrics."""
+
+    __slots__ = ("ledger", "metrics")
+
+    def __init__(self, ledger: LedgerSink, metrics: GatewayMetrics) -> None:
+        self.ledger, self.metrics = ledger, metrics
+
+    def record(self, ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> None:
+        row = build_row(ctx, facts, outcome)
+        self.ledger.record(row, outcome.attempts)
+        self.metrics.observe(row)
+
+    def refused(self, ctx: RequestContext, refusal: Refused) -> None:
+        """A request admission refused: its row keeps what admission had decided."""
+        error = refusal.error
+        outcome = Outcome(status=error.status, error_kind=error.kind, route=refusal.route)
+        self.record(ctx, refusal.facts, outcome)
+
+    def on_failure(self, ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> RecordedOnFailure:
+        """A ``with`` block recording the row when the attempts fail or the client goes away."""
+        return RecordedOnFailure(lambda: self.record(ctx, facts, outcome), outcome)
+
+
+def before_admission(body: Mapping[str, Any] | None, error: ModelyardError) -> Refused:
+    """A request refused before admission began (no key, bad JSON, an invalid body): nothing was decided
+    but the model it asked for."""
+    model = body.get("model") if isinstance(body, Mapping) else None
+    streamed = bool(body.get("stream")) if isinstance(body, Mapping) else False
+    return Refused(error, RowFacts(NO_WORKLOAD, None, None, str(model or ""), streamed))
+
+
+class RecordedOnFailure:
+    """A ``with`` block whose failure (the attempts failed, or the client went away) is recorded, then
+    re-raised. A class rather than ``@contextmanager``: it runs on every request, and a generator-based
+    context manager costs several times more."""
+
+    __slots__ = ("outcome", "record")
+
+    def __init__(self, record: Callable[[], None], outcome: Outcome) -> None:
+        self.record, self.outcome = record, outcome
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        outcome = self.outcome
+        if isinstance(error, UpstreamError):
+            outcome.status, outcome.error_kind = error.status, error.kind
+            self.record()
+        elif isinstance(error, asyncio.CancelledError):
+            outcome.status, outcome.error_kind, outcome.client_cancelled = 499, "client_cancelled", True
+            self.record()

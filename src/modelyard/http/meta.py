@@ -1,0 +1,70 @@
+"""What a request declares beside its body, read into a typed :class:`RequestMeta`: the only module that
+knows modelyard's own header names.
+
+Headers a policy depends on are read whole: every repeated line and every comma-separated item. A proxy in
+front may append its own copy of a header after the client's; reading only the first value would let the
+client's copy overrule the proxy's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelyard.config.schema import ModelKind
+from modelyard.errors import InvalidRequest
+from modelyard.gateway.admission import RequestMeta, Sources
+
+WORKLOAD_HEADER = "X-Modelyard-Workload"
+DATA_CLASS_HEADER = "X-Modelyard-Data-Class"
+AUTHORIZATION = "Authorization"
+
+SOURCES = Sources(workload=WORKLOAD_HEADER, data_class=DATA_CLASS_HEADER)
+_FROM_HEADER = "header " + WORKLOAD_HEADER
+
+
+def read_meta(headers: Mapping[str, str], body: Mapping[str, Any], kind: ModelKind) -> RequestMeta:
+    """The request's workload (header, else ``metadata.workload`` in the body), the data classes it asks
+    for, and how it wants its answer. Different workload headers are refused rather than one picked."""
+    workload: object = single_header(headers, WORKLOAD_HEADER)
+    named_in = _FROM_HEADER
+    if workload is None:
+        metadata = body.get("metadata")
+        workload = metadata.get("workload") if isinstance(metadata, dict) else None
+        named_in = "metadata.workload"
+    stream = body.get("stream") is True
+    options = body.get("stream_options") if stream else None
+    return RequestMeta(
+        kind=kind,
+        sources=SOURCES,
+        workload=workload,
+        workload_from=named_in if workload is not None else "",
+        data_classes=tuple(header_values(headers, DATA_CLASS_HEADER)),
+        stream=stream,
+        wants_usage=isinstance(options, dict) and options.get("include_usage") is True,
+    )
+
+
+def header_values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a header: each repeated header line, each comma-separated item (RFC 9110 5.3). A
+    proxy that appends a header must not be overruled by the client's copy that came first."""
+    first = headers.get(name)
+    if first is None:  # the common case, without building lists
+        return []
+    getall = getattr(headers, "getall", None)
+    lines: list[str] = getall(name) if getall is not None else [first]
+    return [item.strip() for line in lines for item in line.split(",") if item.strip()]
+
+
+def single_header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header that must have one value; different values are refused rather than one picked."""
+    values = header_values(headers, name)
+    if not values:
+        return None
+    if len(values) > 1 and len(set(values)) > 1:
+        raise InvalidRequest(
+            f"{name} was sent with different values ({', '.join(sorted(set(values)))}); send one",
+            code="conflicting_header",
+            param=name,
+        )
+    return values[0]

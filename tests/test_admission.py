@@ -1,0 +1,227 @@
+"""Admission is a pure function of (config, request, caller, observed state): tested from tables of cases,
+answers and refusals alike — a refusal carries what admission had decided when it refused."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from multidict import CIMultiDict
+
+from modelyard.catalog.prices import PriceCatalog
+from modelyard.config.loader import parse_config
+from modelyard.config.schema import Config, ModelKind
+from modelyard.gateway.admission import Refused, RequestPlan, Tables, admit
+from modelyard.gateway.auth import Caller
+from modelyard.gateway.targets import Target, build_routes, build_targets
+from modelyard.http.meta import read_meta
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+PII = [{"role": "user", "content": "mail me at ana.lima@example.org"}]
+
+
+def config(**overrides: Any) -> Config:
+    raw: dict[str, Any] = {
+        "providers": {
+            "openai": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "K"},
+            "pool": {"kind": "openai_compatible", "profile": "vllm", "base_url": "http://127.0.0.1:9/v1"},
+        },
+        "models": {
+            "mini": {"provider": "openai", "upstream_model": "gpt-4o-mini"},
+            "llama": {"provider": "pool", "upstream_model": "llama"},
+            "embed": {"provider": "openai", "upstream_model": "text-embedding-3-small", "kind": "embedding"},
+        },
+        "routes": {"both": {"strategy": "fallback", "targets": [{"model": "mini"}, {"model": "llama"}]}},
+        "workloads": {
+            "chat": {"data_class": "public"},
+            "support": {"data_class": "internal", "model": "both", "cache": {"ttl_s": 60}},
+            "secret": {"data_class": "restricted"},
+        },
+        "policy": {"data_classes": {"confidential": {"allow": ["any"], "pii": "mask"}}},
+    }
+    raw.update(overrides)
+    return parse_config(raw)
+
+
+CONFIG = config()
+#: No adapter is ever called here: admission only plans.
+NEVER_CALLED: Any = object()
+TARGETS = build_targets(CONFIG, dict.fromkeys(CONFIG.providers, NEVER_CALLED), PriceCatalog("none"))
+TABLES = Tables(CONFIG, build_routes(CONFIG, TARGETS), frozenset({"support"}))
+KEY = Caller("k1", "acme", ("chat", "support"), None)
+CONFIDENTIAL_KEY = Caller("k2", "acme", (), "confidential")
+
+
+def plan(
+    body: dict[str, Any],
+    headers: dict[str, str] | CIMultiDict[str] | None = None,
+    caller: Caller | None = None,
+    kind: ModelKind = "chat",
+    down: frozenset[str] = frozenset(),
+    tables: Tables = TABLES,
+) -> RequestPlan:
+    def available(target: Target) -> bool:
+        return target.public_model not in down
+
+    meta = read_meta(CIMultiDict(headers or {}), body, kind)
+    return admit(tables, meta, body, caller, available, random.Random(1))
+
+
+ADMITTED = [
+    # (case, body, headers, caller, workload, class (source), route, candidates)
+    ("header names the workload", {"model": "mini"}, {"X-Modelyard-Workload": "chat"}, None,
+     "chat", "public (workload)", "mini", ["mini"]),
+    ("metadata names the workload", {"model": "mini", "metadata": {"workload": "chat"}}, None, None,
+     "chat", "public (workload)", "mini", ["mini"]),
+    ("the workload's default model", {}, {"X-Modelyard-Workload": "support"}, None,
+     "support", "internal (workload)", "both", ["mini", "llama"]),
+    ("a header tightens the class", {"model": "mini"}, {"X-Modelyard-Workload": "chat", "X-Modelyard-Data-Class": "internal"}, None,
+     "chat", "internal (header)", "mini", ["mini"]),
+    ("restricted leaves external targets out", {"model": "both"}, {"X-Modelyard-Workload": "support", "X-Modelyard-Data-Class": "restricted"}, None,
+     "support", "restricted (header)", "both", ["llama"]),
+    ("the key's class tightens the workload's", {"model": "mini"}, {"X-Modelyard-Workload": "chat"}, CONFIDENTIAL_KEY,
+     "chat", "confidential (key)", "mini", ["mini"]),
+    ("a key limited to workloads may use them", {"model": "mini"}, {"X-Modelyard-Workload": "chat"}, KEY,
+     "chat", "public (workload)", "mini", ["mini"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "headers", "caller", "workload", "data_class", "route", "candidates"),
+    ADMITTED,
+    ids=[c[0] for c in ADMITTED],
+)
+def test_admission_decides_workload_class_and_route_once(
+    case: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None,
+    caller: Caller | None,
+    workload: str,
+    data_class: str,
+    route: str,
+    candidates: list[str],
+) -> None:
+    planned = plan({"messages": MESSAGES, **body}, headers, caller)
+    assert planned.workload.name == workload
+    assert f"{planned.decision.data_class} ({planned.decision.source})" == data_class
+    assert (planned.route.name, [t.public_model for t in planned.attempts.candidates]) == (route, candidates)
+    # The row's facts say the same, once.
+    assert (planned.facts.workload, planned.facts.data_class, planned.facts.model) == (
+        planned.workload,
+        planned.decision.data_class,
+        route,
+    )
+    assert planned.facts.policy is not None and planned.facts.policy.startswith(data_class)
+
+
+REFUSED = [
+    # (case, body, headers, caller, down, code, status, row: (workload, class, model, route))
+    ("no workload named", {"model": "mini"}, None, None, (),
+     "workload_required", 400, (None, None, "mini", None)),
+    ("unknown workload", {"model": "mini"}, {"X-Modelyard-Workload": "nope"}, None, (),
+     "unknown_workload", 400, (None, None, "mini", None)),
+    ("a workload the key may not use", {"model": "mini"}, {"X-Modelyard-Workload": "secret"}, KEY, (),
+     "workload_not_allowed", 403, ("secret", "restricted", "mini", "single:mini; refused (workload_not_allowed)")),
+    ("a header that loosens the class", {"model": "mini"}, {"X-Modelyard-Workload": "support", "X-Modelyard-Data-Class": "public"}, None, (),
+     "data_class_loosened", 403, ("support", "internal", "mini", "single:mini; refused (data_class_loosened)")),
+    ("an unknown data class", {"model": "mini"}, {"X-Modelyard-Workload": "chat", "X-Modelyard-Data-Class": "secret"}, None, (),
+     "unknown_data_class", 400, ("chat", "public", "mini", "single:mini; refused (unknown_data_class)")),
+    ("an unknown model", {"model": "gpt-9"}, {"X-Modelyard-Workload": "chat"}, None, (),
+     "model_not_found", 404, ("chat", "public", "gpt-9", None)),
+    ("an embedding model for chat", {"model": "embed"}, {"X-Modelyard-Workload": "chat"}, None, (),
+     "wrong_model_kind", 400, ("chat", "public", "embed", "single:embed; refused (wrong_model_kind)")),
+    ("no target the class allows", {"model": "mini"}, {"X-Modelyard-Workload": "secret"}, None, (),
+     "policy_denied", 403, ("secret", "restricted", "mini", "single:mini; skip mini (policy)")),
+    ("every circuit open", {"model": "both"}, {"X-Modelyard-Workload": "support"}, None, ("mini", "llama"),
+     "no_healthy_target", 503, ("support", "internal", "both", "fallback:both; skip mini (circuit open); skip llama (circuit open)")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "headers", "caller", "down", "code", "status", "row"),
+    REFUSED,
+    ids=[c[0] for c in REFUSED],
+)
+def test_a_refusal_carries_what_admission_had_decided(
+    case: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None,
+    caller: Caller | None,
+    down: tuple[str, ...],
+    code: str,
+    status: int,
+    row: tuple[str | None, str | None, str, str | None],
+) -> None:
+    with pytest.raises(Refused) as refused:
+        plan({"messages": MESSAGES, **body}, headers, caller, down=frozenset(down))
+    error, facts = refused.value.error, refused.value.facts
+    assert (error.code, error.status) == (code, status), error
+    assert (facts.workload.name, facts.data_class, facts.model, refused.value.route) == row
+
+
+def test_the_strictest_of_repeated_data_class_headers_counts() -> None:
+    headers: CIMultiDict[str] = CIMultiDict({"X-Modelyard-Workload": "support"})
+    headers.add("X-Modelyard-Data-Class", "restricted")
+    headers.add("X-Modelyard-Data-Class", "confidential")
+    planned = plan({"model": "both", "messages": MESSAGES}, headers)
+    assert planned.decision.data_class == "restricted"
+    assert [t.public_model for t in planned.attempts.candidates] == ["llama"]
+
+
+def test_redaction_is_decided_with_the_class_and_noted_in_the_row() -> None:
+    headers = {"X-Modelyard-Workload": "chat", "X-Modelyard-Data-Class": "confidential"}
+    planned = plan({"model": "mini", "messages": PII}, headers)
+    assert "ana.lima@example.org" not in str(planned.redaction.body["messages"])
+    assert planned.facts.policy == "confidential (header); allows any target; pii mask: EMAIL 1"
+    untouched = plan({"model": "mini", "messages": PII}, {"X-Modelyard-Workload": "chat"})
+    assert untouched.redaction.body["messages"] == PII, "a public request is sent as it came"
+
+
+@pytest.mark.parametrize(
+    ("workload", "tenant", "cached"),
+    [("support", None, True), ("chat", None, False)],
+)
+def test_a_cache_key_only_for_workloads_that_cache(workload: str, tenant: str | None, cached: bool) -> None:
+    planned = plan({"model": "mini", "messages": MESSAGES}, {"X-Modelyard-Workload": workload})
+    assert (planned.cache_key is not None) == cached
+
+
+def test_the_cache_key_differs_by_tenant_and_class() -> None:
+    body = {"model": "mini", "messages": MESSAGES}
+    base = plan(body, {"X-Modelyard-Workload": "support"}).cache_key
+    keyed = plan(body, {"X-Modelyard-Workload": "support"}, KEY).cache_key
+    tighter = plan(
+        body, {"X-Modelyard-Workload": "support", "X-Modelyard-Data-Class": "confidential"}
+    ).cache_key
+    assert len({base, keyed, tighter}) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "stream", "wants_usage"),
+    [
+        ({}, False, False),
+        ({"stream": True}, True, False),
+        ({"stream": True, "stream_options": {"include_usage": True}}, True, True),
+        ({"stream": False, "stream_options": {"include_usage": True}}, False, False),
+    ],
+)
+def test_the_plan_says_how_the_answer_goes(body: dict[str, Any], stream: bool, wants_usage: bool) -> None:
+    planned = plan({"model": "mini", "messages": MESSAGES, **body}, {"X-Modelyard-Workload": "chat"})
+    assert (planned.stream, planned.wants_usage, planned.facts.streamed) == (stream, wants_usage, stream)
+
+
+def test_the_default_workload_applies_when_none_is_named() -> None:
+    tables = Tables(config(server={"default_workload": "chat"}), TABLES.routes)
+    assert plan({"model": "mini", "messages": MESSAGES}, tables=tables).workload.name == "chat"
+
+
+def test_without_workloads_every_request_is_accepted_without_one() -> None:
+    bare = config(workloads={})
+    tables = Tables(bare, TABLES.routes)
+    planned = plan({"model": "mini", "messages": MESSAGES}, tables=tables)
+    assert (planned.workload.name, planned.decision.data_class, planned.decision.source) == (
+        None,
+        "internal",
+        "default",
+    )
