@@ -15,7 +15,6 @@ from modelyard.config.schema import Config
 from modelyard.evals.cache import ResultCache
 from modelyard.evals.calls import ModelParams
 from modelyard.evals.dispatch import RetryPolicy
-from modelyard.evals.evaluators import CheckError
 from modelyard.evals.golden import GoldenSet, load_golden_set
 from modelyard.evals.report import render_html
 from modelyard.evals.results import gate_run, run_document, summarise, write_record
@@ -107,12 +106,12 @@ async def test_unknown_model_fails_before_any_call(
 ) -> None:
     state, config = scripted
     with pytest.raises(
-        EvalSetupError, match=r"unknown model 'gpt-9'; configured chat models: badjson, broken"
+        EvalSetupError, match=r"unknown model 'gpt-9' \(candidate\); configured chat models: badjson, broken"
     ):
         await run_eval(config, golden, ["good", "gpt-9"], cache, options())
-    with pytest.raises(EvalSetupError, match=r"unknown model 'nope'"):
+    with pytest.raises(EvalSetupError, match=r"unknown model 'nope' \(judge model\)"):
         await run_eval(config, golden, ["good"], cache, options(judge_model="nope"))
-    with pytest.raises(CheckError, match=r"'capital-judged'.*needs 'model' or the run's --judge"):
+    with pytest.raises(EvalSetupError, match=r"'capital-judged'.*needs 'model' or the run's --judge"):
         await run_eval(config, golden, ["good"], cache, options(judge_model=None))
     assert state.received == []
 

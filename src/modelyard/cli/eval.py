@@ -31,6 +31,7 @@ from modelyard.evals.evaluators import CheckError
 from modelyard.evals.golden import Check, GoldenSet, dump_cases, load_golden_set
 from modelyard.evals.importers import cases_from_ledger, import_openai_evals
 from modelyard.evals.interrupt import Interrupted, until_signalled
+from modelyard.evals.preflight import describe, preflight
 from modelyard.evals.promptfoo import import_promptfoo
 from modelyard.evals.report import print_report, render_html
 from modelyard.evals.results import DEFAULT_DIR, gate_run, run_document, summarise, write_record
@@ -174,13 +175,30 @@ def gate_command(record_path: str, baseline: str, candidate: str, margin: float,
 
 @eval_command.command("validate")
 @click.argument("golden_path", type=click.Path(dir_okay=False))
-def validate_command(golden_path: str) -> None:
-    """Check a golden set file; every bad line is listed with its number."""
+@click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Also check the models against it."
+)
+@click.option("--judge", "judge_model", help="The run's --judge, for checks that name no model.")
+@click.option(
+    "-m", "--model", "models", multiple=True, help="A candidate the run will use (with -c); repeat."
+)
+def validate_command(
+    golden_path: str, config_path: str | None, judge_model: str | None, models: tuple[str, ...]
+) -> None:
+    """Check a golden set as ``eval run`` does before its first call: every bad line with its number, then
+    every check's parameters and references, the embedding model for similarity checks, and (with -c) the
+    candidate and judge models."""
     try:
         golden = load_golden_set(golden_path)
+        config = load_config(config_path) if config_path else None
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    problems = preflight(golden, judge_model, config, models, require_judge=config is not None)
+    if problems:
+        raise click.ClickException(describe(problems))
     _describe(golden)
+    if config is None and any(c.type == "judge" for case in golden.cases for c in case.checks):
+        click.echo("judge models not checked: pass -c CONFIG (and --judge) to check them")
 
 
 def _describe(golden: GoldenSet) -> None:

@@ -122,13 +122,20 @@ def _build(
     return build_deterministic(check)
 
 
+def reference_problem(check: Check, case: GoldenCase) -> str | None:
+    """What ``case`` lacks for ``check`` to compare against (found now, not mid-run), or None."""
+    params = check.params
+    if check.type in _NEEDS_REFERENCE and case.expected is None and "value" not in params:
+        return "needs 'expected' in the case or 'value' in the check"
+    if check.type == "json_schema" and case.json_schema is None and "schema" not in params:
+        return "needs 'schema' in the case or in the check"
+    has_value = bool({"any_of", "value", "values"} & set(params))
+    if check.type in ("exact", "contains", "numeric") and case.expected is None and not has_value:
+        return "needs 'expected' in the case or a value in the check"
+    return None
+
+
 def _preflight(check: Check, case: GoldenCase) -> None:
-    """Fail now, not mid-run, when a case lacks what its check compares against."""
-    if check.type in _NEEDS_REFERENCE and case.expected is None and "value" not in check.params:
-        raise CheckError("needs 'expected' in the case or 'value' in the check")
-    if check.type == "json_schema" and case.json_schema is None and "schema" not in check.params:
-        raise CheckError("needs 'schema' in the case or in the check")
-    if check.type in ("exact", "contains", "numeric") and case.expected is None:
-        params = check.params
-        if not ({"any_of", "value", "values"} & set(params)):
-            raise CheckError("needs 'expected' in the case or a value in the check")
+    problem = reference_problem(check, case)
+    if problem is not None:
+        raise CheckError(problem)

@@ -31,6 +31,7 @@ from modelyard.evals.calls import ModelParams
 from modelyard.evals.checks import CheckSet, build_checks, needed_models
 from modelyard.evals.dispatch import Dispatcher, RetryPolicy
 from modelyard.evals.golden import GoldenCase, GoldenSet
+from modelyard.evals.preflight import describe, preflight
 from modelyard.gateway.targets import Target, build_targets
 from modelyard.providers.base import Adapter
 from modelyard.providers.registry import build_adapter
@@ -234,10 +235,14 @@ async def run_eval(
 ) -> EvalRun:
     """Run ``golden`` against ``candidates`` (public model names of ``config``).
 
-    Unknown models, and checks that cannot run, raise before any call is made.
+    Unknown models, checks that cannot run and missing dependencies raise :class:`EvalSetupError`, listing
+    every problem (preflight.py), before any call is made.
     """
     if not candidates:
         raise EvalSetupError("name at least one candidate model")
+    problems = preflight(golden, options.judge_model, config, candidates)
+    if problems:
+        raise EvalSetupError(describe(problems))
     models = set(candidates) | needed_models(golden, options.judge_model)
     check_models(config, models)
     async with open_targets(config, models) as targets:
