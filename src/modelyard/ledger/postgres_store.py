@@ -19,7 +19,7 @@ import psycopg
 
 from modelyard.ledger import migrate
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow, Values
-from modelyard.ledger.store import (
+from modelyard.ledger.sql import (
     DEFAULT_BATCH_ROWS,
     EVERYTHING,
     LedgerTable,

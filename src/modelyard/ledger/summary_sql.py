@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard.ledger.store import RequestFilter
+from modelyard.ledger.sql import RequestFilter
 from modelyard.ledger.summary import GROUP_KEYS, GroupKey, SummaryRow, pico_to_usd
 
 #: Runs one query with its parameters and returns its rows (each store passes its own driver call).
