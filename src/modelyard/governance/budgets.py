@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from modelyard.governance.config import BudgetConfig, GovernanceConfig
 from modelyard.governance.estimate import Estimate
 from modelyard.governance.model import EACH, Line, Subject
@@ -21,10 +23,17 @@ def counter_id(budget: str, subject: str, window_start: float) -> str:
     return f"{budget}|{subject}|{int(window_start)}"
 
 
-def lines_for(config: GovernanceConfig, subject: Subject, estimate: Estimate, now: float) -> tuple[Line, ...]:
-    """The reservation lines, sorted by counter so every store locks counters in one order."""
+def lines_for(
+    config: GovernanceConfig,
+    subject: Subject,
+    estimate: Estimate,
+    now: float,
+    extra: Sequence[BudgetConfig] = (),
+) -> tuple[Line, ...]:
+    """The reservation lines, sorted by counter so every store locks counters in one order. ``extra``:
+    budgets from outside the config, such as a runtime key's own limits (:mod:`.keys`)."""
     lines = []
-    for budget in config.budgets:
+    for budget in (*config.budgets, *extra):
         value = applies(budget, subject)
         if value is None:
             continue

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from modelyard.governance.alerts import Alert, AlertSink, crossed
 from modelyard.governance.budgets import lines_for
-from modelyard.governance.config import GovernanceConfig
+from modelyard.governance.config import BudgetConfig, GovernanceConfig
 from modelyard.governance.estimate import Estimate
 from modelyard.governance.model import Actual, BudgetExceeded, CounterState, Reservation, Subject
 from modelyard.governance.store import BudgetStore
@@ -37,13 +37,16 @@ class Governor:
         #: (counter, threshold) this process knows are fired: no store round trip to ask again.
         self._fired: set[tuple[str, int]] = set()
 
-    def reserve(self, subject: Subject, estimate: Estimate) -> Reservation:
-        """Hold ``estimate`` on every budget that applies, or raise :class:`BudgetExceeded`."""
+    def reserve(
+        self, subject: Subject, estimate: Estimate, extra_budgets: Sequence[BudgetConfig] = ()
+    ) -> Reservation:
+        """Hold ``estimate`` on every budget that applies (the config's and ``extra_budgets``, e.g. a
+        runtime key's), or raise :class:`BudgetExceeded`."""
         now = self._clock()
         self.sweep_if_due(now)
         reservation = Reservation(
             secrets.token_hex(12),
-            lines_for(self.config, subject, estimate, now),
+            lines_for(self.config, subject, estimate, now, extra_budgets),
             now + self.config.reservation_ttl_s,
         )
         if not reservation.lines:

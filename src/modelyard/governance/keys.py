@@ -1,0 +1,257 @@
+"""Runtime API keys in the ledger database (table ``api_keys``, migration 0003): create (the key is shown
+once), list, revoke, rotate, set limits. Only the SHA-256 of a key is stored, as in the config's
+``auth.keys``; both kinds of key keep working side by side.
+
+A gateway process looks keys up through :class:`KeyCache`: a key found (or found missing) is trusted for
+``ttl_s`` seconds (``governance.key_cache_ttl_s``, 5 by default, at most 60), so a revocation or rotation
+made by any process, on any replica sharing the database, stops the old key everywhere within that bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelyard.governance.config import BudgetConfig, RateLimitConfig, WindowConfig
+from modelyard.ledger.store import open_store, sqlite_path
+
+#: The same prefix and hash as ``modelyard.gateway.auth`` (tests hold them equal): a key made here
+#: authenticates like one written in the config.
+KEY_PREFIX = "myd-"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class KeyLimits(BaseModel):
+    """What one key may spend and how fast; each unset field means "no limit of that kind on the key"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    usd_per_day: Decimal | None = Field(default=None, ge=0)
+    usd_per_month: Decimal | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    #: Calendar days and months of these limits start at midnight in this zone.
+    timezone: str = "UTC"
+
+    def budgets(self, key_id: str) -> tuple[BudgetConfig, ...]:
+        """The key's limits as hard budgets on its own counters, drawn on beside the config's budgets."""
+        out = []
+        for field, unit, kind in (
+            ("usd_per_day", "usd", "day"),
+            ("usd_per_month", "usd", "month"),
+            ("tokens_per_day", "tokens", "day"),
+            ("tokens_per_month", "tokens", "month"),
+        ):
+            limit = getattr(self, field)
+            if limit is not None:
+                out.append(
+                    BudgetConfig(
+                        name=f"key-{field.replace('_', '-')}",
+                        scope="key",
+                        subject=key_id,
+                        unit=unit,
+                        limit=Decimal(limit),
+                        window=WindowConfig(kind=kind, timezone=self.timezone),
+                    )
+                )
+        return tuple(out)
+
+    def rate_limit(self, key_id: str) -> RateLimitConfig | None:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            return None
+        return RateLimitConfig(
+            scope="key",
+            subject=key_id,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    tenant: str
+    workloads: tuple[str, ...]
+    data_class: str | None
+    limits: KeyLimits
+    created_at: float
+    revoked_at: float | None
+    #: The first 12 hex digits of the SHA-256 the key had before its last rotation.
+    rotated_from: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class UnknownKey(LookupError):
+    """An admin operation named a key that does not exist (or is already revoked)."""
+
+
+_COLUMNS = "key_id, tenant, workloads, data_class, limits, created_at, revoked_at, rotated_from"
+
+
+class KeyStore:
+    """Keys in the ledger database named by ``url`` (``sqlite:///path.db`` or ``postgresql://...``)."""
+
+    def __init__(self, url: str) -> None:
+        open_store(url).close()  # applies migration 0003 with the ledger's own locking
+        self._lock = threading.Lock()
+        self._sqlite = url.startswith("sqlite:///")
+        if self._sqlite:
+            import sqlite3
+
+            self._conn: Any = sqlite3.connect(
+                sqlite_path(url), isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        else:
+            import psycopg
+
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+    def create(
+        self,
+        key_id: str,
+        tenant: str,
+        *,
+        workloads: tuple[str, ...] = (),
+        data_class: str | None = None,
+        limits: KeyLimits | None = None,
+        now: float | None = None,
+    ) -> tuple[KeyRecord, str]:
+        """A new key: its record and the key itself, which nothing stores (show it once)."""
+        if self.get(key_id) is not None:
+            raise ValueError(f"a key named {key_id!r} exists already: pick another --id, or rotate it")
+        key = new_key()
+        record = KeyRecord(
+            key_id, tenant, workloads, data_class, limits or KeyLimits(), now or time.time(), None
+        )
+        self._run(
+            f"INSERT INTO api_keys ({_COLUMNS}, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (*_values(record), hash_key(key)),
+        )
+        return record, key
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        rows = self._run(f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = %s", (key_id,))
+        return _record(rows[0]) if rows else None
+
+    def by_hash(self, sha256: str) -> KeyRecord | None:
+        rows = self._run(f"SELECT {_COLUMNS} FROM api_keys WHERE sha256 = %s", (sha256,))
+        return _record(rows[0]) if rows else None
+
+    def list_keys(self, *, include_revoked: bool = False) -> list[KeyRecord]:
+        where = "" if include_revoked else " WHERE revoked_at IS NULL"
+        return [_record(r) for r in self._run(f"SELECT {_COLUMNS} FROM api_keys{where} ORDER BY key_id", ())]
+
+    def revoke(self, key_id: str, *, now: float | None = None) -> KeyRecord:
+        rows = self._run(
+            f"UPDATE api_keys SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL RETURNING {_COLUMNS}",
+            (now or time.time(), key_id),
+        )
+        if not rows:
+            raise UnknownKey(f"no active key {key_id!r}: `modelyard keys list` shows the keys")
+        return _record(rows[0])
+
+    def rotate(self, key_id: str) -> tuple[KeyRecord, str]:
+        """A new secret for the same key id, tenant and limits; the old secret stops working."""
+        key = new_key()
+        rows = self._run(
+            f"UPDATE api_keys SET sha256 = %s, rotated_from = sha256 WHERE key_id = %s AND revoked_at IS NULL"
+            f" RETURNING {_COLUMNS}",
+            (hash_key(key), key_id),
+        )
+        if not rows:
+            raise UnknownKey(f"no active key {key_id!r} to rotate: `modelyard keys list` shows the keys")
+        return _record(rows[0]), key
+
+    def set_limits(self, key_id: str, limits: KeyLimits) -> KeyRecord:
+        rows = self._run(
+            f"UPDATE api_keys SET limits = %s WHERE key_id = %s RETURNING {_COLUMNS}",
+            (limits.model_dump_json(exclude_none=True), key_id),
+        )
+        if not rows:
+            raise UnknownKey(f"no key {key_id!r}: `modelyard keys list --all` shows the keys")
+        return _record(rows[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        if self._sqlite:
+            sql = sql.replace("%s", "?")
+        with self._lock:
+            cursor = self._conn.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+
+def _values(record: KeyRecord) -> tuple[Any, ...]:
+    return (
+        record.key_id,
+        record.tenant,
+        orjson.dumps(list(record.workloads)).decode(),
+        record.data_class,
+        record.limits.model_dump_json(exclude_none=True),
+        record.created_at,
+        record.revoked_at,
+        record.rotated_from,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> KeyRecord:
+    key_id, tenant, workloads, data_class, limits, created_at, revoked_at, rotated_from = row
+    return KeyRecord(
+        str(key_id),
+        str(tenant),
+        tuple(orjson.loads(workloads)),
+        data_class,
+        KeyLimits.model_validate_json(limits),
+        float(created_at),
+        None if revoked_at is None else float(revoked_at),
+        None if rotated_from is None else str(rotated_from)[:12],  # the old hash, shortened: for audit
+    )
+
+
+class KeyCache:
+    """Keys by the key a client presents, each answer trusted for ``ttl_s`` seconds of ``clock``."""
+
+    def __init__(
+        self, store: KeyStore, *, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._ttl = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+
+    def lookup(self, key: str) -> KeyRecord | None:
+        """The active key record for ``key``; None for an unknown, revoked or rotated-away key."""
+        digest = hash_key(key)
+        now = self._clock()
+        hit = self._cache.get(digest)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        record = self._store.by_hash(digest)
+        found = record if record is not None and record.active else None
+        if len(self._cache) > 100_000:
+            self._cache.clear()  # a flood of random keys must not grow memory without bound
+        self._cache[digest] = (now, found)
+        return found
