@@ -138,6 +138,7 @@ class WebhookSink:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
                 return int(response.status)
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the response's socket
             raise WebhookFailed(exc.code, f"HTTP {exc.code} from {self.url}") from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise WebhookFailed(None, f"{self.url} unreachable: {exc}") from None

@@ -12,10 +12,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from modelyard.governance.model import Actual, CounterState, Reservation, Unit
 from modelyard.governance.store import oversized
+from modelyard.ledger import migrate
 from modelyard.ledger.sqlite_store import SQLiteStore
 
 _UPSERT = (
@@ -38,13 +38,18 @@ _RELEASE = (
 
 class SQLiteBudgetStore:
     def __init__(self, path: str, *, busy_timeout_s: float = 10.0) -> None:
-        # The ledger's migrator creates the governance tables (migration 0003) with its own locking.
-        SQLiteStore(path).close()
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
-        )
+        if path == ":memory:":
+            # One connection's private database (tests, benchmarks): the migrations run on it directly.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            for migration in migrate.migrations("sqlite"):
+                for statement in migration.statements():
+                    self._db.execute(statement)
+        else:
+            # The ledger's migrator creates the governance tables (migration 0003) with its own locking.
+            SQLiteStore(path).close()
+            self._db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
+            )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
