@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -207,21 +207,33 @@ class OrgProfile(Strict):
         return next((q for q in self.quality if q.workload == workload and q.model == model), None)
 
 
-def load_org(path: str | Path) -> OrgProfile:
-    """Load and validate an organisation profile; relative catalog paths are relative to the file."""
-    path = Path(path)
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def load_yaml_file(path: Path, model: type[_M], what: str, keys: str) -> _M:
+    """A YAML file validated as ``model``; every failure is a ConfigError naming the file (and field path).
+
+    ``what`` names the file's role in messages; ``keys`` says what the top-level mapping should hold."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read organisation profile {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'organisation', 'engineering' and 'candidates'")
+        raise ConfigError(f"{path}: expected a mapping with {keys}")
     try:
-        org = OrgProfile.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
+
+
+def load_org(path: str | Path) -> OrgProfile:
+    """Load and validate an organisation profile; relative catalog paths are relative to the file."""
+    path = Path(path)
+    org = load_yaml_file(
+        path, OrgProfile, "organisation profile", "'organisation', 'engineering' and 'candidates'"
+    )
     base = path.parent
 
     def rel(p: str) -> str:

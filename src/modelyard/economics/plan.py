@@ -26,14 +26,11 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from modelyard.config.loader import format_validation_error
 from modelyard.economics.capacity import SECONDS_PER_MONTH
-from modelyard.economics.org import OrgProfile, Strict, WorkloadPolicy
+from modelyard.economics.org import OrgProfile, Strict, WorkloadPolicy, load_yaml_file
 from modelyard.economics.workload import DAYS_PER_MONTH, ModelUse, WorkloadProfile, classify
-from modelyard.errors import ConfigError
 
 
 class PlannedTokens(Strict):
@@ -93,19 +90,7 @@ class Plan(Strict):
 
 def load_plan(path: str | Path) -> Plan:
     """Load and validate a plan file; errors name the file and the field path."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read plan {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'workloads'")
-    try:
-        return Plan.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path))) from None
+    return load_yaml_file(Path(path), Plan, "plan", "'workloads'")
 
 
 def with_plan_policies(org: OrgProfile, plan: Plan) -> OrgProfile:
