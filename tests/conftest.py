@@ -13,27 +13,32 @@ from typing import Any
 import pytest
 
 from modelyard.config import parse_config
+from modelyard.config.kinds import KINDS
 from modelyard.config.schema import Config
 from tests.fakes.common import FakeState, serve_app
 
 FAKE_KEY = "sk-test-SECRET-0001"
 
-#: provider kind → the fake module speaking its wire format, and how its base URL is formed.
+#: provider kind → the fake module speaking its wire format, and how its base URL is formed. Self-hosted
+#: OpenAI-compatible servers speak OpenAI's format: the OpenAI fake stands in for them (a second instance).
 FAKES = {
     "openai": ("tests.fakes.openai", "/v1"),
+    "openai_compatible": ("tests.fakes.openai", "/v1"),
     "anthropic": ("tests.fakes.anthropic", ""),
     "gemini": ("tests.fakes.gemini", ""),
 }
 
 
 def available_kinds() -> list[str]:
-    kinds = []
-    for kind, (module, _) in FAKES.items():
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
-        kinds.append(kind)
+    """Every provider kind that speaks over the wire (the in-process model is tested in
+    test_local_embeddings.py). A fake that fails to import fails the run: it once dropped its kind from the
+    conformance suite without a word."""
+    kinds = [kind for kind, spec in KINDS.items() if spec.wire]
+    missing = [kind for kind in kinds if kind not in FAKES]
+    if missing:
+        raise LookupError(f"provider kinds without a fake in tests/conftest.py FAKES: {', '.join(missing)}")
+    for kind in kinds:
+        importlib.import_module(FAKES[kind][0])
     return kinds
 
 
@@ -70,7 +75,12 @@ class GatewayUnderTest:
 def gateway_config(tmp_path: Path, bases: dict[str, str], **overrides: Any) -> Config:
     providers: dict[str, Any] = {}
     models: dict[str, Any] = {}
-    upstream = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
+    upstream = {
+        "openai": "gpt-4o-mini",
+        "openai_compatible": "meta-llama/Llama-3.1-8B-Instruct",
+        "anthropic": "claude-haiku-4-5",
+        "gemini": "gemini-2.5-flash",
+    }
     for kind, base in bases.items():
         providers[f"{kind}-fake"] = {
             "kind": kind,

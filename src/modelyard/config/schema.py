@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelyard.config.kinds import KINDS, Hosting, ProviderKind
 from modelyard.config.routing import (
     CacheConfig,
     DataClass,
@@ -20,9 +21,6 @@ from modelyard.config.routing import (
     RouteConfig,
 )
 
-ProviderKind = Literal["openai", "anthropic", "gemini", "openai_compatible", "local"]
-#: Where a provider runs: decides what data-class policy lets it see.
-Hosting = Literal["self_hosted", "external"]
 #: Self-hosted servers that speak OpenAI's format but differ in details; see providers/openai_compatible.py.
 ServerProfile = Literal["generic", "vllm", "ollama", "tgi", "llamacpp"]
 ModelKind = Literal["chat", "embedding"]
@@ -62,14 +60,15 @@ class ProviderConfig(Strict):
     def resolved_hosting(self) -> Hosting:
         if self.hosting is not None:
             return self.hosting
-        return "self_hosted" if self.kind in ("openai_compatible", "local") else "external"
+        return KINDS[self.kind].hosting
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> ProviderConfig:
-        if self.kind != "local" and self.base_url is None:
+        wire = KINDS[self.kind].wire
+        if wire and self.base_url is None:
             raise ValueError(f"base_url is required for kind '{self.kind}'")
-        if self.kind == "local" and self.base_url is not None:
-            raise ValueError("kind 'local' runs in-process and takes no base_url")
+        if not wire and self.base_url is not None:
+            raise ValueError(f"kind '{self.kind}' runs in-process and takes no base_url")
         return self
 
 
@@ -180,8 +179,8 @@ class Config(Strict):
                     f"models.{name}.provider: unknown provider '{model.provider}'; allowed: {', '.join(providers)}"
                 )
             kind = self.providers[model.provider].kind
-            if kind == "local" and model.kind != "embedding":
-                raise ValueError(f"models.{name}.kind: provider kind 'local' serves embeddings only")
+            if KINDS[kind].embeddings_only and model.kind != "embedding":
+                raise ValueError(f"models.{name}.kind: provider kind '{kind}' serves embeddings only")
         self._check_routes()
         for name, workload in self.workloads.items():
             if workload.cache is not None and workload.cache.backend == "redis" and self.redis is None:

@@ -1,4 +1,5 @@
-"""Which adapter class serves each provider ``kind``: the registry is data, one line per API family."""
+"""Which adapter class serves each provider ``kind``: the registry is data (config/kinds.py), one line per
+API family."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from modelyard.config.schema import ProviderConfig, ProviderKind
+from modelyard.config.kinds import KINDS
+from modelyard.config.schema import ProviderConfig
 from modelyard.errors import UpstreamError
 from modelyard.providers.base import (
     JSON,
@@ -25,17 +27,12 @@ class AdapterFactory(Protocol):
     def __call__(self, name: str, config: ProviderConfig, api_key: str | None) -> Adapter: ...
 
 
-#: kind → "module:Class". Adding a provider is one module and one line here.
-ADAPTERS: dict[ProviderKind, str] = {
-    "openai": "modelyard.providers.openai:OpenAIAdapter",
-    "openai_compatible": "modelyard.providers.openai_compatible:OpenAICompatibleAdapter",
-    "anthropic": "modelyard.providers.anthropic:AnthropicAdapter",
-    "gemini": "modelyard.providers.gemini:GeminiAdapter",
-    "local": "modelyard.providers.local_embeddings:LocalEmbeddingAdapter",
-}
+#: kind → "module:Class", from the one table of provider kinds (:mod:`modelyard.config.kinds`): adding a
+#: provider is one module and one line there.
+ADAPTERS: dict[str, str] = {kind: spec.adapter for kind, spec in KINDS.items()}
 
 
-def adapter_factory(kind: ProviderKind) -> AdapterFactory:
+def adapter_factory(kind: str) -> AdapterFactory:
     module_name, _, class_name = ADAPTERS[kind].partition(":")
     factory: AdapterFactory = getattr(importlib.import_module(module_name), class_name)
     return factory
