@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from modelyard.config.strict import Strict
 
 DataClass = Literal["public", "internal", "confidential", "restricted"]
 #: Strictness order: a header may move a request right in this list, never left.
 DATA_CLASS_ORDER: tuple[DataClass, ...] = ("public", "internal", "confidential", "restricted")
 Strategy = Literal["single", "fallback", "loadbalance", "cascade", "shadow"]
 PiiMode = Literal["off", "mask", "pseudonymise"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RouteTarget(Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from modelyard.config.kinds import KINDS, Hosting, ProviderKind
 from modelyard.config.routing import (
@@ -20,16 +20,13 @@ from modelyard.config.routing import (
     ResilienceConfig,
     RouteConfig,
 )
+from modelyard.config.strict import Strict
 
 #: Self-hosted servers that speak OpenAI's format but differ in details; see providers/openai_compatible.py.
 ServerProfile = Literal["generic", "vllm", "ollama", "tgi", "llamacpp"]
 ModelKind = Literal["chat", "embedding"]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Timeouts(Strict):
@@ -131,7 +128,7 @@ class AuthConfig(Strict):
     #: Refuse requests without a valid key. With keys but ``required: false``, anonymous calls pass and
     #: keyed calls are attributed to their tenant.
     required: bool = False
-    keys: dict[Name, ApiKeyConfig] = {}
+    keys: dict[Name, ApiKeyConfig] = Field(default_factory=dict)
     #: With ``required: true``, ``/metrics`` needs a key like every other route (Prometheus sends one with
     #: ``authorization: {credentials: …}`` in its scrape config); ``true`` opens it to anyone who can reach
     #: the gateway, for a scraper that cannot send one. Its labels are config names and status codes only.
@@ -158,12 +155,12 @@ class CatalogConfig(Strict):
 class Config(Strict):
     providers: dict[Name, ProviderConfig]
     models: dict[Name, ModelConfig]
-    workloads: dict[Name, WorkloadConfig] = {}
+    workloads: dict[Name, WorkloadConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = LedgerConfig()
     server: ServerConfig = ServerConfig()
     catalog: CatalogConfig = CatalogConfig()
     #: Virtual model names served by several targets (fallback, load balance, cascade, shadow).
-    routes: dict[Name, RouteConfig] = {}
+    routes: dict[Name, RouteConfig] = Field(default_factory=dict)
     policy: PolicyConfig = PolicyConfig()
     resilience: ResilienceConfig = ResilienceConfig()
     auth: AuthConfig = AuthConfig()
