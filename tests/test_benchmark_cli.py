@@ -11,6 +11,8 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
 
+from modelyard.benchmark.knee import find_knee
+from modelyard.benchmark.stats import LevelStats, Slo
 from modelyard.catalog.serving import read_profiles_dir
 from modelyard.cli.bench_endpoint import bench_endpoint_command
 from modelyard.ledger import RequestRow, open_store
@@ -32,10 +34,9 @@ def invoke(*args: str) -> Result:
 
 
 def test_writes_a_profile_the_decision_engine_reads_plus_json_and_html(fake: str, tmp_path: Path) -> None:
-    # The knee is read from p95 latencies of short levels: a first sweep in a cold process (the first test
-    # of a fresh clone once failed here, c=4 over its 40 ms objective) warms the imports and connections.
-    warm = ["--concurrency", "1,4", "--requests", "8", "--duration", "0.2", "--input-tokens", "64"]
-    assert invoke("--url", fake, "--model", PARAMS.model, *warm, "--no-profile").exit_code == 0
+    # Which level is the knee depends on p95 latencies measured on this machine; the rule that picks it is
+    # tested from tables (test_benchmark_stats.py). Here: the knee reported, written and drawn is the one
+    # the rule picks from the levels this run measured.
     result = invoke(
         "--url", fake, "--model", PARAMS.model, *QUICK, "--input-tokens", "64", "--output-tokens", "16",
         "--slo-ttft-ms", "40", "--gpu", "A100-40GB", "--profiles-dir", str(tmp_path / "profiles"),
@@ -45,11 +46,13 @@ def test_writes_a_profile_the_decision_engine_reads_plus_json_and_html(fake: str
     (profile,) = read_profiles_dir(tmp_path / "profiles")
     assert profile.source == "measured" and profile.model == "Fake-Llama-8B" and profile.engine == "vllm"
     assert [lv.concurrency for lv in profile.levels] == [1, 4, 8]
-    assert profile.knee is not None and profile.knee.concurrency == 4
+    doc = json.loads((tmp_path / "run.json").read_text())
+    knee = find_knee([LevelStats(**level) for level in doc["levels"]], Slo(ttft_ms=40))
+    assert knee is not None, "c=1 answers well inside 40 ms"
+    assert profile.knee is not None and profile.knee.concurrency == knee.concurrency
     assert profile.workload.output_tokens_mean == 16
     assert profile.slo.ttft_ms == 40
-    doc = json.loads((tmp_path / "run.json").read_text())
-    assert doc["knee"]["concurrency"] == 4 and len(doc["levels"]) == 3
+    assert doc["knee"]["concurrency"] == knee.concurrency and len(doc["levels"]) == 3
     assert doc["profile"]["source"] == "measured"
     page = (tmp_path / "run.html").read_text()
     assert "<svg" in page and 'id="knee-mark-ttft_p95_ms"' in page
@@ -57,7 +60,7 @@ def test_writes_a_profile_the_decision_engine_reads_plus_json_and_html(fake: str
     assert not any(tag in page for tag in ("<script", "<link", "src=")) and not re.search(
         r'href="(?!#)', page
     )
-    assert "Knee: concurrency 4" in result.output
+    assert f"Knee: concurrency {knee.concurrency}" in result.output
 
 
 def test_token_lengths_come_from_the_workload_in_the_ledger(fake: str, tmp_path: Path) -> None:
