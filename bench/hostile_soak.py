@@ -131,7 +131,7 @@ class Hostile:
 
     async def _header(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._dribble(
-            reader, writer, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: ", b"v" * 4096, 0.01
+            reader, writer, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: ", b"v" * 4096, self.head_pause
         )
 
     async def _crlf(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -203,7 +203,11 @@ def main() -> None:
             quiet_rss: list[tuple[float, float]] = []
             quiet = normal_load(subject, args.quiet_seconds, quiet_rss)
             hostile = Hostile(
-                int(running.base_url.rsplit(":", 1)[1]), args.idle, args.each, args.kinds.split(",")
+                int(running.base_url.rsplit(":", 1)[1]),
+                args.idle,
+                args.each,
+                args.kinds.split(","),
+                args.head_pause,
             )
             log(
                 f"hostile run: {args.seconds:.0f}s beside {args.idle} idle sockets and {args.each} of each other kind"
