@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from modelyard.cli.eval import eval_command
 from modelyard.evals.evaluators import build_deterministic
 from modelyard.evals.golden import Check, GoldenCase, GoldenSetError, load_golden_set
-from modelyard.evals.promptfoo import import_promptfoo
+from modelyard.evals.promptfoo import convert_promptfoo, import_promptfoo
 from tests.fakes.scripted_openai import FIXTURES
 
 CONFIG = FIXTURES / "promptfooconfig.yaml"
@@ -66,7 +66,7 @@ def test_a_bare_tests_list_with_a_chat_prompt(tmp_path: Path) -> None:
         {"role": "system", "content": "Be terse."},
         {"role": "user", "content": "Where is Rome?"},
     ]
-    with pytest.raises(GoldenSetError, match="no inline prompt; pass the template with --prompt"):
+    with pytest.raises(GoldenSetError, match="no prompts; pass the template with --prompt"):
         import_promptfoo(source)
 
 
@@ -94,18 +94,21 @@ tests:
 """
 
 
-def test_unsupported_assertions_are_refused_with_line_and_field(tmp_path: Path) -> None:
+def test_unsupported_features_are_refused_with_line_and_field_all_at_once(tmp_path: Path) -> None:
     source = tmp_path / "bad.yaml"
     source.write_text(BAD, encoding="utf-8")
     with pytest.raises(GoldenSetError) as caught:
         import_promptfoo(source)
     message = str(caught.value)
-    assert "5 problem(s)" in message
-    assert f"{source}:7: tests[0].assert[1].type: 'javascript' is not supported; supported: equals" in message
-    assert f"{source}:11: tests[1].assert[0].type: 'not-contains' is not supported; negated" in message
-    assert f"{source}:14: tests[2].options: not supported" in message
+    assert "4 problem(s)" in message
+    assert (
+        f"{source}:7: tests[0].assert[1].type: 'javascript' is not supported (it runs JavaScript)" in message
+    )
+    assert f"{source}:14: tests[2].options.transform: not supported: it changes the answer" in message
     assert f"{source}:19: tests[3].assert[0].value: 'pattern' is not a valid regular expression" in message
     assert f"{source}:20: tests[4]: no assertions" in message
+    assert "tests[1]" not in message  # not-contains maps to a check: imported
+    assert message.count("supported assertion types:") == 1
 
 
 def _one_test(folder: Path, variables: str) -> Path:
@@ -118,20 +121,27 @@ def _one_test(folder: Path, variables: str) -> Path:
     return source
 
 
-def test_template_variables_must_be_set_and_single_valued(tmp_path: Path) -> None:
-    with pytest.raises(
-        GoldenSetError, match=r"t.yaml:4: tests\[0\].vars: the template uses \{\{question\}\}"
-    ):
-        import_promptfoo(_one_test(tmp_path, "other: x"))
-    # In promptfoo a list value expands into one test per value; refused rather than rendered as a list.
-    with pytest.raises(GoldenSetError, match=r"t.yaml:4: tests\[0\].vars.question: list values"):
-        import_promptfoo(_one_test(tmp_path, "question: [a, b]"))
+def test_an_unset_variable_renders_empty_as_in_promptfoo_and_is_noted(tmp_path: Path) -> None:
+    imported = convert_promptfoo(_one_test(tmp_path, "other: x"))
+    assert imported.cases[0].messages[0]["content"] == "Q: "
+    assert any("question not set: rendered empty" in line for line in imported.summary.lines(1))
+
+
+def test_list_values_expand_into_one_case_per_value_as_in_promptfoo(tmp_path: Path) -> None:
+    cases = import_promptfoo(_one_test(tmp_path, "question: [a, b]"))
+    assert [(c.id, c.messages[0]["content"]) for c in cases] == [("test-1.1", "Q: a"), ("test-1.2", "Q: b")]
 
 
 def test_cli_import_then_validate(tmp_path: Path) -> None:
     out = tmp_path / "set.jsonl"
     result = CliRunner().invoke(eval_command, ["import-promptfoo", str(CONFIG), "-o", str(out)])
     assert result.exit_code == 0 and "wrote 4 cases" in result.output, result.output
+    assert "4 tests x 1 prompt(s) -> 4 cases" in result.output
+    assert "mapped: contains-all->contains x1" in result.output
+    assert (
+        "dropped: description (not used) x1; providers (the candidates are the run's -m models) x1"
+        in result.output
+    )
     assert len(load_golden_set(out).cases) == 4
     check = CliRunner().invoke(eval_command, ["validate", str(out)])
     assert "checks: contains, exact, json_schema, judge, regex" in check.output

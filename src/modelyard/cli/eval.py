@@ -32,7 +32,7 @@ from modelyard.evals.golden import Check, GoldenSet, dump_cases, load_golden_set
 from modelyard.evals.importers import cases_from_ledger, import_openai_evals
 from modelyard.evals.interrupt import Interrupted, until_signalled
 from modelyard.evals.preflight import describe, preflight
-from modelyard.evals.promptfoo import import_promptfoo
+from modelyard.evals.promptfoo import convert_promptfoo
 from modelyard.evals.report import print_report, render_html
 from modelyard.evals.results import DEFAULT_DIR, gate_run, run_document, summarise, write_record
 from modelyard.evals.runner import RunOptions, run_eval
@@ -226,16 +226,26 @@ def import_openai_evals_command(source: str, output: str) -> None:
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The golden set to write."
 )
-@click.option("--prompt", help="The prompt template ({{var}}); default: the config's single inline prompt.")
+@click.option("--prompt", help="A prompt template ({{var}}) used instead of the config's prompts.")
 @click.option("--workload", help="The gateway workload every case belongs to.")
-def import_promptfoo_command(source: str, output: str, prompt: str | None, workload: str | None) -> None:
-    """Convert promptfoo tests (vars + assert) to a golden set; unsupported assertions are refused."""
+@click.option(
+    "--skip-unsupported", is_flag=True, help="Import the tests that can be, and list the ones skipped."
+)
+def import_promptfoo_command(
+    source: str, output: str, prompt: str | None, workload: str | None, skip_unsupported: bool
+) -> None:
+    """Convert a promptfoo config or tests file (YAML, JSON, JSONL, CSV) to a golden set; every feature
+    that cannot be imported is listed at once with its file and line."""
     try:
-        cases = import_promptfoo(source, prompt=prompt, workload=workload)
+        imported = convert_promptfoo(
+            source, prompt=prompt, workload=workload, skip_unsupported=skip_unsupported
+        )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    Path(output).write_text(dump_cases(cases), encoding="utf-8")
-    click.echo(f"wrote {len(cases)} cases to {output}")
+    Path(output).write_text(dump_cases(imported.cases), encoding="utf-8")
+    for line in imported.summary.lines(len(imported.cases)):
+        click.echo(line)
+    click.echo(f"wrote {len(imported.cases)} cases to {output}")
 
 
 @eval_command.command("from-ledger")
