@@ -167,3 +167,17 @@ def test_expired_reservations_can_be_charged_instead_of_released(store: BudgetSt
     clock.now += 61
     assert gov.sweep_if_due(clock.now) == 1
     assert counters(store, gov, held.lines)["acme"] == (30 * CENT, 0)
+
+
+def test_a_batch_of_settles_equals_settling_each_in_turn(store: BudgetStore) -> None:
+    gov = Governor(CONFIG, store, clock=Clock())
+    held = [gov.reserve(WHO, Estimate(10 * CENT, 10, 20)) for _ in range(5)]
+    actuals = [Actual(cost_pico=i * CENT + i, tokens=i) for i in range(5)]
+    gov.settle_many(list(zip(held[:4], actuals[:4], strict=True)))
+    gov.settle(held[4], actuals[4])
+    gov.settle_many([(held[0], Actual(CENT, 1))])  # already settled: nothing changes
+    assert counters(store, gov, held[0].lines) == {
+        "acme": (sum(a.cost_pico for a in actuals), 0),
+        "keytok": (sum(a.tokens for a in actuals), 0),
+        "watch": (sum(a.cost_pico for a in actuals), 0),
+    }

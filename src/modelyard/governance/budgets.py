@@ -52,7 +52,7 @@ def lines_for(
                 subject=value,
                 unit=budget.unit,
                 amount=amount,
-                limit=budget.limit_units(),
+                limit=budget.limit_units,
                 hard=budget.mode == "hard",
                 window=window,
             )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -89,6 +90,7 @@ class BudgetConfig(_Strict):
             raise ValueError(f"a {self.unit} budget's limit is a whole number, got {self.limit}")
         return self
 
+    @cached_property
     def limit_units(self) -> int:
         """The limit in counter units: pico-USD, tokens or requests."""
         return to_pico(self.limit) if self.unit == "usd" else int(self.limit)
@@ -156,6 +158,11 @@ class GovernanceConfig(_Strict):
     @model_validator(mode="after")
     def _unique_budget_names(self) -> GovernanceConfig:
         names = [b.name for b in self.budgets]
+        reserved = sorted(n for n in names if n.startswith("key-"))
+        if reserved:
+            raise ValueError(
+                f"budget names starting with 'key-' belong to runtime keys' own limits: rename {reserved}"
+            )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"budget names must be unique; repeated: {dupes}")

@@ -66,6 +66,18 @@ class Governor:
             self._alert(reservation, states)
         return states
 
+    def settle_many(self, settlements: Sequence[tuple[Reservation, Actual]]) -> None:
+        """Settle a batch at once (the recorder's, off the request path): one transaction on SQLite, one
+        pipeline on Redis. Same result as settling each in turn."""
+        held = [(r, a) for r, a in settlements if r.lines]
+        if not held:
+            return
+        results = self.store.settle_many([(r.id, a) for r, a in held])
+        if self._sinks:
+            for (reservation, _), states in zip(held, results, strict=True):
+                if states:
+                    self._alert(reservation, states)
+
     def sweep_if_due(self, now: float) -> int:
         if now - self._last_sweep < self._sweep_every:
             return 0

@@ -33,6 +33,10 @@ class BudgetStore(Protocol):
         """Settle to ``actual``; the counters it touched, after. Empty when nothing was held any more."""
         ...
 
+    def settle_many(self, settlements: Sequence[tuple[str, Actual]]) -> list[list[CounterState]]:
+        """Several settles at once (a batch of the recorder): one transaction or one pipeline."""
+        ...
+
     def sweep(self, now: float, *, charge: bool = False) -> int:
         """Drop reservations that expired before ``now``; how many were dropped."""
         ...
@@ -92,6 +96,9 @@ class MemoryBudgetStore:
             if held is None:
                 return []
             return [self._release(line, actual.amount(line.unit)) for line in held[0].lines]
+
+    def settle_many(self, settlements: Sequence[tuple[str, Actual]]) -> list[list[CounterState]]:
+        return [self.settle(rid, actual) for rid, actual in settlements]
 
     def sweep(self, now: float, *, charge: bool = False) -> int:
         with self._lock:

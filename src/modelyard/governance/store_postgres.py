@@ -11,6 +11,7 @@ that statement is retried.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -91,6 +92,10 @@ class PostgresBudgetStore:
         params = {"rid": reservation_id, "charge": None, "usd": actual.cost_pico}
         params |= {"tokens": actual.tokens, "requests": actual.requests}
         return self._states(self._execute(_DROP.format(where="reservation = %(rid)s::text"), params))
+
+    def settle_many(self, settlements: Sequence[tuple[str, Actual]]) -> list[list[CounterState]]:
+        # Each settle is its own atomic statement; a batch needs no transaction around them.
+        return [self.settle(rid, actual) for rid, actual in settlements]
 
     def sweep(self, now: float, *, charge: bool = False) -> int:
         params = {"now": now, "charge": charge, "usd": 0, "tokens": 0, "requests": 0}

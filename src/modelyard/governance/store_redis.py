@@ -12,6 +12,7 @@ few pico-dollars above that.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import redis
@@ -119,6 +120,15 @@ class RedisBudgetStore:
         keys = [self._prefix + "r:" + reservation_id, self._expiry]
         args = [reservation_id, str(actual.cost_pico), str(actual.tokens), str(actual.requests)]
         return self._states(cast(list[Any], self._settle(keys=keys, args=args)))
+
+    def settle_many(self, settlements: Sequence[tuple[str, Actual]]) -> list[list[CounterState]]:
+        """Every settle script of the batch in one pipeline: one round trip for all of them."""
+        pipe = self._redis.pipeline(transaction=False)
+        for rid, actual in settlements:
+            keys = [self._prefix + "r:" + rid, self._expiry]
+            args = [rid, str(actual.cost_pico), str(actual.tokens), str(actual.requests)]
+            self._settle(keys=keys, args=args, client=pipe)
+        return [self._states(cast(list[Any], flat)) for flat in pipe.execute()]
 
     def sweep(self, now: float, *, charge: bool = False, batch: int = 1000) -> int:
         total = 0

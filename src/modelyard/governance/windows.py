@@ -15,6 +15,22 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def window_at(spec: WindowConfig, at: float) -> Window:
     """The window of ``spec`` that contains the unix time ``at``."""
+    # The request path asks for the same few windows over and over: remember the last one of each spec
+    # (kept with the spec itself, so a recycled id() can never match another spec).
+    last = _last.get(id(spec))
+    if last is not None and last[0] is spec and last[1].start <= at < last[1].end:
+        return last[1]
+    window = _compute(spec, at)
+    if len(_last) > 1024:
+        _last.clear()
+    _last[id(spec)] = (spec, window)
+    return window
+
+
+_last: dict[int, tuple[WindowConfig, Window]] = {}
+
+
+def _compute(spec: WindowConfig, at: float) -> Window:
     if spec.kind == "period":
         assert spec.seconds is not None  # guaranteed by WindowConfig's validator
         anchor = (spec.anchor or _EPOCH).timestamp()
