@@ -1,7 +1,7 @@
 """Budget counters in PostgreSQL: exact across replicas, each operation one statement in autocommit.
 
 ``reserve`` is a single statement: a conditional multi-row upsert of the counters (``DO UPDATE ... WHERE
-spent + reserved + amount <= limit``), the reservation rows, and a final division that fails when any
+spent + reserved + amount <= limit``), the reservation's row, and a final division that fails when any
 counter refused. A statement is atomic on its own, so a failing one leaves nothing behind: one round trip,
 all lines or none. Lines arrive sorted by counter, so concurrent reservations lock rows in one order and
 cannot deadlock each other; a settle's join may still meet one, and PostgreSQL's detector breaks it:
@@ -35,26 +35,30 @@ held AS (
     WHERE NOT excluded.hard OR c.spent + c.reserved + excluded.reserved <= excluded.limit_amount
     RETURNING 1
 ),
-rows AS (
-    INSERT INTO gov_reservations (reservation, counter, unit, amount, expires_at)
-    SELECT %(id)s::text, counter, unit, amount, %(expires_at)s::double precision FROM lines
+hold AS (
+    INSERT INTO gov_holds (reservation, counters, units, amounts, expires_at)
+    VALUES (%(id)s::text, %(counter)s::text[], %(unit)s::text[], %(amount)s::bigint[],
+            %(expires_at)s::double precision)
 )
 SELECT 1 / (CASE WHEN (SELECT count(*) FROM held) = %(n)s::bigint THEN 1 ELSE 0 END)
 """
 
 _DROP = """
 WITH dropped AS (
-    DELETE FROM gov_reservations WHERE {where} RETURNING reservation, counter, unit, amount
+    DELETE FROM gov_holds WHERE {where} RETURNING reservation, counters, units, amounts
+), lines AS (
+    SELECT d.reservation, l.counter, l.unit, l.amount
+    FROM dropped d, unnest(d.counters, d.units, d.amounts) AS l (counter, unit, amount)
 ), per_counter AS (
     SELECT counter, sum(amount) AS amount,
            sum(CASE WHEN %(charge)s::boolean IS NULL THEN (CASE unit WHEN 'usd' THEN %(usd)s::bigint
                WHEN 'tokens' THEN %(tokens)s::bigint ELSE %(requests)s::bigint END)
                WHEN %(charge)s::boolean THEN amount ELSE 0 END) AS spent
-    FROM dropped GROUP BY counter
+    FROM lines GROUP BY counter
 )
 UPDATE gov_counters c SET reserved = c.reserved - p.amount, spent = c.spent + p.spent
 FROM per_counter p WHERE c.counter = p.counter
-RETURNING c.counter, c.limit_amount, c.spent, c.reserved, (SELECT count(DISTINCT reservation) FROM dropped)
+RETURNING c.counter, c.limit_amount, c.spent, c.reserved, (SELECT count(*) FROM dropped)
 """
 
 

@@ -1,29 +1,36 @@
 """Budget counters in a SQLite file: exact across every ``--workers`` process of one machine.
 
 Each operation is one ``BEGIN IMMEDIATE`` transaction: SQLite's write lock serialises reservations from
-all processes, and each counter's test-and-add is one conditional upsert (``... DO UPDATE ... WHERE
-spent + reserved + amount <= limit``). WAL with ``synchronous=OFF``: a commit survives a process crash
-(what ``--workers`` needs) without an fsync; an OS crash or power cut may lose the last instants of counts.
-Use its own file, not the ledger's: the ledger writer's batches would make reservations wait.
+all processes. A reservation is one multi-row conditional upsert of its counters (``... DO UPDATE ...
+WHERE spent + reserved + amount <= limit RETURNING counter``, rolled back unless every counter came back)
+and one row in ``gov_holds`` (its lines as JSON, swept after ``expires_at``). A settle deletes that row and
+applies its lines in one ``UPDATE ... FROM json_each``.
+
+WAL with ``synchronous=OFF``: a commit is in the OS's hands when it returns, so it survives a crashed or
+killed worker (what ``--workers`` needs); only an OS crash or power cut can lose the last counts. Use a
+file of its own, not the ledger's: the ledger writer's batches would make reservations wait.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
-from modelyard.governance.model import Actual, CounterState, Reservation, Unit
+import orjson
+
+from modelyard.governance.model import Actual, CounterState, Reservation
 from modelyard.governance.store import oversized
 from modelyard.ledger import migrate
 from modelyard.ledger.sqlite_store import SQLiteStore
 
-_SETTLE = (
-    "UPDATE gov_counters SET reserved = gov_counters.reserved - r.amount, spent = gov_counters.spent +"
-    " (CASE r.unit WHEN 'usd' THEN ? WHEN 'tokens' THEN ? ELSE ? END)"
-    " FROM gov_reservations AS r WHERE r.reservation = ? AND gov_counters.counter = r.counter"
-    " RETURNING gov_counters.counter, limit_amount, spent, reserved"
+_ON_CONFLICT = (
+    " ON CONFLICT (counter) DO UPDATE SET"
+    " reserved = gov_counters.reserved + excluded.reserved, limit_amount = excluded.limit_amount,"
+    " hard = excluded.hard"
+    " WHERE NOT excluded.hard OR gov_counters.spent + gov_counters.reserved + excluded.reserved"
+    " <= excluded.limit_amount RETURNING counter"
 )
 
 
@@ -37,27 +44,21 @@ def _upsert(n: int) -> str:
     )
 
 
-@lru_cache(maxsize=16)
-def _hold(n: int) -> str:
-    return (
-        "INSERT INTO gov_reservations (reservation, counter, unit, amount, expires_at) VALUES "
-        + ", ".join(["(?, ?, ?, ?, ?)"] * n)
-    )
+_HOLD = "INSERT INTO gov_holds (reservation, lines, expires_at) VALUES (?, ?, ?)"
 
-
-_ON_CONFLICT = (
-    " ON CONFLICT (counter) DO UPDATE SET"
-    " reserved = gov_counters.reserved + excluded.reserved, limit_amount = excluded.limit_amount,"
-    " hard = excluded.hard"
-    " WHERE NOT excluded.hard OR gov_counters.spent + gov_counters.reserved + excluded.reserved"
-    " <= excluded.limit_amount RETURNING counter"
+#: Apply a hold's lines (JSON [[counter, unit, amount], ...]): release each amount, add what was spent.
+#: A hold has one line per counter, so UPDATE ... FROM meets each counter once.
+_APPLY = (
+    "UPDATE gov_counters SET reserved = gov_counters.reserved - (l.value ->> 2),"
+    " spent = gov_counters.spent + (CASE l.value ->> 1 WHEN 'usd' THEN ? WHEN 'tokens' THEN ? ELSE ? END)"
+    " FROM json_each(?) AS l WHERE gov_counters.counter = l.value ->> 0"
+    " RETURNING gov_counters.counter, limit_amount, spent, reserved"
 )
-#: What a dropped reservation line counts as spent, from its unit and the amount it held.
-_Spent = Callable[[Unit, int], int]
-
-_RELEASE = (
-    "UPDATE gov_counters SET reserved = reserved - ?, spent = spent + ? WHERE counter = ?"
-    " RETURNING counter, limit_amount, spent, reserved"
+#: The same for a swept hold: spend all it held (``charge``) or nothing.
+_APPLY_EXPIRED = (
+    "UPDATE gov_counters SET reserved = gov_counters.reserved - (l.value ->> 2),"
+    " spent = gov_counters.spent + ? * (l.value ->> 2)"
+    " FROM json_each(?) AS l WHERE gov_counters.counter = l.value ->> 0"
 )
 
 
@@ -70,15 +71,12 @@ class SQLiteBudgetStore:
                 for statement in migration.statements():
                     self._db.execute(statement)
         else:
-            # The ledger's migrator creates the governance tables (migration 0003) with its own locking.
+            # The ledger's migrator creates the governance tables (0003, 0004) with its own locking.
             SQLiteStore(path).close()
             self._db = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
             )
         self._db.execute("PRAGMA journal_mode=WAL")
-        # OFF: a commit is in the OS's hands when it returns, so it survives a crashed or killed worker
-        # (what --workers needs); only an OS crash or power cut can lose the last counts. NORMAL would
-        # fsync at every WAL checkpoint, which measured ~2x the cost of a reservation here.
         self._db.execute("PRAGMA synchronous=OFF")
         self._lock = threading.Lock()
 
@@ -87,36 +85,20 @@ class SQLiteBudgetStore:
         if refused is not None:
             return refused
         lines = reservation.lines
-        n = len(lines)
+        params: list[object] = []
+        for line in lines:
+            params += (line.counter, line.unit, line.limit, line.hard, line.amount, line.window.end)
+        hold = orjson.dumps([(line.counter, line.unit, line.amount) for line in lines])
         db = self._db
         with self._lock:
             db.execute("BEGIN IMMEDIATE")
             try:
-                # One multi-row conditional upsert: it returns the counters that had room.
-                upsert_params: list[object] = []
-                hold_params: list[object] = []
-                for line in lines:
-                    upsert_params += (
-                        line.counter,
-                        line.unit,
-                        line.limit,
-                        line.hard,
-                        line.amount,
-                        line.window.end,
-                    )
-                    hold_params += (
-                        reservation.id,
-                        line.counter,
-                        line.unit,
-                        line.amount,
-                        reservation.expires_at,
-                    )
-                held = db.execute(_upsert(n), upsert_params).fetchall()
-                if len(held) < n:
+                taken = db.execute(_upsert(len(lines)), params).fetchall()
+                if len(taken) < len(lines):
                     db.execute("ROLLBACK")
-                    taken = {counter for (counter,) in held}
-                    return next(i for i, line in enumerate(lines) if line.counter not in taken)
-                db.execute(_hold(n), hold_params)
+                    names = {counter for (counter,) in taken}
+                    return next(i for i, line in enumerate(lines) if line.counter not in names)
+                db.execute(_HOLD, (reservation.id, hold, reservation.expires_at))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -131,17 +113,19 @@ class SQLiteBudgetStore:
         """Settle several reservations in one transaction: the recorder's batch, off the request path,
         pays one commit for all of them."""
         db = self._db
-        out = []
+        out: list[list[CounterState]] = []
         with self._lock:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for reservation_id, actual in settlements:
-                    # A reservation holds one line per counter, so UPDATE ... FROM meets each counter once.
-                    rows = db.execute(
-                        _SETTLE, (actual.cost_pico, actual.tokens, actual.requests, reservation_id)
-                    ).fetchall()
-                    db.execute("DELETE FROM gov_reservations WHERE reservation = ?", (reservation_id,))
-                    out.append([CounterState(*row) for row in rows])
+                    row = db.execute(
+                        "DELETE FROM gov_holds WHERE reservation = ? RETURNING lines", (reservation_id,)
+                    ).fetchone()
+                    if row is None:  # settled already, or swept: nothing is held any more
+                        out.append([])
+                        continue
+                    params = (actual.cost_pico, actual.tokens, actual.requests, row[0])
+                    out.append([CounterState(*r) for r in db.execute(_APPLY, params).fetchall()])
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -150,9 +134,25 @@ class SQLiteBudgetStore:
         return out
 
     def sweep(self, now: float, *, charge: bool = False) -> int:
-        held: set[str] = set()
-        self._drop("expires_at < ?", (now,), lambda unit, amount: amount if charge else 0, held)
-        return len(held)
+        db = self._db
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                expired = db.execute(
+                    "DELETE FROM gov_holds WHERE expires_at < ? RETURNING lines", (now,)
+                ).fetchall()
+                for (lines,) in expired:
+                    db.execute(_APPLY_EXPIRED, (1 if charge else 0, lines))
+                # Old windows nobody holds anything on any more: a month of history is plenty.
+                db.execute(
+                    "DELETE FROM gov_counters WHERE window_end < ? AND reserved = 0", (now - 35 * 86400,)
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return len(expired)
 
     def state(self, counter: str) -> CounterState | None:
         with self._lock:
@@ -174,28 +174,3 @@ class SQLiteBudgetStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    def _drop(
-        self, where: str, params: tuple[object, ...], spent: _Spent, dropped: set[str]
-    ) -> list[CounterState]:
-        """Delete the reservations ``where`` matches (their ids land in ``dropped``) and move each of
-        their lines from reserved to spent."""
-        db = self._db
-        with self._lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                held = db.execute(
-                    f"DELETE FROM gov_reservations WHERE {where} RETURNING reservation, counter, unit, amount",
-                    params,
-                ).fetchall()
-                states = [
-                    CounterState(*db.execute(_RELEASE, (amount, spent(unit, amount), counter)).fetchone())
-                    for _, counter, unit, amount in held
-                ]
-                dropped.update(rid for rid, *_ in held)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-        return states
