@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from modelyard.catalog.prices import from_pico
 from modelyard.errors import ModelyardError
@@ -37,8 +37,7 @@ class Subject:
         return self.workload
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(NamedTuple):
     """One occurrence of a budget's window, ``[start, end)`` in unix seconds."""
 
     start: float
@@ -50,9 +49,11 @@ class Window:
         return datetime.fromtimestamp(self.end, UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One budget a reservation draws on: its counter (budget, subject, window) and the amount held."""
+class Line(NamedTuple):
+    """One budget a reservation draws on: its counter (budget, subject, window) and the amount held.
+
+    A NamedTuple (immutable like a frozen dataclass, and ~5x cheaper to build: three are built per request).
+    """
 
     counter: str
     budget: str
