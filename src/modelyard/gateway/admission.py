@@ -48,9 +48,9 @@ class Sources(NamedTuple):
     data_class: str
 
 
-@dataclass(frozen=True, slots=True)
-class RequestMeta:
-    """What a request declares about itself beside its body, as the HTTP layer parsed it."""
+class RequestMeta(NamedTuple):
+    """What a request declares about itself beside its body, as the HTTP layer parsed it. (Immutable
+    value types on the request path are NamedTuples: a frozen dataclass costs ~3x more to build.)"""
 
     kind: ModelKind
     sources: Sources
@@ -64,8 +64,7 @@ class RequestMeta:
     wants_usage: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RequestPlan:
+class RequestPlan(NamedTuple):
     """A request admitted: who it is for, under which class, where it may go and what goes there."""
 
     workload: Workload
@@ -98,6 +97,34 @@ class Tables:
     config: Config
     routes: Mapping[str, Route[Target]]
     cached_workloads: frozenset[str] = field(default_factory=frozenset)
+    workloads: Mapping[str, Workload] = field(init=False)
+    #: The policy note of each (class, source) pair, so a request does not format it again.
+    notes: dict[tuple[str, str], str] = field(init=False)
+    #: The class decided by each (workload class, key class) pair before the request asks.
+    bases: dict[tuple[str | None, str | None], ClassDecision] = field(init=False)
+
+    def __post_init__(self) -> None:
+        workloads = {
+            name: Workload(name, w.data_class, w.log_content, w.model)
+            for name, w in self.config.workloads.items()
+        }
+        object.__setattr__(self, "workloads", workloads)
+        object.__setattr__(self, "notes", {})
+        object.__setattr__(self, "bases", {})
+
+    def base(self, workload_class: str | None, key_class: str | None) -> ClassDecision:
+        key = (workload_class, key_class)
+        decision = self.bases.get(key)
+        if decision is None:
+            decision = self.bases[key] = base_data_class(workload_class, key_class)
+        return decision
+
+    def note(self, decision: ClassDecision, policy: DataClassPolicy) -> str:
+        key = (decision.data_class, decision.source)
+        note = self.notes.get(key)
+        if note is None:
+            note = self.notes[key] = f"{decision.data_class} ({decision.source}); allows {describe(policy)}"
+        return note
 
 
 def admit(
@@ -112,8 +139,8 @@ def admit(
     requested = body.get("model")
     facts = RowFacts(NO_WORKLOAD, None, None, requested if isinstance(requested, str) else "", meta.stream)
     try:
-        workload = resolve_workload(tables.config, meta)
-        base = base_data_class(workload.data_class, caller.data_class if caller else None)
+        workload = resolve_workload(tables, meta)
+        base = tables.base(workload.data_class, caller.data_class if caller else None)
         policy = tables.config.policy.data_classes[base.data_class]
         facts = _facts(tables, workload, base, policy, requested, meta.stream)
         if caller is not None:
@@ -156,9 +183,7 @@ def _facts(
     streamed: bool,
 ) -> RowFacts:
     name = requested if isinstance(requested, str) else workload.default_model or ""
-    route = tables.routes.get(name)
-    note = f"{decision.data_class} ({decision.source}); allows {describe(policy)}"
-    return RowFacts(workload, decision.data_class, note, route.name if route else name, streamed)
+    return RowFacts(workload, decision.data_class, tables.note(decision, policy), name, streamed)
 
 
 def _unplannable(
@@ -178,33 +203,33 @@ def _unplannable(
     )
 
 
-def resolve_workload(config: Config, meta: RequestMeta) -> Workload:
+def resolve_workload(tables: Tables, meta: RequestMeta) -> Workload:
     """The request's workload: the one it names, else the configured default.
 
     With no workloads configured every request is accepted without one; once workloads exist, a request
     must name a known one (or the config must set ``server.default_workload``), so traffic is never
     metered under a guess.
     """
-    name = meta.workload if meta.workload is not None else config.server.default_workload
+    name = meta.workload if meta.workload is not None else tables.config.server.default_workload
     if name is None:
-        if not config.workloads:
+        if not tables.workloads:
             return NO_WORKLOAD
         raise InvalidRequest(
             f"name a workload with the {meta.sources.workload} header or metadata.workload; "
-            f"allowed: {', '.join(sorted(config.workloads))}",
+            f"allowed: {', '.join(sorted(tables.workloads))}",
             code="workload_required",
             param="metadata.workload",
         )
-    workload = config.workloads.get(name) if isinstance(name, str) else None
-    if workload is None or not isinstance(name, str):
+    workload = tables.workloads.get(name) if isinstance(name, str) else None
+    if workload is None:
         named_in = meta.workload_from or "server.default_workload"
         raise InvalidRequest(
             f"unknown workload {name!r} ({named_in}); "
-            f"allowed: {', '.join(sorted(config.workloads)) or '(none)'}",
+            f"allowed: {', '.join(sorted(tables.workloads)) or '(none)'}",
             code="unknown_workload",
             param="metadata.workload",
         )
-    return Workload(name, workload.data_class, workload.log_content, workload.model)
+    return workload
 
 
 def resolve_route(

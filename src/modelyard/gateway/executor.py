@@ -198,7 +198,7 @@ class Executor:
         """Mirror the request to the shadow target, off the request path; its own row points back."""
         outcome = Outcome(status=200)
         shadow_ctx = await mirror(ctx, target, plan.redaction.body, outcome, plan.workload.log_content)
-        facts = replace(plan.facts, model=target.public_model, streamed=False)
+        facts = plan.facts._replace(model=target.public_model, streamed=False)
         self.recorder.record(shadow_ctx, facts, outcome)
 
     # -- embeddings ------------------------------------------------------------------------------------

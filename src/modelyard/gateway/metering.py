@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from time import perf_counter
+from typing import NamedTuple
 
 from modelyard.gateway.targets import Target, Workload
 from modelyard.ledger.schema import AttemptRow, RequestRow
@@ -116,8 +117,7 @@ class Outcome:
     completion: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RowFacts:
+class RowFacts(NamedTuple):
     """What a request's row says about its admission, decided once: for answers and refusals alike."""
 
     workload: Workload

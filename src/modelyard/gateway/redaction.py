@@ -8,7 +8,8 @@ streamed), and the note the ledger keeps — kinds and counts only, never the va
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 import orjson
 
@@ -17,8 +18,7 @@ from modelyard.policy.pii import Finding, Restorer, Vault, redact, redact_chat_b
 from modelyard.providers.base import JSON, ChatResult
 
 
-@dataclass(frozen=True, slots=True)
-class Redaction:
+class Redaction(NamedTuple):
     #: The body to send upstream (the client's own when nothing was found).
     body: JSON
     #: Set when pseudonyms are to be restored in the answer.

@@ -34,14 +34,15 @@ def read_meta(headers: Mapping[str, str], body: Mapping[str, Any], kind: ModelKi
         named_in = "metadata.workload"
     stream = body.get("stream") is True
     options = body.get("stream_options") if stream else None
+    classes = header_values(headers, DATA_CLASS_HEADER)
     return RequestMeta(
-        kind=kind,
-        sources=SOURCES,
-        workload=workload,
-        workload_from=named_in if workload is not None else "",
-        data_classes=tuple(header_values(headers, DATA_CLASS_HEADER)),
-        stream=stream,
-        wants_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        kind,
+        SOURCES,
+        workload,
+        named_in if workload is not None else "",
+        tuple(classes) if classes else (),
+        stream,
+        isinstance(options, dict) and options.get("include_usage") is True,
     )
 
 

@@ -8,14 +8,13 @@ may ask for a stricter class but never a looser one. The policy maps each class 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from modelyard.config.routing import DATA_CLASS_ORDER, DataClass, DataClassPolicy
 from modelyard.errors import InvalidRequest, PolicyDenied
 
 
-@dataclass(frozen=True, slots=True)
-class ClassDecision:
+class ClassDecision(NamedTuple):
     data_class: DataClass
     #: ``workload``, ``key``, ``header`` or ``default``: recorded in the ledger as the audit trail.
     source: str
@@ -52,9 +51,9 @@ def effective_data_class(
 def tighten(base: ClassDecision, asked: str | Sequence[str] | None, asked_by: str) -> ClassDecision:
     """``base`` tightened by the classes a request asked for (the strictest counts); a looser one is
     refused."""
-    values = [asked] if isinstance(asked, str) else list(asked or ())
-    if not values:
+    if not asked:
         return base
+    values = [asked] if isinstance(asked, str) else list(asked)
     wanted = max((_parse(v.strip().lower(), asked_by) for v in values), key=DATA_CLASS_ORDER.index)
     if _stricter(base.data_class, wanted):
         raise PolicyDenied(
