@@ -11,7 +11,13 @@ from modelyard.catalog.prices import load_catalog, to_pico
 from modelyard.errors import InvalidRequest
 from modelyard.governance.budgets import lines_for, usd_budgets_apply
 from modelyard.governance.config import GovernanceConfig
-from modelyard.governance.estimate import Estimate, estimate, input_tokens, output_tokens
+from modelyard.governance.estimate import (
+    Estimate,
+    estimate,
+    input_tokens,
+    output_tokens,
+    unpriced_actual_cost,
+)
 from modelyard.governance.model import Subject, UnpricedModel
 
 CATALOG = load_catalog()
@@ -81,6 +87,7 @@ def test_an_unpriced_model_follows_the_stated_rule(
         usd_budgets_apply=usd_apply,
     )
     assert got == Estimate(expected_cost, 10, 5)
+    assert unpriced_actual_cost(got) == (expected_cost or 0)  # what settlement charges for it
 
 
 def test_an_unpriced_model_under_a_hard_usd_budget_is_refused_by_default_with_the_fix() -> None:

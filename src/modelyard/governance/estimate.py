@@ -108,6 +108,7 @@ def estimate(
     return Estimate(cost, prompt_tokens, out)
 
 
-def unpriced_actual_cost(config: GovernanceConfig, estimate: Estimate) -> int:
-    """What an unpriced call is charged at settlement: its fixed reservation (the true cost is unknown)."""
+def unpriced_actual_cost(estimate: Estimate) -> int:
+    """What an unpriced call is charged at settlement under ``unpriced: fixed``: its reservation, since
+    the true cost is unknown (0 under ``skip_usd``, where no USD budget was drawn on)."""
     return estimate.cost_pico or 0
