@@ -225,3 +225,27 @@ def test_without_workloads_every_request_is_accepted_without_one() -> None:
         "internal",
         "default",
     )
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "workload", "named_in"),
+    [
+        ({"X-Modelyard-Workload": "chat"}, {}, "chat", "header X-Modelyard-Workload"),
+        ({}, {"metadata": {"workload": "chat"}}, "chat", "metadata.workload"),
+        ({"X-Modelyard-Workload": "chat"}, {"metadata": {"workload": "support"}}, "chat", "header X-Modelyard-Workload"),
+        ({}, {"metadata": {"workload": 7}}, 7, "metadata.workload"),
+        ({}, {}, None, ""),
+    ],
+)  # fmt: skip
+def test_the_request_names_its_workload_in_a_header_or_its_metadata(
+    headers: dict[str, str], body: dict[str, Any], workload: object, named_in: str
+) -> None:
+    meta = read_meta(CIMultiDict(headers), body, "chat")
+    assert (meta.workload, meta.workload_from) == (workload, named_in)
+
+
+def test_a_workload_that_is_not_a_name_is_refused_as_unknown() -> None:
+    with pytest.raises(Refused) as refused:
+        plan({"model": "mini", "messages": MESSAGES, "metadata": {"workload": 7}})
+    assert refused.value.error.code == "unknown_workload"
+    assert "7 (metadata.workload)" in str(refused.value.error)
