@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from modelyard.governance.budgets import lines_for
 from modelyard.governance.config import GovernanceConfig
 from modelyard.governance.estimate import Estimate
 from modelyard.governance.governor import Governor
-from modelyard.governance.model import Actual, BudgetExceeded, Subject
+from modelyard.governance.model import Actual, BudgetExceeded, RateLimited, Subject
 from modelyard.governance.store import BudgetStore
 from tests.governance_support import StoreSpec, pg_url, redis_prefix, store_spec
 
@@ -181,3 +182,41 @@ def test_a_batch_of_settles_equals_settling_each_in_turn(store: BudgetStore) -> 
         "keytok": (sum(a.tokens for a in actuals), 0),
         "watch": (sum(a.cost_pico for a in actuals), 0),
     }
+
+
+RATES = GovernanceConfig.model_validate(
+    {"rate_limits": [{"scope": "key", "requests_per_minute": 3, "tokens_per_minute": 1000}]}
+)
+
+
+def test_rate_limits_in_the_store_answer_with_retry_after_and_settle_tokens(store: BudgetStore) -> None:
+    clock = Clock(T0 + 15)  # 15 s into a minute
+    gov = Governor(RATES, store, clock=clock)
+    who = Subject("acme", "k1")
+    first = gov.reserve(who, Estimate(None, 100, 300))  # 400 tokens held
+    gov.settle(first, Actual(tokens=120))  # the difference comes back
+    gov.reserve(who, Estimate(None, 100, 300))
+    with pytest.raises(RateLimited) as too_many_tokens:
+        gov.reserve(who, Estimate(None, 100, 500))  # 120 + 400 + 600 > 1000
+    assert too_many_tokens.value.limit == "1000 tokens/min"
+    gov.reserve(who, Estimate(None, 10, 10))  # a refusal held nothing: this third request fits
+    with pytest.raises(RateLimited) as too_many_requests:
+        gov.reserve(who, Estimate(None, 1, 1))
+    err = too_many_requests.value
+    assert (err.status, err.code, err.limit, err.retry_after) == (
+        429,
+        "rate_limit_exceeded",
+        "3 requests/min",
+        45,
+    )
+    gov.reserve(Subject("acme", "k2"), Estimate(None, 1, 1))  # each key counts alone
+    clock.now += 45  # the next minute
+    gov.reserve(who, Estimate(None, 1, 1))
+
+
+def test_rate_limits_can_live_in_the_limits_package_instead() -> None:
+    config = RATES.model_copy(update={"rate_limits_in": "limits"})
+    assert config.rate_limit_budgets() == ()
+    assert [b.name for b in RATES.rate_limit_budgets()] == ["rate:0:rpm", "rate:0:tpm"]
+    lines = lines_for(config, Subject("acme", "k1"), Estimate(None, 1, 1), T0)
+    assert lines == ()

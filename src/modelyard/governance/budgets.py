@@ -33,7 +33,7 @@ def lines_for(
     """The reservation lines, sorted by counter so every store locks counters in one order. ``extra``:
     budgets from outside the config, such as a runtime key's own limits (:mod:`.keys`)."""
     lines = []
-    for budget in (*config.budgets, *extra):
+    for budget in (*config.budgets, *_rate_budgets(config), *extra):
         value = applies(budget, subject)
         if value is None:
             continue
@@ -59,6 +59,20 @@ def lines_for(
         )
     lines.sort(key=lambda line: line.counter)
     return tuple(lines)
+
+
+def _rate_budgets(config: GovernanceConfig) -> tuple[BudgetConfig, ...]:
+    """The config's rate-limit budgets, built once per config object (kept with it, so a recycled id()
+    never matches another config)."""
+    cached = _RATE_BUDGETS.get(id(config))
+    if cached is None or cached[0] is not config:
+        if len(_RATE_BUDGETS) > 64:
+            _RATE_BUDGETS.clear()
+        cached = _RATE_BUDGETS[id(config)] = (config, config.rate_limit_budgets())
+    return cached[1]
+
+
+_RATE_BUDGETS: dict[int, tuple[GovernanceConfig, tuple[BudgetConfig, ...]]] = {}
 
 
 def usd_budgets_apply(config: GovernanceConfig, subject: Subject) -> bool:

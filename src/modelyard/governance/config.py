@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,7 +89,7 @@ class BudgetConfig(_Strict):
             raise ValueError(f"a {self.unit} budget's limit is a whole number, got {self.limit}")
         return self
 
-    @cached_property
+    @property
     def limit_units(self) -> int:
         """The limit in counter units: pico-USD, tokens or requests."""
         return to_pico(self.limit) if self.unit == "usd" else int(self.limit)
@@ -107,6 +106,32 @@ class RateLimitConfig(_Strict):
         if self.requests_per_minute is None and self.tokens_per_minute is None:
             raise ValueError("a rate limit needs requests_per_minute, tokens_per_minute or both")
         return self
+
+    def as_budgets(self, name: str) -> tuple[BudgetConfig, ...]:
+        """The limit as hard budgets over fixed 60-second windows, named ``rate:<name>:rpm`` / ``:tpm``:
+        held in the budget store, so exact across every process and replica, checked in the same round
+        trip as the budgets, and a token reservation settles to the tokens really used."""
+        out = []
+        for suffix, unit, limit in (
+            ("rpm", "requests", self.requests_per_minute),
+            ("tpm", "tokens", self.tokens_per_minute),
+        ):
+            if limit is not None:
+                out.append(
+                    BudgetConfig(
+                        name=f"{RATE_PREFIX}{name}:{suffix}",
+                        scope=self.scope,
+                        subject=self.subject,
+                        unit=unit,
+                        limit=Decimal(limit),
+                        window=WindowConfig(kind="period", seconds=60),
+                    )
+                )
+        return tuple(out)
+
+
+#: Budgets named with this prefix are rate limits: a refusal is a 429 rate_limit_exceeded with Retry-After.
+RATE_PREFIX = "rate:"
 
 
 class WorkloadCaps(_Strict):
@@ -153,15 +178,27 @@ class GovernanceConfig(_Strict):
     workloads: dict[Name, WorkloadCaps] = {}
     budgets: tuple[BudgetConfig, ...] = ()
     rate_limits: tuple[RateLimitConfig, ...] = ()
+    #: ``store``: rate limits are fixed 60 s windows in the budget store (exact across processes and
+    #: replicas, one round trip with the budgets). ``limits``: the ``limits`` package's sliding-window
+    #: counters (ratelimit.py), in memory (one process) or Redis.
+    rate_limits_in: Literal["store", "limits"] = "store"
     alerts: AlertConfig = AlertConfig()
+
+    def rate_limit_budgets(self) -> tuple[BudgetConfig, ...]:
+        """``rate_limits`` as budgets when they live in the budget store; none otherwise. (Not cached
+        here: ``model_copy`` would carry a cached value over to a copy with other limits.)"""
+        if self.rate_limits_in != "store":
+            return ()
+        return tuple(b for i, limit in enumerate(self.rate_limits) for b in limit.as_budgets(str(i)))
 
     @model_validator(mode="after")
     def _unique_budget_names(self) -> GovernanceConfig:
         names = [b.name for b in self.budgets]
-        reserved = sorted(n for n in names if n.startswith("key-"))
+        reserved = sorted(n for n in names if n.startswith(("key-", RATE_PREFIX)))
         if reserved:
             raise ValueError(
-                f"budget names starting with 'key-' belong to runtime keys' own limits: rename {reserved}"
+                f"budget names starting with 'key-' or '{RATE_PREFIX}' belong to runtime keys' limits and"
+                f" to rate limits: rename {reserved}"
             )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -4,15 +4,23 @@ workers left, and firing alerts. It owns no I/O of its own beyond the store and 
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
 
 from modelyard.governance.alerts import Alert, AlertSink, crossed
 from modelyard.governance.budgets import lines_for
-from modelyard.governance.config import BudgetConfig, GovernanceConfig
+from modelyard.governance.config import RATE_PREFIX, BudgetConfig, GovernanceConfig
 from modelyard.governance.estimate import Estimate
-from modelyard.governance.model import Actual, BudgetExceeded, CounterState, Reservation, Subject
+from modelyard.governance.model import (
+    Actual,
+    BudgetExceeded,
+    CounterState,
+    RateLimited,
+    Reservation,
+    Subject,
+)
 from modelyard.governance.store import BudgetStore
 
 Clock = Callable[[], float]
@@ -54,6 +62,10 @@ class Governor:
         refused = self.store.reserve(reservation)
         if refused is not None:
             line = reservation.lines[refused]
+            if line.budget.startswith(RATE_PREFIX):
+                per_minute = "requests/min" if line.unit == "requests" else "tokens/min"
+                wait = max(1, math.ceil(line.window.end - now))
+                raise RateLimited(f"{line.limit} {per_minute}", line.scope, line.subject, wait)
             raise BudgetExceeded(line, self.store.state(line.counter), now)
         return reservation
 

@@ -52,7 +52,8 @@ class KeyLimits(BaseModel):
     timezone: str = "UTC"
 
     def budgets(self, key_id: str) -> tuple[BudgetConfig, ...]:
-        """The key's limits as hard budgets on its own counters, drawn on beside the config's budgets."""
+        """The key's limits as hard budgets on its own counters, drawn on beside the config's budgets
+        (its per-minute limits as 60-second rate-limit budgets, see ``RateLimitConfig.as_budgets``)."""
         out = []
         for field, unit, kind in (
             ("usd_per_day", "usd", "day"),
@@ -72,7 +73,8 @@ class KeyLimits(BaseModel):
                         window=WindowConfig(kind=kind, timezone=self.timezone),
                     )
                 )
-        return tuple(out)
+        limit = self.rate_limit(key_id)
+        return tuple(out) + (limit.as_budgets(f"key-{key_id}") if limit else ())
 
     def rate_limit(self, key_id: str) -> RateLimitConfig | None:
         if self.requests_per_minute is None and self.tokens_per_minute is None:

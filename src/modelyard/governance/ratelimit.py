@@ -1,4 +1,7 @@
-"""Requests and tokens per minute per key, tenant or workload, answered with a ``Retry-After``.
+"""Requests and tokens per minute on the ``limits`` package (``governance.rate_limits_in: limits``).
+
+By default (``rate_limits_in: store``) rate limits are fixed-minute budgets in the budget store instead
+(``RateLimitConfig.as_budgets``): exact across processes, checked with the budgets in one round trip.
 
 Built on the ``limits`` package (its sliding-window-counter strategy: two fixed-window counters weighted
 by how far into the current minute we are, so no 2x burst at a minute boundary, and a token cost is one
