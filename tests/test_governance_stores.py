@@ -220,3 +220,22 @@ def test_rate_limits_can_live_in_the_limits_package_instead() -> None:
     assert [b.name for b in RATES.rate_limit_budgets()] == ["rate:0:rpm", "rate:0:tpm"]
     lines = lines_for(config, Subject("acme", "k1"), Estimate(None, 1, 1), T0)
     assert lines == ()
+
+
+def test_status_shows_each_budget_spent_held_and_left_in_its_window(store: BudgetStore) -> None:
+    gov = Governor(CONFIG, store, clock=Clock())
+    gov.settle(gov.reserve(WHO, Estimate(30 * CENT, 100, 100)), Actual(cost_pico=25 * CENT, tokens=150))
+    gov.reserve(WHO, Estimate(10 * CENT, 50, 50))  # still in flight
+    shown = {s.line.budget: s.to_json() for s in gov.status(WHO)}
+    assert shown["acme"] | {"window_start": None} == {
+        "budget": "acme", "scope": "tenant", "subject": "acme", "unit": "usd", "mode": "hard",
+        "limit": "1", "spent": "0.25", "reserved": "0.1", "remaining": "0.65",
+        "window": "month (UTC)", "window_start": None, "resets_at": "2027-02-01T00:00:00+00:00",
+    }  # fmt: skip
+    assert (shown["keytok"]["spent"], shown["keytok"]["reserved"], shown["keytok"]["remaining"]) == (
+        150,
+        100,
+        750,
+    )
+    assert shown["watch"]["mode"] == "soft"
+    assert [s.remaining for s in gov.status(Subject("nobody"))] == [CONFIG.budgets[2].limit_units]

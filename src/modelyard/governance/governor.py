@@ -16,6 +16,7 @@ from modelyard.governance.estimate import Estimate
 from modelyard.governance.model import (
     Actual,
     BudgetExceeded,
+    BudgetStatus,
     CounterState,
     RateLimited,
     Reservation,
@@ -89,6 +90,17 @@ class Governor:
             for (reservation, _), states in zip(held, results, strict=True):
                 if states:
                     self._alert(reservation, states)
+
+    def status(self, subject: Subject, extra_budgets: Sequence[BudgetConfig] = ()) -> list[BudgetStatus]:
+        """Every budget that applies to ``subject`` in its current window, with what is spent, held and
+        left: what ``GET /v1/usage`` shows a tenant and ``/metrics`` exports. One store read per budget."""
+        now = self._clock()
+        out = []
+        for line in lines_for(self.config, subject, Estimate(0, 0, 0), now, extra_budgets):
+            state = self.store.state(line.counter)
+            spent, reserved = (state.spent, state.reserved) if state else (0, 0)
+            out.append(BudgetStatus(line, spent, reserved))
+        return out
 
     def sweep_if_due(self, now: float) -> int:
         if now - self._last_sweep < self._sweep_every:

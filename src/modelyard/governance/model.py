@@ -75,6 +75,36 @@ class CounterState:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """One budget of a subject in its current window, for ``/v1/usage`` and ``/metrics``."""
+
+    line: Line
+    spent: int
+    reserved: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.line.limit - self.spent - self.reserved, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        unit = self.line.unit
+        return {
+            "budget": self.line.budget,
+            "scope": self.line.scope,
+            "subject": self.line.subject,
+            "unit": unit,
+            "mode": "hard" if self.line.hard else "soft",
+            "limit": _wire(unit, self.line.limit),
+            "spent": _wire(unit, self.spent),
+            "reserved": _wire(unit, self.reserved),
+            "remaining": _wire(unit, self.remaining),
+            "window": self.line.window.label,
+            "window_start": datetime.fromtimestamp(self.line.window.start, UTC).isoformat(),
+            "resets_at": self.line.window.resets_at().isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Actual:
     """What a finished request really used: the metered cost (0 if nothing was billed) and tokens."""
 
