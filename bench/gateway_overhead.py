@@ -126,8 +126,21 @@ def start_direct(tmp: Path, upstream: Upstream) -> Running:
     return Running(None, f"http://127.0.0.1:{upstream.port}", CHAT_PATH, "/sse" + CHAT_PATH)
 
 
-def start_modelyard(tmp: Path, upstream: Upstream) -> Running:
-    db = tmp / "modelyard-ledger.db"
+#: ``--before CHECKOUT``: another source tree of modelyard, measured in the same run as "modelyard-before"
+#: (an A/B of a change under the same machine load). Set by main().
+BEFORE_SRC: Path | None = None
+
+
+def start_modelyard_before(tmp: Path, upstream: Upstream) -> Running:
+    if BEFORE_SRC is None:
+        raise SystemExit("modelyard-before needs --before CHECKOUT (a tree with src/modelyard)")
+    return start_modelyard(tmp, upstream, "modelyard-before", {"PYTHONPATH": str(BEFORE_SRC / "src")})
+
+
+def start_modelyard(
+    tmp: Path, upstream: Upstream, name: str = "modelyard", extra_env: dict[str, str] | None = None
+) -> Running:
+    db = tmp / f"{name}-ledger.db"
     # Routing on, as a real deployment runs it: each model a fallback route over two providers (the backup
     # never needed here), under a data-class policy that names the approved providers, so every request
     # pays for workload resolution, the class decision, the plan and the breakers.
@@ -153,14 +166,14 @@ policy:
 server: {{default_workload: bench}}
 ledger: {{url: "sqlite:///{db}"}}
 """
-    path = tmp / "modelyard.yaml"
+    path = tmp / f"{name}.yaml"
     path.write_text(config)
     port = free_port()
     argv = [str(REPO / ".venv" / "bin" / "modelyard"), "serve", "--config", str(path)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     # Kind openai (not openai_compatible) so every call is priced from the catalog, as a real one would be.
-    env = {"BENCH_UPSTREAM_KEY": "sk-upstream-dummy"}
-    process = Process.start("modelyard", argv, SYSTEM_CPU, tmp / "modelyard.log", env)
+    env = {"BENCH_UPSTREAM_KEY": "sk-upstream-dummy", **(extra_env or {})}
+    process = Process.start(name, argv, SYSTEM_CPU, tmp / f"{name}.log", env)
     return Running(process, f"http://127.0.0.1:{port}", ledger_db=db)
 
 
@@ -208,6 +221,7 @@ SYSTEMS: dict[str, Callable[[Path, Upstream], Running]] = {
     "forwarder": start_forwarder,
     "lean": start_lean_forwarder,
     "modelyard": start_modelyard,
+    "modelyard-before": start_modelyard_before,
     "litellm": start_litellm,
 }
 
@@ -403,8 +417,20 @@ def main() -> None:
         "--rounds", type=int, default=None, help="rounds of every phase, best kept (default 2, quick 1)"
     )
     parser.add_argument("--skip-litellm", action="store_true", help="do not install or measure LiteLLM")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset to measure")
+    parser.add_argument(
+        "--systems",
+        default=",".join(s for s in SYSTEMS if s != "modelyard-before"),
+        help="comma-separated subset to measure (modelyard-before needs --before)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another checkout (a tree holding src/modelyard) measured as modelyard-before in the same run",
+    )
     args = parser.parse_args()
+    global BEFORE_SRC
+    BEFORE_SRC = args.before
     durations = Durations.pick(args.quick, args.soak_seconds)
     rounds = args.rounds or (1 if args.quick else 2)
     systems = [s for s in args.systems.split(",") if s]

@@ -13,13 +13,16 @@ from typing import Any
 
 from overhead_harness import LITELLM_VENV, REPO
 
-ORDER = ("direct", "forwarder", "lean", "modelyard", "litellm")
+ORDER = ("direct", "forwarder", "lean", "modelyard-before", "modelyard", "litellm")
 MIB_PER_MB = 1e6 / 2**20
 #: The issue's targets for modelyard (ledger on), in the units the summary uses.
 TARGETS = {
     "rps_vs_forwarder": 0.75,
     "stream_rps_vs_forwarder": 0.75,
     "rps_vs_litellm": 30.0,
+    # Issue 19: modelyard's own logic against the same forwarder on its own transport.
+    "rps_vs_lean": 0.5,
+    "stream_rps_vs_lean": 0.5,
     "added_p50_ms": 0.6,
     "added_p99_ms": 2.0,
     "ttfb_added_p50_ms": 1.0,
@@ -118,6 +121,8 @@ def summarise(systems: dict[str, Any]) -> dict[str, Any]:
     ratio("rps_vs_forwarder", "forwarder", "throughput")
     ratio("stream_rps_vs_forwarder", "forwarder", "stream_throughput")
     ratio("rps_vs_litellm", "litellm", "throughput")
+    ratio("rps_vs_lean", "lean", "throughput")
+    ratio("stream_rps_vs_lean", "lean", "stream_throughput")
     for key in ("added_p50_ms", "added_p99_ms", "ttfb_added_p50_ms"):
         if key in out.get("modelyard", {}):
             value = out["modelyard"][key]
@@ -155,11 +160,18 @@ def summarise(systems: dict[str, Any]) -> dict[str, Any]:
             for metric in ("throughput", "stream_throughput")
             if lean[metric]["rps"]
         }
+        before = systems.get("modelyard-before")
+        if before is not None:
+            out["modelyard_before_vs_lean"] = {
+                metric: round(before[metric]["rps"] / lean[metric]["rps"], 3)
+                for metric in ("throughput", "stream_throughput")
+                if lean[metric]["rps"]
+            }
     return out
 
 
 def _row(label: str, values: dict[str, Any]) -> str:
-    cells = "".join(f"{values.get(name, ''):>13}" for name in ORDER)
+    cells = "".join(f"{values.get(name, ''):>{max(13, len(name) + 2)}}" for name in ORDER)
     return f"  {label:<30}{cells}"
 
 
@@ -209,8 +221,12 @@ def render(results: dict[str, Any]) -> str:
             lines.append(f"  {verdict} {key:<26} {c['value']!s:<44} target {c['target']}")
     lean = summary.get("modelyard_vs_lean")
     if lean:
-        lines += ["", "modelyard against the lean forwarder (same transport; not a target):"]
+        lines += ["", "modelyard against the lean forwarder (same transport; issue 19's target: >= 0.5):"]
         lines += [f"  {metric:<31} {value}" for metric, value in lean.items()]
+    before = summary.get("modelyard_before_vs_lean")
+    if before:
+        lines += ["", "modelyard-before (--before) against the lean forwarder, same run:"]
+        lines += [f"  {metric:<31} {value}" for metric, value in before.items()]
     return "\n".join(lines)
 
 
