@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from modelyard.config.loader import format_validation_error
+from modelyard.config.strict import Strict as _Strict
 from modelyard.errors import ConfigError
 
 PricingMode = Literal["on_demand", "reserved", "spot"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GpuSpec(_Strict):

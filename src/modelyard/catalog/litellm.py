@@ -28,7 +28,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from modelyard.catalog.prices import MILLION, ModelPrice, PriceCatalog, Rates
+from modelyard.catalog.price_types import MILLION, ModelPrice, PriceCatalog, Rates
 from modelyard.errors import ConfigError
 
 #: LiteLLM provider names that are one of our provider kinds under another name.

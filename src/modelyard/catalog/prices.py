@@ -10,8 +10,6 @@ A model with no entry has no price: callers record it as unpriced, never as $0.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from importlib import resources
@@ -21,159 +19,27 @@ from typing import Any
 import orjson
 import yaml
 
+from modelyard.catalog.litellm import parse_litellm_prices
+from modelyard.catalog.price_types import (
+    MILLION,
+    PICO,
+    ModelPrice,
+    PriceCatalog,
+    Rates,
+    from_pico,
+    to_pico,
+)
 from modelyard.errors import ConfigError
-from modelyard.providers.base import Usage
 
-MILLION = Decimal(1_000_000)
-#: Ledger costs are integers of 1e-12 USD: exact, and SUM() in SQL stays exact.
-PICO = Decimal(10) ** 12
-
-
-@dataclass(frozen=True, slots=True)
-class Rates:
-    """USD per 1M tokens for one pricing tier."""
-
-    input: Decimal
-    output: Decimal
-    #: Prompt tokens read from cache; ``None`` bills them at the input rate.
-    cached_input: Decimal | None = None
-    #: Prompt tokens written to cache (Anthropic's 5-minute TTL); ``None`` bills them at the input rate.
-    cache_write: Decimal | None = None
-    #: Anthropic's 1-hour cache writes.
-    cache_write_1h: Decimal | None = None
-    #: ``None`` bills reasoning tokens at the output rate, as OpenAI, Anthropic and Google do today.
-    reasoning: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPrice:
-    provider: str
-    model: str
-    rates: Rates
-    source: str
-    as_of: date
-    #: Batch API rates, for the decision engine's "batch" option.
-    batch_input: Decimal | None = None
-    batch_output: Decimal | None = None
-    #: Prompts with more input tokens than this are billed at ``long_context`` rates for the whole call.
-    long_context_threshold: int | None = None
-    long_context: Rates | None = None
-    notes: str = ""
-    #: Integer pico-USD per token for (rates, long_context), when every rate has at most six decimals per
-    #: 1M tokens (all real prices): the request path then prices with integer arithmetic, still exact.
-    _pico: tuple[tuple[int, ...] | None, tuple[int, ...] | None] = field(
-        init=False, repr=False, compare=False, default=(None, None)
-    )
-
-    def __post_init__(self) -> None:
-        long_context = _pico_rates(self.long_context) if self.long_context else None
-        object.__setattr__(self, "_pico", (_pico_rates(self.rates), long_context))
-
-    def cost_pico(self, usage: Usage) -> int:
-        """The exact cost of ``usage`` in pico-USD (what the ledger stores)."""
-        long = bool(
-            self.long_context
-            and self.long_context_threshold
-            and usage.input_tokens > self.long_context_threshold
-        )
-        rates = self._pico[1] if long else self._pico[0]
-        if rates is None:
-            return to_pico(self.cost(usage))
-        uncached_in, out, cached, write_5m, write_1h, reasoning_rate = rates
-        cache_write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
-        uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
-        reasoning = min(usage.reasoning_tokens, usage.output_tokens)
-        return (
-            uncached * uncached_in
-            + usage.cached_input_tokens * cached
-            + (usage.cache_write_tokens - cache_write_1h) * write_5m
-            + cache_write_1h * write_1h
-            + (usage.output_tokens - reasoning) * out
-            + reasoning * reasoning_rate
-        )
-
-    def rates_for(self, usage: Usage) -> Rates:
-        if (
-            self.long_context
-            and self.long_context_threshold
-            and usage.input_tokens > self.long_context_threshold
-        ):
-            return self.long_context
-        return self.rates
-
-    def cost(self, usage: Usage) -> Decimal:
-        """The exact USD cost of ``usage`` under this price."""
-        r = self.rates_for(usage)
-        cache_write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
-        cache_write_5m = usage.cache_write_tokens - cache_write_1h
-        uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
-        reasoning = min(usage.reasoning_tokens, usage.output_tokens)
-        total = (
-            uncached * r.input
-            + usage.cached_input_tokens * _or(r.cached_input, r.input)
-            + cache_write_5m * _or(r.cache_write, r.input)
-            + cache_write_1h * _or(r.cache_write_1h, _or(r.cache_write, r.input))
-            + (usage.output_tokens - reasoning) * r.output
-            + reasoning * _or(r.reasoning, r.output)
-        )
-        return total / MILLION
-
-
-def _pico_rates(r: Rates) -> tuple[int, ...] | None:
-    """Per-token rates in integer pico-USD, in :meth:`ModelPrice.cost_pico`'s order; None if any is
-    not a whole number of pico-dollars (then the Decimal path prices it)."""
-    per_token = [
-        r.input,
-        r.output,
-        _or(r.cached_input, r.input),
-        _or(r.cache_write, r.input),
-        _or(r.cache_write_1h, _or(r.cache_write, r.input)),
-        _or(r.reasoning, r.output),
-    ]
-    pico = [rate * PICO / MILLION for rate in per_token]
-    if any(value != value.to_integral_value() for value in pico):
-        return None
-    return tuple(int(value) for value in pico)
-
-
-def _or(value: Decimal | None, default: Decimal) -> Decimal:
-    return default if value is None else value
-
-
-def to_pico(cost: Decimal) -> int:
-    """USD → integer pico-dollars (rounded half-even), the ledger's storage unit."""
-    return int((cost * PICO).to_integral_value())
-
-
-def from_pico(pico: int) -> Decimal:
-    return Decimal(pico) / PICO
-
-
-_DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest|-preview-\d{2}-\d{4}|-\d{3})$")
-
-
-@dataclass(slots=True)
-class PriceCatalog:
-    """Prices keyed by (provider kind, model). Later files override earlier ones."""
-
-    version: str
-    prices: dict[tuple[str, str], ModelPrice] = field(default_factory=dict)
-
-    def price_for(self, provider: str, model: str) -> ModelPrice | None:
-        """The price of ``model`` at ``provider``, also for dated snapshots of a listed model
-        (``gpt-4o-mini-2024-07-18`` is billed as ``gpt-4o-mini``). ``None`` when unknown."""
-        found = self.prices.get((provider, model))
-        if found is None:
-            base = _DATE_SUFFIX.sub("", model)
-            if base != model:
-                found = self.prices.get((provider, base))
-        return found
-
-    def add(self, price: ModelPrice) -> None:
-        self.prices[(price.provider, price.model)] = price
-
-    def __len__(self) -> int:
-        return len(self.prices)
+__all__ = [
+    "MILLION",
+    "PICO",
+    "ModelPrice",
+    "PriceCatalog",
+    "Rates",
+    "from_pico",
+    "to_pico",
+]
 
 
 def load_catalog(extra_files: tuple[str, ...] | list[str] = ()) -> PriceCatalog:
@@ -200,8 +66,6 @@ def load_price_file(path: str | Path) -> PriceCatalog:
         raise ConfigError(f"{path}: not a price file: not UTF-8 text ({_EXPECTED})") from None
     raw = _parse_text(text, path)
     if is_litellm_price_map(raw):
-        from modelyard.catalog.litellm import parse_litellm_prices
-
         return parse_litellm_prices(raw, source=str(path))
     if isinstance(raw, dict) and "models" in raw:
         return parse_price_yaml(raw, source=str(path))

@@ -7,7 +7,8 @@ Every profile says where it came from (``source``):
 - ``estimated``: the aiconfigurator-core grid (:mod:`modelyard.catalog.estimate`), else a roofline
   (:mod:`modelyard.catalog.roofline`), used only when nothing better exists.
 
-:func:`best_profile` picks measured over published over estimated, newest first.
+:mod:`modelyard.economics.throughput` picks measured over published over estimated, newest first, and
+moves a profile measured at another token shape to the workload's.
 """
 
 from __future__ import annotations
@@ -19,20 +20,16 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from modelyard.config.loader import format_validation_error
+from modelyard.config.strict import Strict as _Strict
 from modelyard.errors import ConfigError
 
 Source = Literal["measured", "published", "estimated"]
-_RANK: dict[str, int] = {"measured": 0, "published": 1, "estimated": 2}
 
 
 _T = TypeVar("_T", bound=BaseModel)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Workload(_Strict):
@@ -135,27 +132,3 @@ def _validate(cls: type[_T], raw: Any, source: str) -> _T:
         return cls.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
-
-
-def best_profile(
-    profiles: list[ServingProfile], model: str, gpu: str, gpu_count: int, quantization: str
-) -> ServingProfile | None:
-    """The most trustworthy, then newest, profile for this deployment; ``None`` if there is none."""
-    matches = [
-        p
-        for p in profiles
-        if p.model == model and p.gpu == gpu and p.gpu_count == gpu_count and p.quantization == quantization
-    ]
-    if not matches:
-        return None
-    return min(matches, key=lambda p: (_RANK[p.source], -p.date.toordinal()))
-
-
-def __getattr__(name: str) -> Any:
-    """Compatibility: ``roofline_profile`` moved to :mod:`modelyard.catalog.roofline` (imported lazily: it
-    imports this module)."""
-    if name == "roofline_profile":
-        from modelyard.catalog.roofline import roofline_profile
-
-        return roofline_profile
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

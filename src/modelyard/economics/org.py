@@ -11,20 +11,17 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from modelyard.catalog.gpus import PricingMode
 from modelyard.config.loader import format_validation_error
+from modelyard.config.strict import Strict
 from modelyard.errors import ConfigError
 
 DataClass = Literal["public", "internal", "confidential", "restricted"]
 OptionKind = Literal["api", "managed_open", "self_hosted"]
 Money = Decimal
 Pct = Decimal
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Engineering(Strict):
@@ -98,7 +95,7 @@ class Triggers(Strict):
     #: Consecutive months past break-even before the volume trigger fires.
     sustained_months: int = Field(2, ge=1)
     #: API price changes to evaluate against current spend, in % (e.g. [-50, 20]).
-    price_change_pct: list[Pct] = [Decimal(20)]
+    price_change_pct: list[Pct] = Field(default_factory=lambda: [Decimal(20)])
 
 
 class ApiCandidate(Strict):
@@ -122,9 +119,9 @@ class SelfHostedCandidate(Strict):
 
 
 class Candidates(Strict):
-    api: list[ApiCandidate] = []
-    managed_open: list[ManagedOpenCandidate] = []
-    self_hosted: list[SelfHostedCandidate] = []
+    api: list[ApiCandidate] = Field(default_factory=list)
+    managed_open: list[ManagedOpenCandidate] = Field(default_factory=list)
+    self_hosted: list[SelfHostedCandidate] = Field(default_factory=list)
 
 
 class Slo(Strict):
@@ -152,8 +149,8 @@ class QualityScore(Strict):
 
 
 class CatalogFiles(Strict):
-    price_files: list[str] = []
-    gpu_files: list[str] = []
+    price_files: list[str] = Field(default_factory=list)
+    gpu_files: list[str] = Field(default_factory=list)
     profiles_dir: str = ".modelyard/profiles"
     #: Prices and GPU offers older than this (days) are flagged where a decision relies on them.
     max_age_days: int = Field(180, ge=1)
@@ -167,7 +164,7 @@ class TrafficImport(Strict):
     #: OpenAI usage exports carry no workload: take it from the project, the API key, the user or the model.
     openai_workload_from: Literal["project", "api_key", "user", "model"] = "project"
     #: OpenAI project or API-key id (or name) → workload name; ids not listed are used as they are.
-    openai_workloads: dict[str, str] = {}
+    openai_workloads: dict[str, str] = Field(default_factory=dict)
 
 
 def _default_data_classes() -> dict[DataClass, list[OptionKind]]:
@@ -191,8 +188,8 @@ class OrgProfile(Strict):
     candidates: Candidates
     #: Which option kinds may carry each data class.
     data_classes: dict[DataClass, list[OptionKind]] = Field(default_factory=_default_data_classes)
-    workloads: dict[str, WorkloadPolicy] = {}
-    quality: list[QualityScore] = []
+    workloads: dict[str, WorkloadPolicy] = Field(default_factory=dict)
+    quality: list[QualityScore] = Field(default_factory=list)
     catalog: CatalogFiles = CatalogFiles()
     traffic: TrafficImport = TrafficImport()
 

@@ -28,8 +28,9 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from modelyard.config.strict import Strict
 from modelyard.economics.capacity import SECONDS_PER_MONTH
-from modelyard.economics.org import OrgProfile, Strict, WorkloadPolicy, load_yaml_file
+from modelyard.economics.org import OrgProfile, WorkloadPolicy, load_yaml_file
 from modelyard.economics.workload import DAYS_PER_MONTH, ModelUse, WorkloadProfile, classify
 
 
