@@ -14,10 +14,11 @@ from datetime import date
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import yaml
+from pydantic import BeforeValidator, Field, ValidationError
 
 from modelyard.catalog.litellm import parse_litellm_prices
 from modelyard.catalog.price_types import (
@@ -29,6 +30,7 @@ from modelyard.catalog.price_types import (
     from_pico,
     to_pico,
 )
+from modelyard.config.strict import Strict
 from modelyard.errors import ConfigError
 
 __all__ = [
@@ -104,8 +106,78 @@ def is_litellm_price_map(raw: Any) -> bool:
     return any(isinstance(v, dict) and "input_cost_per_token" in v for v in raw.values())
 
 
+def _price(value: Any) -> Decimal:
+    try:
+        price = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"a price must be a finite number >= 0, got {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise ValueError(f"a price must be a finite number >= 0, got {value!r}")
+    return price
+
+
+#: A price as written: a string or number, parsed exactly (YAML never turns "0.40" into a binary float).
+Price = Annotated[Decimal, BeforeValidator(_price)]
+
+
+class _Tiered(Strict):
+    """Rates per million tokens; unknown keys are refused, since a typo such as "cached_imput" would
+    otherwise drop a rate silently and bill at the input rate."""
+
+    input: Price
+    output: Price
+    cached_input: Price | None = None
+    cache_write: Price | None = None
+    cache_write_1h: Price | None = None
+    reasoning: Price | None = None
+
+    def rates(self) -> Rates:
+        return Rates(
+            input=self.input,
+            output=self.output,
+            cached_input=self.cached_input,
+            cache_write=self.cache_write,
+            cache_write_1h=self.cache_write_1h,
+            reasoning=self.reasoning,
+        )
+
+
+class LongContextTier(_Tiered):
+    #: Prompts above this many input tokens are billed at these rates.
+    threshold: int = Field(gt=0)
+
+
+class PriceEntry(_Tiered):
+    """One entry of a price file, as documented in ``data/prices.yaml``."""
+
+    provider: str
+    model: str
+    batch_input: Price | None = None
+    batch_output: Price | None = None
+    long_context: LongContextTier | None = None
+    source: str
+    as_of: date
+    notes: str = ""
+
+    def to_price(self) -> ModelPrice:
+        tier = self.long_context
+        return ModelPrice(
+            provider=self.provider,
+            model=self.model,
+            rates=self.rates(),
+            source=self.source,
+            as_of=self.as_of,
+            batch_input=self.batch_input,
+            batch_output=self.batch_output,
+            long_context_threshold=tier.threshold if tier else None,
+            long_context=tier.rates() if tier else None,
+            notes=self.notes,
+        )
+
+
 def parse_price_yaml(raw: Any, *, source: str) -> PriceCatalog:
-    """Parse modelyard's price format (see ``data/prices.yaml`` for the documented shape)."""
+    """Parse modelyard's price format (see ``data/prices.yaml`` for the documented shape); a bad entry is a
+    ConfigError naming the file, the entry's index and model, and each field that is wrong."""
     if not isinstance(raw, dict) or "models" not in raw or "version" not in raw:
         raise ConfigError(f"{source}: a price file needs 'version' and 'models'")
     if not isinstance(raw["models"], list):
@@ -114,74 +186,21 @@ def parse_price_yaml(raw: Any, *, source: str) -> PriceCatalog:
     for i, entry in enumerate(raw["models"]):
         name = entry.get("model", "?") if isinstance(entry, dict) else "?"
         try:
-            if not isinstance(entry, dict):
-                raise TypeError(f"an entry must be a mapping, got {type(entry).__name__}")
-            catalog.add(_parse_entry(entry))
-        except KeyError as exc:
-            raise ConfigError(
-                f"{source}: models[{i}] ({name}): missing or unknown field: {exc.args[0]}"
-            ) from None
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise ConfigError(f"{source}: models[{i}] ({name}): {exc}") from None
+            catalog.add(PriceEntry.model_validate(entry).to_price())
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: models[{i}] ({name}): {_problems(exc)}") from None
     return catalog
 
 
-_ENTRY_KEYS = frozenset(
-    {"provider", "model", "input", "output", "cached_input", "cache_write", "cache_write_1h", "reasoning"}
-    | {"batch_input", "batch_output", "long_context", "source", "as_of", "notes"}
-)
-_TIER_KEYS = frozenset(
-    {"threshold", "input", "output", "cached_input", "cache_write", "cache_write_1h", "reasoning"}
-)
-
-
-def _dec(value: Any) -> Decimal | None:
-    # Prices are written as strings in the data file so YAML never turns them into binary floats.
-    return None if value is None else _price(value)
-
-
-def _price(value: Any) -> Decimal:
-    price = Decimal(str(value))
-    if not price.is_finite() or price < 0:
-        raise ValueError(f"a price must be a finite number >= 0, got {value!r}")
-    return price
-
-
-def _reject_unknown(raw: dict[str, Any], allowed: frozenset[str]) -> None:
-    # A typo such as "cached_imput" would otherwise drop a rate silently and bill at the input rate.
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise KeyError(f"unknown keys {unknown}; allowed: {sorted(allowed)}")
-
-
-def _rates(raw: dict[str, Any]) -> Rates:
-    return Rates(
-        input=_price(raw["input"]),
-        output=_price(raw["output"]),
-        cached_input=_dec(raw.get("cached_input")),
-        cache_write=_dec(raw.get("cache_write")),
-        cache_write_1h=_dec(raw.get("cache_write_1h")),
-        reasoning=_dec(raw.get("reasoning")),
-    )
-
-
-def _parse_entry(raw: dict[str, Any]) -> ModelPrice:
-    _reject_unknown(raw, _ENTRY_KEYS)
-    long_context = raw.get("long_context")
-    if long_context is not None:
-        if not isinstance(long_context, dict):
-            raise TypeError("long_context must be a mapping")
-        _reject_unknown(long_context, _TIER_KEYS)
-    as_of = raw["as_of"]
-    return ModelPrice(
-        provider=str(raw["provider"]),
-        model=str(raw["model"]),
-        rates=_rates(raw),
-        source=str(raw["source"]),
-        as_of=as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of)),
-        batch_input=_dec(raw.get("batch_input")),
-        batch_output=_dec(raw.get("batch_output")),
-        long_context_threshold=int(long_context["threshold"]) if long_context else None,
-        long_context=_rates(long_context) if long_context else None,
-        notes=str(raw.get("notes", "")),
-    )
+def _problems(exc: ValidationError) -> str:
+    """Every problem of one entry, on one line (a price file error is one line in `check` and `serve`)."""
+    out = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "(the entry)"
+        if error["type"] == "missing":
+            out.append(f"missing or unknown field: {where}")
+        elif error["type"] == "extra_forbidden":
+            out.append(f"missing or unknown field: unknown key '{where}' (check its spelling)")
+        else:
+            out.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+    return "; ".join(out)
