@@ -1,7 +1,9 @@
 """``modelyard ledger``: list, summarise and export what the gateway recorded.
 
 Every command reads the database named by ``--db URL`` or by ``ledger.url`` in the gateway's ``--config``
-file, and takes the same filters (``--since``, ``--until``, ``--workload``, ``--model``, ``--status``).
+file, and takes the same filters (``--since``, ``--until``, ``--workload``, ``--model``, ``--status``,
+``--purpose``). ``summary`` keeps what calls were for apart (``--by purpose``, on by default): the gateway's
+answers, shadow mirrors, and the candidate (``eval``) and grading (``judge``) calls of eval runs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from rich.table import Table
 from modelyard.config import load_config
 from modelyard.errors import ConfigError
 from modelyard.ledger.export import FORMATS, export_batches
-from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.schema import PURPOSES, AttemptRow, RequestRow
 from modelyard.ledger.store import (
     DEFAULT_BATCH_ROWS,
     LedgerStore,
@@ -37,6 +39,8 @@ from modelyard.ledger.store import (
 from modelyard.ledger.summary import GROUP_KEYS, GroupKey, SummaryRow, pico_to_usd
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_GROUPS: tuple[GroupKey, ...] = ("purpose", "workload", "model")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -85,6 +89,11 @@ def _filter_options(command: F) -> F:
             click.option("--workload", help="Only this workload."),
             click.option("--model", help="Only this public model name."),
             click.option("--status", type=int, help="Only this HTTP status."),
+            click.option(
+                "--purpose",
+                type=click.Choice(PURPOSES),
+                help="Only calls made for this: answers, shadow mirrors, eval runs' candidate or judge calls.",
+            ),
         ]
     ):
         command = option(command)
@@ -92,9 +101,16 @@ def _filter_options(command: F) -> F:
 
 
 def _filter(
-    since: float | None, until: float | None, workload: str | None, model: str | None, status: int | None
+    since: float | None,
+    until: float | None,
+    workload: str | None,
+    model: str | None,
+    status: int | None,
+    purpose: str | None,
 ) -> RequestFilter:
-    return RequestFilter(since=since, until=until, workload=workload, model=model, status=status)
+    return RequestFilter(
+        since=since, until=until, workload=workload, model=model, status=status, purpose=purpose
+    )
 
 
 @contextmanager
@@ -152,14 +168,15 @@ def list_command(
     "group_by",
     type=click.Choice(GROUP_KEYS),
     multiple=True,
-    help="Group by these columns (repeatable). Default: --by workload --by model.",
+    help="Group by these columns (repeatable). Default: --by purpose --by workload --by model.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per group) instead of a table.")
 def summary_command(
     config_path: Path | None, db_url: str | None, group_by: tuple[str, ...], as_json: bool, **filters: Any
 ) -> None:
-    """Requests, errors, tokens, cost and latency per workload and model."""
-    keys = cast(tuple[GroupKey, ...], group_by or ("workload", "model"))
+    """Requests, errors, tokens, cost and latency per purpose, workload and model: what eval runs spent
+    (purposes ``eval`` and ``judge``) is never added into the gateway's traffic."""
+    keys = cast(tuple[GroupKey, ...], group_by or DEFAULT_GROUPS)
     with _open(config_path, db_url) as store:
         groups = store.summary(keys, _filter(**filters))
     if as_json:

@@ -4,6 +4,9 @@ One :class:`RequestRow` per client request and one :class:`AttemptRow` per upstr
 retried or failed over has several attempts). Documented column by column in ``docs/ledger.md``; the SQL
 tables are created by the numbered migrations in ``ledger/migrations/``. Rows are append-only.
 
+``purpose`` says what a request was for: the gateway's answers, or the calls an eval run made
+(``modelyard eval run`` records its candidate and judge calls here too, with its run id).
+
 Costs are integers of pico-dollars (1e-12 USD) so that they are exact and ``SUM()`` stays exact in SQLite
 and PostgreSQL alike; ``cost_pico_usd`` is NULL when the model has no known price (``priced`` = 0), never 0.
 """
@@ -14,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 #: Bumped when a migration changes the row shape; written into every spool line.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(slots=True)
@@ -67,6 +70,12 @@ class RequestRow:
     cost_saved_pico_usd: int | None = None
     #: For a call mirrored by a shadow route: the request id it shadows.
     shadow_of: str | None = None
+    #: What the call was for: ``answer`` (a client's request), ``shadow`` (a shadow route's mirror),
+    #: ``eval`` (an eval run's candidate call) or ``judge`` (an eval run's grading call). Workload volumes
+    #: (``decide``) count only answers and shadows; eval and judge calls are the cost of measuring quality.
+    purpose: str = "answer"
+    #: For ``eval`` and ``judge`` calls: the eval run that made them (the ``run_id`` of its record).
+    eval_run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,3 +113,8 @@ Values = tuple[Any, ...]
 
 REQUEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
 ATTEMPT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRow))
+
+#: Every value of ``RequestRow.purpose``.
+PURPOSES: tuple[str, ...] = ("answer", "shadow", "eval", "judge")
+#: Purposes of calls made to measure quality rather than to serve traffic: left out of workload volumes.
+QUALITY_PURPOSES: tuple[str, ...] = ("eval", "judge")

@@ -19,6 +19,7 @@ SUMMARY_COLUMNS = (
     "workload",
     "model",
     "provider",
+    "purpose",
     "status",
     "error_kind",
     "input_tokens",
@@ -39,6 +40,8 @@ class RequestFilter:
     model: str | None = None
     status: int | None = None
     tenant: str | None = None
+    #: ``answer``, ``shadow``, ``eval`` or ``judge`` (see ``RequestRow.purpose``).
+    purpose: str | None = None
 
     def where(self, placeholder: str) -> tuple[str, list[Any]]:
         """A ``WHERE`` clause (or ``""``) and its parameters, for a driver's placeholder style."""
@@ -51,6 +54,7 @@ class RequestFilter:
             ("model", "=", self.model),
             ("status", "=", self.status),
             ("tenant", "=", self.tenant),
+            ("purpose", "=", self.purpose),
         ):
             if value is not None:
                 tests.append(f"{column} {op} {placeholder}")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-GroupKey = Literal["workload", "model", "provider"]
-GROUP_KEYS: tuple[GroupKey, ...] = ("workload", "model", "provider")
+GroupKey = Literal["workload", "model", "provider", "purpose"]
+#: In the order of the first columns of ``sql.SUMMARY_COLUMNS``.
+GROUP_KEYS: tuple[GroupKey, ...] = ("workload", "model", "provider", "purpose")
 
 
 def pico_to_usd(pico: int) -> Decimal:
@@ -42,6 +43,8 @@ class SummaryRow:
     workload: str | None = None
     model: str | None = None
     provider: str | None = None
+    #: ``answer``, ``shadow``, ``eval`` or ``judge``: what the requests were for.
+    purpose: str | None = None
     requests: int = 0
     errors: int = 0
     input_tokens: int = 0
@@ -99,7 +102,7 @@ def summarise(rows: Iterable[Sequence[Any]], group_by: Sequence[GroupKey]) -> li
 
 
 def _add(acc: _Accumulator, row: Sequence[Any]) -> None:
-    _, _, _, status, error_kind, input_tokens, output_tokens, cost, latency, ttft = row
+    _, _, _, _, status, error_kind, input_tokens, output_tokens, cost, latency, ttft = row
     acc.requests += 1
     acc.input_tokens += input_tokens
     acc.output_tokens += output_tokens
