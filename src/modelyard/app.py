@@ -14,6 +14,7 @@ from modelyard.config.loader import missing_credentials
 from modelyard.config.schema import Config
 from modelyard.gateway.pipeline import Gateway
 from modelyard.gateway.targets import unpriced_models
+from modelyard.governance.runtime import Governance, open_governance
 from modelyard.http.app import Api, refusal
 from modelyard.ledger.writer import Ledger
 from modelyard.providers.registry import build_adapter
@@ -36,23 +37,38 @@ async def running_gateway(
     catalog = load_catalog(config.catalog.price_files)
     ledger = Ledger(config.ledger)
     await ledger.start()
-    adapters = {name: build_adapter(name, provider) for name, provider in config.providers.items()}
-    gateway = Gateway(config, adapters, catalog, ledger)
+    governance: Governance | None = None
+    try:
+        # One budget store, Governor and key cache per process (the store makes every process agree).
+        if config.governance is not None:
+            governance = open_governance(config.governance, config.ledger.url)
+        adapters = {name: build_adapter(name, provider) for name, provider in config.providers.items()}
+        gateway = Gateway(config, adapters, catalog, ledger, governance=governance)
+    except BaseException:
+        if governance is not None:
+            governance.close()
+        await ledger.close()
+        raise
     server = Server(Api(gateway).handle, refusal, config.server.max_body_bytes)
     try:
         bound_port = await server.start(
             host or config.server.host, config.server.port if port is None else port
         )
     except BaseException:
-        await gateway.close()
-        await ledger.close()
+        await _close(gateway, ledger, governance)
         raise
     try:
         yield f"http://{host or config.server.host}:{bound_port}"
     finally:
         await server.close(SHUTDOWN_GRACE_S)
-        await gateway.close()
-        await ledger.close()
+        await _close(gateway, ledger, governance)
+
+
+async def _close(gateway: Gateway, ledger: Ledger, governance: Governance | None) -> None:
+    await gateway.close()
+    await ledger.close()
+    if governance is not None:
+        governance.close()  # after the gateway: the last requests' settlements have run
 
 
 async def serve_forever(config: Config, host: str | None, port: int | None) -> None:

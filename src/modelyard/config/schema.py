@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from modelyard.config.governance import EACH, GovernanceConfig
 from modelyard.config.kinds import KINDS, Hosting, ProviderKind
 from modelyard.config.routing import (
     CacheConfig,
@@ -136,10 +137,6 @@ class AuthConfig(Strict):
 
     @model_validator(mode="after")
     def _keys_if_required(self) -> AuthConfig:
-        if self.required and not self.keys:
-            raise ValueError(
-                "auth.required is true but auth.keys is empty: create one with `modelyard keys new`"
-            )
         hashes = [k.sha256 for k in self.keys.values()]
         if len(hashes) != len(set(hashes)):
             raise ValueError("auth.keys: two keys have the same sha256")
@@ -166,6 +163,9 @@ class Config(Strict):
     auth: AuthConfig = AuthConfig()
     #: Shared state for scaled-out deployments (the response cache with ``backend: redis``).
     redis: RedisConfig | None = None
+    #: Budgets, rate limits, workload caps, alerts and runtime keys (issue 15). Absent: none of them, and
+    #: no budget store is opened.
+    governance: GovernanceConfig | None = None
 
     @model_validator(mode="after")
     def check_references(self) -> Config:
@@ -197,12 +197,38 @@ class Config(Strict):
                 raise ValueError(
                     f"workloads.{name}.model: unknown model or route '{workload.model}'; allowed: {', '.join(models)}"
                 )
+        if self.auth.required and not self.auth.keys and self.governance is None:
+            raise ValueError(
+                "auth.required is true but auth.keys is empty: create one with `modelyard keys new`,"
+                " or add a governance: section to use keys made with `modelyard keys create`"
+            )
+        self._check_governance()
         default = self.server.default_workload
         if default is not None and default not in self.workloads:
             raise ValueError(
                 f"server.default_workload: unknown workload '{default}'; allowed: {', '.join(sorted(self.workloads))}"
             )
         return self
+
+    def _check_governance(self) -> None:
+        """Budgets and caps that name a workload must name one that exists (a typo would never apply)."""
+        governance = self.governance
+        if governance is None:
+            return
+        allowed = ", ".join(sorted(self.workloads)) or "(none configured)"
+        for name in governance.workloads:
+            if name not in self.workloads:
+                raise ValueError(
+                    f"governance.workloads.{name}: unknown workload '{name}'; allowed: {allowed}"
+                )
+        limits = [("budgets", b.name, b.scope, b.subject) for b in governance.budgets] + [
+            ("rate_limits", str(i), r.scope, r.subject) for i, r in enumerate(governance.rate_limits)
+        ]
+        for section, name, scope, subject in limits:
+            if scope == "workload" and subject != EACH and subject not in self.workloads:
+                raise ValueError(
+                    f"governance.{section}.{name}.subject: unknown workload '{subject}'; allowed: {allowed}"
+                )
 
     def _check_routes(self) -> None:
         models = sorted(self.models)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from modelyard.gateway.targets import Target, Workload
 from modelyard.ledger.schema import AttemptRow, RequestRow
 from modelyard.providers.base import JSON, StreamMeter, Usage, estimate_tokens, message_chars
+
+if TYPE_CHECKING:
+    from modelyard.gateway.budgeting import Hold
 
 
 @dataclass(slots=True)
@@ -27,6 +30,9 @@ class RequestContext:
     endpoint: str
     tenant: str | None = None
     api_key_id: str | None = None
+    #: The budget reservation admission made (None: no governance, or not admitted that far); the
+    #: recorder settles it once and clears it, so an ending recorded twice cannot settle twice.
+    hold: Hold | None = None
 
 
 def cost_of(target: Target, usage: Usage | None) -> tuple[int | None, bool]:

@@ -3,7 +3,9 @@
 A request is admitted once (:mod:`~modelyard.gateway.admission`: a pure function returning an immutable
 plan, or a refusal carrying what it had decided), carried out by the executor
 (:mod:`~modelyard.gateway.executor`: cache, attempts, stream, shadow), and recorded once whatever happens
-(:mod:`~modelyard.gateway.recording`). This module builds them at start-up and holds them together.
+(:mod:`~modelyard.gateway.recording`). With a ``governance:`` section, admission's last step is the
+budget reservation (:mod:`~modelyard.gateway.budgeting`), which the recorder settles. This module builds
+them at start-up and holds them together.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ from collections.abc import Mapping
 
 from modelyard.catalog.prices import PriceCatalog
 from modelyard.config.schema import Config
+from modelyard.errors import ModelyardError
 from modelyard.gateway.admission import Refused, RequestMeta, RequestPlan, Tables, admit
 from modelyard.gateway.attempts import AttemptRunner
 from modelyard.gateway.auth import Caller, KeyRing
+from modelyard.gateway.budgeting import reserve
 from modelyard.gateway.executor import Executor
 from modelyard.gateway.metering import RequestContext
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.recording import LedgerSink, Recorder
 from modelyard.gateway.streaming import ClientStream
 from modelyard.gateway.targets import Target, build_routes, build_targets
+from modelyard.governance.model import Subject
+from modelyard.governance.runtime import Governance
 from modelyard.providers.base import JSON, Adapter, ChatResult, EmbeddingResult
 from modelyard.routing.breaker import Breakers
 from modelyard.routing.cache import ResponseCache
@@ -40,6 +46,7 @@ class Gateway:
         catalog: PriceCatalog,
         ledger: LedgerSink,
         *,
+        governance: Governance | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
@@ -48,9 +55,10 @@ class Gateway:
         self.targets = build_targets(config, adapters, catalog)
         self.routes = build_routes(config, self.targets)
         self.breakers = Breakers(config.resilience.breaker)
-        self.keys = KeyRing(config.auth)
+        self.governance = governance
+        self.keys = KeyRing(config.auth, governance.keys if governance else None)
         self.metrics = GatewayMetrics(self.breakers, self.routes, config.workloads)
-        self.recorder = Recorder(ledger, self.metrics)
+        self.recorder = Recorder(ledger, self.metrics, governance)
         caching = {n: w.cache for n, w in config.workloads.items() if w.cache is not None}
         self.cache = ResponseCache(caching, config.redis.url if config.redis else None)
         self.tables = Tables(config, self.routes, frozenset(caching))
@@ -67,10 +75,34 @@ class Gateway:
         """The request's plan; a refusal is recorded (with what admission had decided), then raised as
         the error the client gets."""
         try:
-            return admit(self.tables, meta, body, caller, self._available, self.rng)
+            plan = admit(self.tables, meta, body, caller, self._available, self.rng)
         except Refused as refusal:
             self.recorder.refused(ctx, refusal)
             raise refusal.error from None
+        if self.governance is not None:
+            self._reserve(ctx, meta, body, caller, plan)
+        return plan
+
+    def _reserve(
+        self, ctx: RequestContext, meta: RequestMeta, body: JSON, caller: Caller | None, plan: RequestPlan
+    ) -> None:
+        """Admission's last step: hold the request's worst-case cost on its budgets and rate limits
+        (``ctx.hold``, settled by the recorder). A refusal's row keeps the plan admission had made."""
+        assert self.governance is not None
+        subject = Subject(ctx.tenant, ctx.api_key_id, plan.workload.name)
+        try:
+            ctx.hold = reserve(
+                self.governance,
+                subject,
+                body,
+                meta.kind,
+                plan.attempts.candidates,
+                caller.budgets if caller else (),
+            )
+        except ModelyardError as error:
+            route = f"{plan.attempts.describe()}; refused ({error.kind})"
+            self.recorder.refused(ctx, Refused(error, plan.facts, route))
+            raise
 
     async def chat(self, ctx: RequestContext, plan: RequestPlan) -> ChatResult:
         return await self.executor.chat(ctx, plan)

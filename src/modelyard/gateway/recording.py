@@ -5,22 +5,28 @@ upstream, cut mid-stream or cancelled by the client. Rows reach the ledger's spo
 the client receives the end of its answer, so an answered request's row survives a crash; the database
 write happens later, off the request path.
 
-Settlement of budgets and rate limits (issue 15) belongs here: the reservation admission made is settled
-from the row's actual cost in :meth:`Recorder.record`, the one call every ending passes through.
+Budgets and rate limits (issue 15) are settled here: the reservation admission made (``ctx.hold``) is
+settled to the row's metered cost and tokens in :meth:`Recorder.record`, the one call every ending passes
+through (answered, upstream error, client cancel, cut stream), before the client sees the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from modelyard.errors import ModelyardError, UpstreamError
 from modelyard.gateway.admission import Refused
+from modelyard.gateway.budgeting import Hold, actual
 from modelyard.gateway.metering import Outcome, RequestContext, RowFacts, build_row
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.targets import NO_WORKLOAD
+from modelyard.governance.runtime import Governance
 from modelyard.ledger.schema import AttemptRow, RequestRow
+
+log = logging.getLogger("modelyard.governance")
 
 
 class LedgerSink(Protocol):
@@ -33,15 +39,39 @@ class Recorder:
     """Builds each request's row from its admission facts and its outcome, and hands it to the ledger
     and the metrics."""
 
-    __slots__ = ("ledger", "metrics")
+    __slots__ = ("governance", "ledger", "metrics")
 
-    def __init__(self, ledger: LedgerSink, metrics: GatewayMetrics) -> None:
-        self.ledger, self.metrics = ledger, metrics
+    def __init__(
+        self, ledger: LedgerSink, metrics: GatewayMetrics, governance: Governance | None = None
+    ) -> None:
+        self.ledger, self.metrics, self.governance = ledger, metrics, governance
 
     def record(self, ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> None:
         row = build_row(ctx, facts, outcome)
         self.ledger.record(row, outcome.attempts)
         self.metrics.observe(row)
+        hold = ctx.hold
+        if hold is not None and self.governance is not None:
+            ctx.hold = None
+            self._settle(hold, row)
+
+    def _settle(self, hold: Hold, row: RequestRow) -> None:
+        """Replace the reservation by what the request used. A store that fails here must not fail the
+        answer: the hold expires after ``reservation_ttl_s`` (released or charged, as configured)."""
+        assert self.governance is not None
+        used = actual(row, hold)
+        try:
+            self.governance.governor.settle(hold.reservation, used)
+            limiter = self.governance.rate_limiter
+            if limiter is not None:
+                limiter.charge(hold.subject, used.tokens - hold.estimate.tokens)
+        except Exception as exc:
+            log.error(
+                "settling request %s failed (%s: %s): its reservation expires after the TTL",
+                row.request_id,
+                type(exc).__name__,
+                exc,
+            )
 
     def refused(self, ctx: RequestContext, refusal: Refused) -> None:
         """A request admission refused: its row keeps what admission had decided."""

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from modelyard.catalog.prices import from_pico
+from modelyard.config.governance import EACH as EACH  # the vocabulary lives with the config section
+from modelyard.config.governance import Scope as Scope
+from modelyard.config.governance import Unit as Unit
 from modelyard.errors import ModelyardError
-
-Unit = Literal["usd", "tokens", "requests"]
-Scope = Literal["tenant", "key", "workload"]
-
-#: ``subject: "*"`` in a budget means "each tenant / key / workload gets its own counter".
-EACH = "*"
 
 
 @dataclass(frozen=True, slots=True)

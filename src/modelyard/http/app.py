@@ -29,6 +29,7 @@ from modelyard.gateway.metering import RequestContext
 from modelyard.gateway.pipeline import Gateway
 from modelyard.gateway.recording import before_admission
 from modelyard.gateway.streaming import ClientStream
+from modelyard.governance.model import BudgetExceeded, RateLimited, Subject
 from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_depth, check_embedding_request
@@ -38,8 +39,11 @@ log = logging.getLogger("modelyard.http")
 
 
 def error_response(error: ModelyardError, request_id: str | None = None) -> Response:
-    headers = {"X-Request-Id": request_id} if request_id else None
-    return Response(orjson.dumps(error.to_body()), status=error.status, headers=headers)
+    headers = {"X-Request-Id": request_id} if request_id else {}
+    if isinstance(error, BudgetExceeded | RateLimited):
+        # RFC 9110 10.2.3: when to try again (the budget's window reset, or the next minute).
+        headers["Retry-After"] = str(error.retry_after)
+    return Response(orjson.dumps(error.to_body()), status=error.status, headers=headers or None)
 
 
 def read_json(request: Request, limit: int, max_depth: int = 128) -> Any:
@@ -225,7 +229,19 @@ class Api:
             )
             unavailable.status = 503
             return error_response(unavailable)
-        return _json(orjson.dumps({"tenant": caller.tenant, "groups": groups}))
+        payload: dict[str, Any] = {"tenant": caller.tenant, "groups": groups}
+        governance = gateway.governance
+        if governance is not None:
+            try:
+                statuses = governance.governor.status(
+                    Subject(caller.tenant, caller.key_id, None), caller.budgets
+                )
+            except Exception as exc:  # the budget store is away: the spend above still answers
+                log.warning("usage: the budget store cannot be read (%s: %s)", type(exc).__name__, exc)
+                payload["budgets_error"] = "the budget store cannot be read right now; retry later"
+            else:
+                payload["budgets"] = [status.to_json() for status in statuses]
+        return _json(orjson.dumps(payload))
 
     async def metrics(self, request: Request) -> Response:
         if not self.public_metrics:

@@ -1,0 +1,128 @@
+"""Budgets and rate limits on the request path (issue 15): the reservation admission makes last, and the
+settlement the recorder makes from the request's row, whatever way it ended.
+
+- :func:`reserve` runs once the plan is known (so its route, and therefore its worst-case price): the
+  workload's hard caps (400), then the estimate — the prompt counted or bounded, the output bounded by
+  ``max_tokens`` or the workload's cap, priced at the dearest target the plan may try — held on every
+  budget and rate limit that applies, all or none (429 ``budget_exceeded`` / ``rate_limit_exceeded``).
+- :func:`actual` is what the request really used, from its ledger row: the metered cost (0 when nothing
+  was billed; the reserved amount for an unpriced model under ``unpriced: fixed``), and its tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import orjson
+
+from modelyard.config.schema import ModelKind
+from modelyard.gateway.targets import Target
+from modelyard.governance.budgets import usd_budgets_apply
+from modelyard.governance.config import BudgetConfig, GovernanceConfig
+from modelyard.governance.estimate import Estimate, estimate, input_tokens, unpriced_actual_cost
+from modelyard.governance.model import Actual, Reservation, Subject
+from modelyard.governance.runtime import Governance
+from modelyard.ledger.schema import RequestRow
+from modelyard.providers.base import JSON
+
+
+class Hold(NamedTuple):
+    """A request's reservation, with what it was estimated from: settled once, by the recorder."""
+
+    reservation: Reservation
+    estimate: Estimate
+    subject: Subject
+
+
+def prompt_texts(body: JSON, kind: ModelKind) -> list[str]:
+    """The texts a request's input tokens are counted from, one per message (or embedding input).
+
+    Content parts and tool definitions are counted as their JSON (an over-estimate, which the settlement
+    gives back). An image is counted by its URL's bytes, not the tokens a provider bills for it: the one
+    case the ``bound`` estimate is not a bound.
+    """
+    if kind == "embedding":
+        raw = body.get("input")
+        items = raw if isinstance(raw, list) else [raw]
+        return [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
+    texts = []
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else message
+        texts.append(content if isinstance(content, str) else orjson.dumps(content).decode())
+    for extra in ("tools", "functions", "response_format"):
+        if body.get(extra) is not None:
+            texts.append(orjson.dumps(body[extra]).decode())
+    return texts
+
+
+def requested_max_tokens(body: JSON) -> int | None:
+    """The output bound the request sets (``max_completion_tokens`` is the newer name of ``max_tokens``)."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def worst_estimate(
+    config: GovernanceConfig,
+    targets: Sequence[Target],
+    *,
+    workload: str | None,
+    prompt_tokens: int,
+    max_tokens: int | None,
+    usd_applies: bool,
+) -> Estimate:
+    """The estimate at the dearest target a plan may try (a fallback may cost more than the first
+    choice); an unpriced one follows ``governance.unpriced``."""
+    worst: Estimate | None = None
+    for target in targets:
+        candidate = estimate(
+            config,
+            target.price,
+            model=target.public_model,
+            workload=workload,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            usd_budgets_apply=usd_applies,
+        )
+        if worst is None or (candidate.cost_pico or 0) > (worst.cost_pico or 0):
+            worst = candidate
+    assert worst is not None  # admission refuses a plan without candidates before this
+    return worst
+
+
+def reserve(
+    governance: Governance,
+    subject: Subject,
+    body: JSON,
+    kind: ModelKind,
+    targets: Sequence[Target],
+    key_budgets: Sequence[BudgetConfig] = (),
+) -> Hold:
+    """Check the caps, estimate, and hold the estimate on every budget and rate limit that applies;
+    raises the 400 / 403 / 429 the client gets."""
+    config = governance.config
+    prompt = input_tokens(prompt_texts(body, kind), mode=config.input_estimate)
+    usd = usd_budgets_apply(config, subject) or any(b.unit == "usd" and b.mode == "hard" for b in key_budgets)
+    held = worst_estimate(
+        config,
+        targets,
+        workload=subject.workload,
+        prompt_tokens=prompt,
+        # An embedding answers with vectors: no output tokens to hold.
+        max_tokens=requested_max_tokens(body) if kind == "chat" else 0,
+        usd_applies=usd,
+    )
+    if governance.rate_limiter is not None:
+        governance.rate_limiter.admit(subject, held.tokens)
+    reservation = governance.governor.reserve(subject, held, key_budgets)
+    return Hold(reservation, held, subject)
+
+
+def actual(row: RequestRow, hold: Hold) -> Actual:
+    """What the request used, from its row: the metered cost, or (unpriced) the rule's amount."""
+    tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
+    cost = row.cost_pico_usd
+    return Actual(unpriced_actual_cost(hold.estimate) if cost is None else cost, tokens)
