@@ -27,8 +27,7 @@ from typing import Any, Protocol
 import orjson
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from modelyard.catalog.prices import from_pico
-from modelyard.governance.model import CounterState, Line, Unit
+from modelyard.governance.model import CounterState, Line, wire_amount
 
 log = logging.getLogger("modelyard.governance.alerts")
 
@@ -56,17 +55,13 @@ class Alert:
             "subject": self.line.subject,
             "unit": self.line.unit,
             "threshold_percent": self.threshold,
-            "limit": _amount(self.line.unit, self.line.limit),
-            "spent": _amount(self.line.unit, self.spent),
+            "limit": wire_amount(self.line.unit, self.line.limit),
+            "spent": wire_amount(self.line.unit, self.spent),
             "window": w.label,
             "window_start": datetime.fromtimestamp(w.start, UTC).isoformat(),
             "resets_at": w.resets_at().isoformat(),
             "fired_at": datetime.fromtimestamp(self.fired_at, UTC).isoformat(),
         }
-
-
-def _amount(unit: Unit, value: int) -> str | int:
-    return str(from_pico(value).normalize()) if unit == "usd" else value
 
 
 class AlertSink(Protocol):

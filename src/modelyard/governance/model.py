@@ -91,10 +91,10 @@ class BudgetStatus:
             "subject": self.line.subject,
             "unit": unit,
             "mode": "hard" if self.line.hard else "soft",
-            "limit": _wire(unit, self.line.limit),
-            "spent": _wire(unit, self.spent),
-            "reserved": _wire(unit, self.reserved),
-            "remaining": _wire(unit, self.remaining),
+            "limit": wire_amount(unit, self.line.limit),
+            "spent": wire_amount(unit, self.spent),
+            "reserved": wire_amount(unit, self.reserved),
+            "remaining": wire_amount(unit, self.remaining),
             "window": self.line.window.label,
             "window_start": datetime.fromtimestamp(self.line.window.start, UTC).isoformat(),
             "resets_at": self.line.window.resets_at().isoformat(),
@@ -165,7 +165,7 @@ class BudgetExceeded(ModelyardError):
             "scope": self.line.scope,
             "subject": self.line.subject,
             "unit": self.line.unit,
-            "limit": _wire(self.line.unit, self.line.limit),
+            "limit": wire_amount(self.line.unit, self.line.limit),
             "window": self.line.window.label,
             "window_start": datetime.fromtimestamp(self.line.window.start, UTC).isoformat(),
             "resets_at": self.line.window.resets_at().isoformat(),
@@ -197,6 +197,8 @@ class UnpricedModel(ModelyardError):
     code = "budget_unpriced_model"
 
 
-def _wire(unit: Unit, amount: int) -> str | int:
+def wire_amount(unit: Unit, amount: int) -> str | int:
+    """An amount in JSON (usage, refusals, alert webhooks): USD as a decimal string, counts as integers."""
     # USD as a decimal string: JSON numbers would round pico-dollars through a float.
-    return str(from_pico(amount).normalize()) if unit == "usd" else amount
+    # ``normalize()`` alone would write $100 as "1E+2": fixed-point notation, trailing zeros dropped.
+    return format(from_pico(amount).normalize(), "f") if unit == "usd" else amount
