@@ -30,7 +30,8 @@ def _gateway_config(folder: Path, url: str) -> Path:
         "  gpt-4.1-mini: {provider: fake, upstream_model: good-model}\n"
         f"  {LLAMA_8B}: {{provider: fake, upstream_model: bad-json-model}}\n"
         "  judge: {provider: fake, upstream_model: judge-model}\n"
-        "workloads:\n  extraction: {}\n",
+        "workloads:\n  extraction: {}\n"
+        f"ledger: {{url: 'sqlite:///{folder / 'ledger.db'}'}}\n",
         encoding="utf-8",
     )
     return path

@@ -196,7 +196,8 @@ def serving_in_thread(state: ScriptedState) -> Iterator[str]:
 
 
 def write_eval_config(folder: Path, base_url: str) -> Path:
-    """A gateway config whose models are the scripted behaviours above, on two providers."""
+    """A gateway config whose models are the scripted behaviours above, on two providers; its ledger (where
+    ``eval run`` records its calls) is a file in ``folder``."""
     path = folder / "modelyard.yaml"
     path.write_text(
         "providers:\n"
@@ -214,7 +215,8 @@ def write_eval_config(folder: Path, base_url: str) -> Path:
         "workloads:\n"
         "  support: {}\n"
         "catalog:\n"
-        f"  price_files: ['{FIXTURES / 'prices.yaml'}']\n",
+        f"  price_files: ['{FIXTURES / 'prices.yaml'}']\n"
+        f"ledger: {{url: 'sqlite:///{folder / 'ledger.db'}', writer: thread}}\n",
         encoding="utf-8",
     )
     return path

@@ -7,6 +7,10 @@
     modelyard eval import-promptfoo promptfooconfig.yaml -o SET.jsonl
     modelyard eval from-ledger -c modelyard.yaml --workload W -o SET.jsonl
 
+``run`` records every call it makes in the config's ledger (purpose ``eval`` for candidates, ``judge`` for
+gradings, with the run's id), so ``ledger summary`` and ``decide`` see what quality cost; ``--no-ledger``
+skips that.
+
 Exit codes of ``run`` (with ``--baseline``) and ``gate``: 0 non-inferior, 1 worse, 3 inconclusive. A run
 gating several candidates exits 1 when any of them is proven worse, else 4 when any answer could not be
 graded (a judge call failed or its reply could not be read; with or without ``--baseline``), else 3 when any
@@ -93,10 +97,17 @@ def eval_command() -> None:
     "--out", "out_dir", default=str(DEFAULT_DIR), show_default=True, type=click.Path(file_okay=False)
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@click.option(
+    "--ledger/--no-ledger",
+    "record",
+    default=True,
+    show_default=True,
+    help="Record every call made in the config's ledger (purpose eval or judge, with the run id).",
+)
 def run_command(
     golden_path: str, config_path: str, models: tuple[str, ...], baseline: str | None, margin: float,
     confidence: float, judge_model: str | None, concurrency: int, rates: tuple[str, ...], timeout_s: float | None,
-    retries: int, backoff: float, temperature: float, max_tokens: int | None, seed: int, cache_path: str | None, out_dir: str, progress: bool,
+    retries: int, backoff: float, temperature: float, max_tokens: int | None, seed: int, cache_path: str | None, out_dir: str, progress: bool, record: bool,
 ) -> None:  # fmt: skip
     """Run GOLDEN_PATH against every --model; write the JSON record and HTML page; gate against --baseline."""
     candidates = list(dict.fromkeys(models))
@@ -119,7 +130,8 @@ def run_command(
     out = Path(out_dir)
     cache = ResultCache(cache_path or out / "cache.db")
     try:
-        run = asyncio.run(until_signalled(run_eval(config, golden, candidates, cache, options)))
+        work = run_eval(config, golden, candidates, cache, options, record_in_ledger=record)
+        run = asyncio.run(until_signalled(work))
     except (ConfigError, CheckError) as exc:
         raise click.ClickException(str(exc)) from None
     except Interrupted as stop:
@@ -140,6 +152,9 @@ def run_command(
     path.with_suffix(".html").write_text(render_html(document), encoding="utf-8")
     print_report(document, Console())
     click.echo(f"record: {path}\npage:   {path.with_suffix('.html')}")
+    if record:
+        where = config.ledger.url.split("@")[-1]
+        click.echo(f"ledger: {run.calls_recorded} calls recorded as eval run {run.run_id} in {where}")
     raise SystemExit(run_exit_code([g.outcome for g in gates], run.judge_errors))
 
 

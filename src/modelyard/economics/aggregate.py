@@ -4,6 +4,10 @@ Each source (:mod:`.traffic` for ledger databases, :mod:`.files` for files read 
 the ledger's ``requests`` columns, then the same two aggregate queries run where the data lives: hourly
 totals per (workload, data class, model, provider kind), and a log-bucketed latency histogram. A few
 thousand rows come back to Python, whatever the number of calls.
+
+Calls an eval run made (``purpose`` ``eval`` or ``judge`` in the ledger) are not traffic: a source that has
+the column leaves them out of both queries (:data:`NOT_QUALITY`) and totals them apart
+(:func:`quality_sql`), so the report can say what measuring quality cost without swelling a workload.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard.errors import ConfigError
+from modelyard.ledger.schema import QUALITY_PURPOSES
 
 #: Latency histogram buckets: bucket b holds latencies in [e^(b/8) − 1, e^((b+1)/8) − 1) ms (13% wide).
 BUCKETS_PER_E = 8
@@ -44,6 +49,35 @@ class HistRow:
     count: int
 
 
+_QUALITY_LIST = ", ".join(f"'{p}'" for p in QUALITY_PURPOSES)
+#: Appended to a ledger source's ``where``: eval runs' calls are not workload volume.
+NOT_QUALITY = f" AND purpose NOT IN ({_QUALITY_LIST})"
+
+
+def quality_sql(where: str = "", table: str = "requests") -> str:
+    """Eval runs' calls: how many, their priced cost (pico-USD) and how many were unpriced. (``purpose <>
+    'answer'`` lets the ledger's partial index answer it without a scan.)"""
+    return f"""
+        SELECT COUNT(*), COALESCE(SUM(cost_pico_usd), 0),
+               COALESCE(SUM(CASE WHEN cost_pico_usd IS NULL THEN 1 ELSE 0 END), 0)
+        FROM {table} WHERE purpose <> 'answer' AND purpose IN ({_QUALITY_LIST}){where}"""
+
+
+@dataclass(frozen=True, slots=True)
+class QualityCalls:
+    """What eval runs spent, as a ledger recorded it: left out of every workload's volume."""
+
+    calls: int
+    cost_pico_usd: int  # of the priced calls
+    unpriced: int
+
+
+def quality_calls(row: Any) -> QualityCalls | None:
+    """From :func:`quality_sql`'s row; None when there were none."""
+    calls, cost, unpriced = (int(v or 0) for v in row) if row is not None else (0, 0, 0)
+    return QualityCalls(calls, cost, unpriced) if calls else None
+
+
 @dataclass(frozen=True, slots=True)
 class Traffic:
     source: str
@@ -52,6 +86,8 @@ class Traffic:
     #: What an import did that a reader must know (rows sent to the default workload, rows left out), one
     #: sentence each, for the report's first screen.
     notes: tuple[str, ...] = ()
+    #: Eval and judge calls found in a ledger source and left out of the volumes above (None: none).
+    quality: QualityCalls | None = None
 
 
 _FLOOR = {
@@ -96,7 +132,9 @@ def hist_sql(dialect: str, where: str = "", error_kind: bool = False) -> str:
         GROUP BY 1, 2, 3"""
 
 
-def build_traffic(source: str, hour_rows: list[Any], hist_rows: list[Any]) -> Traffic:
+def build_traffic(
+    source: str, hour_rows: list[Any], hist_rows: list[Any], quality: QualityCalls | None = None
+) -> Traffic:
     """Typed rows from the two aggregate queries; an error when there is no chat traffic at all."""
     hours = [
         HourRow(
@@ -118,5 +156,6 @@ def build_traffic(source: str, hour_rows: list[Any], hist_rows: list[Any]) -> Tr
     ]
     hist = [HistRow(str(r[0]), int(r[1]), None if r[2] is None else int(r[2]), int(r[3])) for r in hist_rows]
     if not hours:
-        raise ConfigError(f"{source}: no chat requests found; nothing to decide on")
-    return Traffic(source=source, hours=hours, histogram=hist)
+        left_out = f" ({quality.calls} eval and judge calls left out)" if quality else ""
+        raise ConfigError(f"{source}: no chat requests found{left_out}; nothing to decide on")
+    return Traffic(source=source, hours=hours, histogram=hist, quality=quality)

@@ -15,6 +15,7 @@ from modelyard.catalog.gpus import GpuCatalog, load_gpu_catalog
 from modelyard.catalog.prices import PriceCatalog, load_catalog
 from modelyard.catalog.serving import ServingCatalog, load_serving_catalog
 from modelyard.economics import triggers as trig
+from modelyard.economics.aggregate import QualityCalls
 from modelyard.economics.breakeven import (
     PairBreakEven,
     TornadoBar,
@@ -118,6 +119,8 @@ class Decision:
     portfolio: Portfolio
     org_triggers: list[trig.Trigger]
     notes: list[str]
+    #: Eval runs' calls found in the traffic (a ledger) and left out of the workloads: what quality cost.
+    quality_calls: QualityCalls | None = None
 
 
 def _demand(wl: WorkloadProfile, org: OrgProfile) -> tuple[Demand, str]:
@@ -196,7 +199,7 @@ def decide(
         recommend(d, portfolio, org)
     return Decision(
         org, traffic.source, catalogs, today, decisions, portfolio, [concentration],
-        plan_notes + _notes(decisions, org),
+        plan_notes + _notes(decisions, org), traffic.quality,
     )  # fmt: skip
 
 

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import duckdb
 
-from modelyard.economics.aggregate import Traffic, build_traffic, hist_sql, hour_sql
+from modelyard.economics.aggregate import (
+    NOT_QUALITY,
+    Traffic,
+    build_traffic,
+    hist_sql,
+    hour_sql,
+    quality_calls,
+    quality_sql,
+)
 from modelyard.errors import ConfigError
 
 #: The workload of a row that names none (an untagged LiteLLM request, a JSONL line without ``workload``,
@@ -201,7 +209,8 @@ def read_ledger_export(path: str | Path) -> Traffic:
     if path.suffix.lower() == ".parquet":
         scan = f"read_parquet({quoted})"
     else:
-        cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in LEDGER_COLUMNS.items()) + "}"
+        wanted = {**LEDGER_COLUMNS, "purpose": "VARCHAR"}  # NULL in an export from before migration 0005
+        cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in wanted.items()) + "}"
         scan = f"read_json({quoted}, format='newline_delimited', columns={cols})"
     con = duckdb.connect()
     try:
@@ -211,9 +220,17 @@ def read_ledger_export(path: str | Path) -> Traffic:
                 f"{path}: column(s) {', '.join(missing)} missing: not a ledger export; write one with "
                 "`modelyard ledger export --format parquet --output FILE`, or use the JSONL call format"
             )
-        con.execute(f"CREATE VIEW requests AS SELECT {', '.join(LEDGER_COLUMNS)}, 1 AS weight FROM {scan}")
+        # Eval runs' calls (exports from migration 0005 on) are totalled apart, not counted as traffic.
+        purpose = "COALESCE(purpose, 'answer')" if "purpose" in present else "'answer'"
+        columns = ", ".join(LEDGER_COLUMNS)
+        con.execute(f"CREATE VIEW scanned AS SELECT {columns}, {purpose} AS purpose, 1 AS weight FROM {scan}")
+        con.execute(f"CREATE VIEW requests AS SELECT * FROM scanned WHERE true{NOT_QUALITY}")
+        quality = quality_calls(con.execute(quality_sql(table="scanned")).fetchone())
         return build_traffic(
-            str(path), con.execute(hour_sql("duckdb")).fetchall(), con.execute(hist_sql("duckdb")).fetchall()
+            str(path),
+            con.execute(hour_sql("duckdb")).fetchall(),
+            con.execute(hist_sql("duckdb")).fetchall(),
+            quality,
         )
     except duckdb.Error as exc:
         raise ConfigError(f"{path}: not a readable ledger export: {str(exc).splitlines()[0]}") from None

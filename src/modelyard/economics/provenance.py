@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from modelyard.economics.quality import EVAL_SOURCE
+from modelyard.ledger.summary import pico_to_usd
 
 if TYPE_CHECKING:
     from modelyard.economics.engine import Decision
@@ -107,8 +109,20 @@ def inputs(decision: Decision) -> list[InputLine]:
                 warn="unknown" in quality,
             )
         )
+    out += _quality_calls(decision)
     out += _ages(decision)
     return out
+
+
+def _quality_calls(decision: Decision) -> list[InputLine]:
+    """What eval runs spent (a ledger's ``eval`` and ``judge`` calls), said once: not in any workload."""
+    q = decision.quality_calls
+    if q is None:
+        return []
+    cost = f"${pico_to_usd(q.cost_pico_usd).quantize(Decimal('0.000001'))}"
+    unpriced = f" + {q.unpriced:,} unpriced" if q.unpriced else ""
+    detail = f"{q.calls:,} calls, {cost}{unpriced}, left out of workload volumes"
+    return [InputLine("Eval and judge calls (quality cost)", "measured", detail)]
 
 
 def _ages(decision: Decision) -> list[InputLine]:

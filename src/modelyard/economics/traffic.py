@@ -7,7 +7,9 @@ Sources (see ``docs/decide.md``):
 - files read by DuckDB (:mod:`.files`): a JSONL file of calls, LiteLLM's spend-log CSV, the ledger's
   Parquet/JSONL export; and OpenAI's usage export (:mod:`.openai_usage`).
 
-Every source ends as the same :class:`~.aggregate.Traffic` (hourly totals and a latency histogram).
+Every source ends as the same :class:`~.aggregate.Traffic` (hourly totals and a latency histogram). A
+ledger's eval and judge calls (``purpose``, from migration 0005) are left out of it and totalled apart; a
+ledger from before that migration has none.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from typing import Any
 
 from modelyard.economics.aggregate import (
     BUCKETS_PER_E,
+    NOT_QUALITY,
     HistRow,
     HourRow,
     Traffic,
     build_traffic,
     hist_sql,
     hour_sql,
+    quality_calls,
+    quality_sql,
 )
 from modelyard.economics.files import (
     DEFAULT_WORKLOAD,
@@ -56,10 +61,20 @@ def read_ledger(url: str, workers: int | None = None, rows_per_worker: int = MIN
         import psycopg
 
         with psycopg.connect(url) as pg:
-            hours = pg.execute(hour_sql("postgres", error_kind=True)).fetchall()
-            hist = pg.execute(hist_sql("postgres", error_kind=True)).fetchall()
-        return build_traffic(url.split("@")[-1], hours, hist)
+            has_purpose = pg.execute(_PG_HAS_PURPOSE).fetchone() is not None
+            where = NOT_QUALITY if has_purpose else ""
+            hours = pg.execute(hour_sql("postgres", where, error_kind=True)).fetchall()
+            hist = pg.execute(hist_sql("postgres", where, error_kind=True)).fetchall()
+            quality = quality_calls(pg.execute(quality_sql()).fetchone()) if has_purpose else None
+        return build_traffic(url.split("@")[-1], hours, hist, quality)
     raise ConfigError(f"unsupported ledger URL '{url}'; use sqlite:///path.db or postgresql://...")
+
+
+#: A ledger migrated to 0005 or later has ``requests.purpose`` (the table the connection's search path finds).
+_PG_HAS_PURPOSE = (
+    "SELECT 1 FROM information_schema.columns WHERE table_name = 'requests' AND column_name = 'purpose'"
+    " AND table_schema = current_schema()"
+)
 
 
 def _read_sqlite(url: str, path: str, workers: int, rows_per_worker: int) -> Traffic:
@@ -71,6 +86,8 @@ def _read_sqlite(url: str, path: str, workers: int, rows_per_worker: int) -> Tra
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             lo, hi = conn.execute("SELECT min(rowid), max(rowid) FROM requests").fetchone()
+            has_purpose = any(r[1] == "purpose" for r in conn.execute("PRAGMA table_info(requests)"))
+            quality = quality_calls(conn.execute(quality_sql()).fetchone()) if has_purpose else None
         finally:
             conn.close()
         if lo is None:
@@ -79,17 +96,18 @@ def _read_sqlite(url: str, path: str, workers: int, rows_per_worker: int) -> Tra
         step = (hi - lo + n) // n
         ranges = [(lo + i * step, min(lo + (i + 1) * step - 1, hi)) for i in range(n)]
         with ThreadPoolExecutor(n) as pool:
-            parts = list(pool.map(lambda r: _sqlite_range(path, *r), ranges))
+            parts = list(pool.map(lambda r: _sqlite_range(path, r[0], r[1], has_purpose), ranges))
     except sqlite3.Error as exc:
         raise ConfigError(f"{path}: cannot read the ledger's requests table: {exc}") from None
-    return build_traffic(url, _add_up([p[0] for p in parts], 5), _add_up([p[1] for p in parts], 3))
+    hours, hist = _add_up([p[0] for p in parts], 5), _add_up([p[1] for p in parts], 3)
+    return build_traffic(url, hours, hist, quality)
 
 
-def _sqlite_range(path: str, first: int, last: int) -> tuple[list[Any], list[Any]]:
+def _sqlite_range(path: str, first: int, last: int, has_purpose: bool) -> tuple[list[Any], list[Any]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         conn.execute("PRAGMA temp_store = MEMORY")  # the GROUP BY sorter stays off the disk
-        where = f" AND rowid BETWEEN {int(first)} AND {int(last)}"
+        where = f" AND rowid BETWEEN {int(first)} AND {int(last)}" + (NOT_QUALITY if has_purpose else "")
         return (
             conn.execute(hour_sql("sqlite", where, error_kind=True)).fetchall(),
             conn.execute(hist_sql("sqlite", where, error_kind=True)).fetchall(),

@@ -1,8 +1,9 @@
 """One model call through the gateway's own adapters, measured the way the gateway measures it.
 
 The tokens come from the adapter's normalised :class:`~modelyard.providers.base.Usage`, the cost from the
-same price catalog entry the gateway bills with (``None`` when the model is unpriced, never $0), and the
-latency is the upstream time around ``adapter.complete``, as the ledger's ``upstream_latency_ms``.
+gateway's own cost function (:func:`~modelyard.gateway.metering.cost_of`: the same catalog entry, the same
+pico-dollars the ledger stores; ``None`` when the model is unpriced, never $0), and the latency is the
+upstream time around ``adapter.complete``, as the ledger's ``upstream_latency_ms``.
 """
 
 from __future__ import annotations
@@ -10,13 +11,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from time import perf_counter
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
 from modelyard.errors import UpstreamError
+from modelyard.gateway.metering import cost_of
 from modelyard.gateway.targets import Target
-from modelyard.providers.base import JSON, ChatCall
+from modelyard.ledger.summary import pico_to_usd
+from modelyard.providers.base import JSON, ChatCall, Usage
+
+
+class CallTag(NamedTuple):
+    """What a call is for, as the ledger records it: a candidate's answer (``eval``) or a grading
+    (``judge``), and the case (and its workload) it was made for."""
+
+    purpose: Literal["eval", "judge"] = "eval"
+    workload: str | None = None
+    case_id: str | None = None
+
+
+CANDIDATE = CallTag()
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +46,8 @@ class CallResult:
     latency_ms: float
     #: Set when the call failed: the error kind and message. Failed calls score 0 and are not cached.
     error: str | None = None
+    #: The tokens as the provider reported them, for the ledger; None for answers read from the cache.
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +93,23 @@ async def complete(target: Target, messages: list[dict[str, Any]], params: Model
     result = await target.adapter.complete(ChatCall(body=body, upstream_model=target.upstream_model))
     elapsed = (perf_counter() - started) * 1000
     usage = result.usage
-    cost = target.price.cost(usage) if target.price is not None and usage is not None else None
+    pico, priced = cost_of(target, usage)
     return CallResult(
         output=answer_text(result.body),
         input_tokens=usage.input_tokens if usage else 0,
         output_tokens=usage.output_tokens if usage else 0,
-        cost=cost,
+        # From the ledger's pico-dollars, so the eval record and the ledger agree to the last digit.
+        cost=pico_to_usd(pico) if priced and pico is not None else None,
         latency_ms=elapsed,
+        usage=usage,
     )
 
 
-async def call_target(target: Target, messages: list[dict[str, Any]], params: ModelParams) -> CallResult:
-    """One attempt, no retry; an upstream failure is returned as a failed :class:`CallResult`."""
+async def call_target(
+    target: Target, messages: list[dict[str, Any]], params: ModelParams, tag: CallTag = CANDIDATE
+) -> CallResult:
+    """One attempt, no retry, not recorded (``tag`` is for callers that record: the run's dispatcher);
+    an upstream failure is returned as a failed :class:`CallResult`."""
     started = perf_counter()
     try:
         return await complete(target, messages, params)

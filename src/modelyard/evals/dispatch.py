@@ -11,6 +11,8 @@ It holds the run's three limits, so a judge can never overrun what the candidate
 
 The back-off sleeps happen *outside* the concurrency slot: a rate-limited provider does not hold slots
 that calls to other providers could use.
+
+With a meter (metering.py), every call is recorded in the ledger once it ends, with each of its attempts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any
 
 from aiolimiter import AsyncLimiter
@@ -31,7 +33,8 @@ from tenacity import (
 )
 
 from modelyard.errors import UpstreamError, UpstreamTimeout
-from modelyard.evals.calls import CallResult, ModelParams, complete, failed
+from modelyard.evals.calls import CANDIDATE, CallResult, CallTag, ModelParams, complete, failed
+from modelyard.evals.metering import Attempt, EvalMeter, Trail
 from modelyard.gateway.targets import Target
 
 
@@ -61,20 +64,35 @@ class Dispatcher:
         rates: Mapping[str, float] | None = None,
         retry: RetryPolicy | None = None,
         timeout_s: float | None = None,
+        meter: EvalMeter | None = None,
     ) -> None:
         self.slots = asyncio.Semaphore(max(1, concurrency))
         self.limiters = {p: _limiter(r) for p, r in (rates or {}).items() if r > 0}
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
+        self.meter = meter
         #: Extra attempts made after transient failures.
         self.retries = 0
 
-    async def call(self, target: Target, messages: list[dict[str, Any]], params: ModelParams) -> CallResult:
+    async def call(
+        self, target: Target, messages: list[dict[str, Any]], params: ModelParams, tag: CallTag = CANDIDATE
+    ) -> CallResult:
         """The model's answer, or a failed result once the retries are spent (never raises for upstream
-        failures). The first attempt is a plain call: the common case pays for no retry machinery."""
+        failures), recorded under ``tag`` when the run has a meter. A call abandoned mid-way (the run
+        cancelled) is not recorded: whether the provider billed it is unknown."""
+        trail = Trail()
+        result = await self._call(target, messages, params, trail)
+        if self.meter is not None:
+            self.meter.record(target, tag, trail, result)
+        return result
+
+    async def _call(
+        self, target: Target, messages: list[dict[str, Any]], params: ModelParams, trail: Trail
+    ) -> CallResult:
+        """The first attempt is a plain call: the common case pays for no retry machinery."""
         started = perf_counter()
         try:
-            return await self._once(target, messages, params)
+            return await self._once(target, messages, params, trail)
         except UpstreamError as first:
             if self.retry.retries <= 0 or not self._retryable(first):
                 return failed(first, (perf_counter() - started) * 1000)
@@ -91,23 +109,33 @@ class Dispatcher:
             async for attempt in retrying:
                 with attempt:
                     tries += 1
-                    return await self._once(target, messages, params)
+                    return await self._once(target, messages, params, trail)
         except UpstreamError as error:
             return failed(error, (perf_counter() - started) * 1000, tries)
         raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
-    async def _once(self, target: Target, messages: list[dict[str, Any]], params: ModelParams) -> CallResult:
+    async def _once(
+        self, target: Target, messages: list[dict[str, Any]], params: ModelParams, trail: Trail
+    ) -> CallResult:
         limiter = self.limiters.get(target.provider)
         async with self.slots:
             if limiter is not None:
                 await limiter.acquire()
+            ts, started = time(), perf_counter()
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    return await complete(target, messages, params)
+                    result = await complete(target, messages, params)
             except TimeoutError:
-                raise UpstreamTimeout(
+                error = UpstreamTimeout(
                     f"no answer within {self.timeout_s:g} s", provider=target.provider, code="timeout"
-                ) from None
+                )
+                trail.attempts.append(Attempt(ts, perf_counter() - started, error.status, error.kind))
+                raise error from None
+            except UpstreamError as error:
+                trail.attempts.append(Attempt(ts, perf_counter() - started, error.status, error.kind))
+                raise
+            trail.attempts.append(Attempt(ts, perf_counter() - started, 200, usage=result.usage))
+            return result
 
     def _retryable(self, error: BaseException) -> bool:
         if not isinstance(error, UpstreamError) or not error.retryable:

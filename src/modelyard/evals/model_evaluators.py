@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from modelyard.evals.calls import CallResult, ModelParams, call_target
+from modelyard.evals.calls import CallResult, CallTag, ModelParams, call_target
 from modelyard.evals.evaluators import CheckError, Verdict, check_fraction, check_param, reference_text
 from modelyard.evals.golden import GoldenCase
 from modelyard.gateway.targets import Target
@@ -61,8 +61,9 @@ class VerdictCache(Protocol):
     def put_verdict(self, key: str, verdict: Verdict) -> None: ...
 
 
-#: How a judge sends its call: the run's dispatcher (shared limits and retries), or one plain attempt.
-CallFn = Callable[[Target, list[dict[str, Any]], ModelParams], Awaitable[CallResult]]
+#: How a judge sends its call: the run's dispatcher (shared limits and retries, and the ledger, where the
+#: tag marks it a ``judge`` call of the case's workload), or one plain attempt.
+CallFn = Callable[[Target, list[dict[str, Any]], ModelParams, CallTag], Awaitable[CallResult]]
 
 JUDGE_INSTRUCTIONS = (
     "You grade an AI assistant's answer. Apply the rubric strictly. Reply with only a JSON object: "
@@ -117,11 +118,12 @@ class JudgeEvaluator:
         # Identical gradings asked at the same time (two candidates, same answer) share one judge call.
         running = self._running.get(key)
         if running is None:
-            running = self._running[key] = asyncio.ensure_future(self._grade(messages, key))
+            tag = CallTag("judge", case.workload, case.id)
+            running = self._running[key] = asyncio.ensure_future(self._grade(messages, key, tag))
         return await running
 
-    async def _grade(self, messages: list[dict[str, Any]], key: str) -> Verdict:
-        result = await self.call(self.target, messages, ModelParams(temperature=0.0, seed=0))
+    async def _grade(self, messages: list[dict[str, Any]], key: str, tag: CallTag) -> Verdict:
+        result = await self.call(self.target, messages, ModelParams(temperature=0.0, seed=0), tag)
         self.calls += 1
         self.spent = None if self.spent is None or result.cost is None else self.spent + result.cost
         if result.error is not None:

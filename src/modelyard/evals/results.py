@@ -98,7 +98,7 @@ def gate_run(
 
 
 def run_id(run: EvalRun) -> str:
-    return dt.datetime.fromtimestamp(run.started_at, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return run.run_id
 
 
 def _usd(value: Decimal | None) -> str | None:

@@ -8,11 +8,15 @@ its provider's rate limit, calls the model and caches the answer → the checks 
 Every model call (candidates' and judges') goes through one :class:`~modelyard.evals.dispatch.Dispatcher`:
 one concurrency bound, a leaky bucket per provider, retries of transient failures with back-off. Jobs are
 taken by a fixed pool of workers. The order of results never depends on timing: result *i* is always job *i*.
+
+The run's id is fixed when it starts; with ``record_in_ledger`` every call the dispatcher sends is recorded
+in the config's ledger under that id (metering.py), so the ledger's spend includes what evals cost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, nullcontext
@@ -27,10 +31,11 @@ from modelyard.catalog.prices import load_catalog
 from modelyard.config.schema import Config
 from modelyard.errors import ConfigError
 from modelyard.evals.cache import ResultCache
-from modelyard.evals.calls import ModelParams
+from modelyard.evals.calls import CallTag, ModelParams
 from modelyard.evals.checks import CheckSet, build_checks, needed_models
 from modelyard.evals.dispatch import Dispatcher, RetryPolicy
 from modelyard.evals.golden import GoldenCase, GoldenSet
+from modelyard.evals.metering import EvalMeter, open_meter
 from modelyard.evals.preflight import describe, preflight
 from modelyard.gateway.targets import Target, build_targets
 from modelyard.providers.base import Adapter
@@ -85,6 +90,8 @@ class EvalRun:
     """Everything a report, the gate and the decision engine need from one run."""
 
     set_name: str
+    #: Fixed when the run starts: names its record and marks its calls in the ledger.
+    run_id: str
     candidates: list[str]
     cases: list[GoldenCase]
     #: candidate → one result per case, in the set's order.
@@ -101,6 +108,8 @@ class EvalRun:
     judge_errors: int
     #: candidate → provider, upstream model and price catalog version, for the record.
     targets: dict[str, dict[str, Any]]
+    #: Calls recorded in the ledger (candidates' and judges'); 0 when the run did not record.
+    calls_recorded: int = 0
 
 
 def check_models(config: Config, models: Iterable[str]) -> None:
@@ -132,17 +141,33 @@ async def open_targets(config: Config, models: Iterable[str]) -> AsyncIterator[d
             await adapter.close()
 
 
+def new_run_id(started_at: float) -> str:
+    """A run's id: its start time, UTC, to the second (records sort by it)."""
+    return dt.datetime.fromtimestamp(started_at, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 class Runner:
     """Runs one golden set; use :func:`run_eval` unless you hold the targets already."""
 
     def __init__(
-        self, golden: GoldenSet, targets: Mapping[str, Target], cache: ResultCache, options: RunOptions
+        self,
+        golden: GoldenSet,
+        targets: Mapping[str, Target],
+        cache: ResultCache,
+        options: RunOptions,
+        *,
+        meter: EvalMeter | None = None,
+        started_at: float | None = None,
     ) -> None:
         self.golden = golden
         self.targets = targets
         self.cache = cache
         self.options = options
-        self.dispatcher = Dispatcher(options.concurrency, options.rates, options.retry, options.timeout_s)
+        self.started_at = time.time() if started_at is None else started_at
+        self.run_id = meter.run_id if meter is not None else new_run_id(self.started_at)
+        self.dispatcher = Dispatcher(
+            options.concurrency, options.rates, options.retry, options.timeout_s, meter
+        )
         self.checks: CheckSet = build_checks(
             golden, targets, options.judge_model, cache, self.dispatcher.call
         )
@@ -150,7 +175,7 @@ class Runner:
         self.cache_hits = 0
 
     async def run(self, candidates: list[str]) -> EvalRun:
-        started, clock = time.time(), time.perf_counter()
+        clock = time.perf_counter()
         jobs = [(case, c) for case in self.golden.cases for c in candidates]
         results: list[CaseResult | None] = [None] * len(jobs)
         pending = iter(enumerate(jobs))
@@ -173,11 +198,12 @@ class Runner:
         done = [r for r in results if r is not None]
         return EvalRun(
             set_name=self.golden.name,
+            run_id=self.run_id,
             candidates=list(candidates),
             cases=list(self.golden.cases),
             results={c: [r for r in done if r.candidate == c] for c in candidates},
             params=self.options.params,
-            started_at=started,
+            started_at=self.started_at,
             seconds=time.perf_counter() - clock,
             calls_made=self.calls_made,
             cache_hits=self.cache_hits,
@@ -185,6 +211,7 @@ class Runner:
             judge_spent=self.checks.judge_spent,
             judge_errors=sum(1 for r in done if r.judge_error is not None),
             targets={c: _describe(self.targets[c]) for c in candidates},
+            calls_recorded=self.dispatcher.meter.recorded if self.dispatcher.meter else 0,
         )
 
     async def one(self, case: GoldenCase, candidate: str) -> CaseResult:
@@ -195,7 +222,8 @@ class Runner:
         cached = answer is not None
         if answer is None:
             self.calls_made += 1
-            answer = await self.dispatcher.call(target, case.messages, self.options.params)
+            tag = CallTag("eval", case.workload, case.id)
+            answer = await self.dispatcher.call(target, case.messages, self.options.params, tag)
             self.cache.put(key, answer)
         else:
             self.cache_hits += 1
@@ -231,9 +259,16 @@ def _describe(target: Target) -> dict[str, Any]:
 
 
 async def run_eval(
-    config: Config, golden: GoldenSet, candidates: list[str], cache: ResultCache, options: RunOptions
+    config: Config,
+    golden: GoldenSet,
+    candidates: list[str],
+    cache: ResultCache,
+    options: RunOptions,
+    *,
+    record_in_ledger: bool = False,
 ) -> EvalRun:
-    """Run ``golden`` against ``candidates`` (public model names of ``config``).
+    """Run ``golden`` against ``candidates`` (public model names of ``config``); with ``record_in_ledger``,
+    every call made is recorded in ``config``'s ledger (purpose ``eval`` or ``judge``, the run's id).
 
     Unknown models, checks that cannot run and missing dependencies raise :class:`EvalSetupError`, listing
     every problem (preflight.py), before any call is made.
@@ -245,5 +280,10 @@ async def run_eval(
         raise EvalSetupError(describe(problems))
     models = set(candidates) | needed_models(golden, options.judge_model)
     check_models(config, models)
+    started = time.time()
     async with open_targets(config, models) as targets:
-        return await Runner(golden, targets, cache, options).run(candidates)
+        if not record_in_ledger:
+            return await Runner(golden, targets, cache, options, started_at=started).run(candidates)
+        async with open_meter(config, new_run_id(started)) as meter:
+            runner = Runner(golden, targets, cache, options, meter=meter, started_at=started)
+            return await runner.run(candidates)
