@@ -109,6 +109,8 @@ async def test_a_budget_admits_while_it_has_headroom_then_refuses_with_429_and_a
                 for _ in range(5)
             ]
             bodies = [orjson.loads(await a.read()) for a in answers]
+            async with session.get(f"{gateway.url}/metrics") as scraped:
+                metrics = (await scraped.read()).decode()
         rows = await gateway.wait_rows(5)
         status = budget_status(gateway, Subject("acme", "team-a", "chat"))["acme-daily"]
     assert [a.status for a in answers] == [200, 200, 200, 200, 429], "no false refusal while room was left"
@@ -124,6 +126,13 @@ async def test_a_budget_admits_while_it_has_headroom_then_refuses_with_429_and_a
     spent = sum(r["cost_pico_usd"] for r in rows)
     assert status.spent == spent == 4 * cost and status.reserved == 0
     assert spent <= limit * 10**12
+    labels = 'budget="acme-daily",scope="tenant",subject="acme",unit="usd"'
+    gauges = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if labels in line
+    }
+    assert gauges["modelyard_budget_limit"] == pytest.approx(float(limit))
+    assert gauges["modelyard_budget_spent"] == pytest.approx(spent / 1e12)
+    assert gauges["modelyard_budget_remaining"] == pytest.approx(float(limit) - spent / 1e12)
 
 
 @pytest.mark.parametrize(
@@ -287,3 +296,48 @@ def test_a_usd_limit_in_counter_units_is_the_ledgers_pico_usd() -> None:
             {"name": "b", "scope": "tenant", "unit": "usd", "limit": limit, "window": {"kind": "day"}}
         )
         assert budget.limit_units == to_pico(Decimal(limit))
+
+
+def test_budget_gauges_are_labelled_with_configured_names_only() -> None:
+    from modelyard.config import parse_config
+    from modelyard.gateway.budget_metrics import exported_subjects
+
+    def budget(name: str, scope: str, subject: str = "*") -> dict[str, Any]:
+        return {
+            "name": name,
+            "scope": scope,
+            "subject": subject,
+            "unit": "tokens",
+            "limit": 10,
+            "window": {"kind": "day"},
+        }
+
+    config = parse_config(
+        {
+            "providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+            "models": {"m": {"provider": "p"}},
+            "workloads": {"chat": {}, "batch": {}},
+            "auth": {
+                "keys": {
+                    "k1": {"sha256": "a" * 64, "tenant": "acme"},
+                    "k2": {"sha256": "b" * 64, "tenant": "acme"},
+                }
+            },
+            "governance": {
+                "budgets": [
+                    budget("each-workload", "workload"),
+                    budget("each-tenant", "tenant"),
+                    budget("each-key", "key"),
+                    budget("one", "tenant", "globex"),
+                ]
+            },
+        }
+    )
+    assert exported_subjects(config) == {
+        Subject(workload="batch"): {"each-workload"},
+        Subject(workload="chat"): {"each-workload"},
+        Subject(tenant="acme"): {"each-tenant"},
+        Subject(tenant="globex"): {"one"},
+        Subject(key_id="k1"): {"each-key"},
+        Subject(key_id="k2"): {"each-key"},
+    }

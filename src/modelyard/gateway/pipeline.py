@@ -20,6 +20,7 @@ from modelyard.errors import ModelyardError
 from modelyard.gateway.admission import Refused, RequestMeta, RequestPlan, Tables, admit
 from modelyard.gateway.attempts import AttemptRunner
 from modelyard.gateway.auth import Caller, KeyRing
+from modelyard.gateway.budget_metrics import BudgetGauges
 from modelyard.gateway.budgeting import reserve
 from modelyard.gateway.executor import Executor
 from modelyard.gateway.metering import RequestContext
@@ -59,6 +60,8 @@ class Gateway:
         self.keys = KeyRing(config.auth, governance.keys if governance else None)
         self.metrics = GatewayMetrics(self.breakers, self.routes, config.workloads)
         self.recorder = Recorder(ledger, self.metrics, governance)
+        if governance is not None:
+            self.metrics.registry.register(BudgetGauges(governance, config))
         caching = {n: w.cache for n, w in config.workloads.items() if w.cache is not None}
         self.cache = ResponseCache(caching, config.redis.url if config.redis else None)
         self.tables = Tables(config, self.routes, frozenset(caching))
