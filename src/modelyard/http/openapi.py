@@ -35,12 +35,13 @@ _ERROR = {
 
 def _errors(*statuses: int) -> dict[str, Any]:
     meaning = {
-        400: "Invalid JSON, wrong types, unknown workload",
+        400: "Invalid JSON, wrong types, unknown workload, or above a workload's cap (prompt_too_large, max_tokens_above_cap)",
         401: "Missing or invalid modelyard API key",
-        403: "Refused by data-class policy",
+        403: "Refused by data-class policy, or an unpriced model under a USD budget (budget_unpriced_model)",
         404: "Unknown model",
         413: "Body too large",
-        429: "Upstream rate limit",
+        429: "A budget of this gateway (budget_exceeded, with a budget object saying which and when it resets),"
+        " its rate limit (rate_limit_exceeded), or the upstream's rate limit; Retry-After says when to retry",
         502: "Upstream failed",
         503: "Upstream unavailable",
         504: "Upstream timed out",
@@ -49,9 +50,18 @@ def _errors(*statuses: int) -> dict[str, Any]:
         str(s): {
             "description": meaning[s],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            **({"headers": _RETRY_AFTER} if s == 429 else {}),
         }
         for s in statuses
     }
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until the budget's window resets or the rate limit's minute ends",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 
 
 _WORKLOAD = {
@@ -123,7 +133,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/usage": {
                 "get": {
-                    "summary": "The calling tenant's own requests, tokens, cost and latency per workload and model",
+                    "summary": "The calling tenant's own requests, tokens, cost and latency per workload and model; with a"
+                    " governance section, its budgets in their current window (budgets: limit, spent, reserved,"
+                    " remaining, resets_at)",
                     "parameters": [
                         {
                             "name": "since",
