@@ -18,6 +18,7 @@ from modelyard.governance.runtime import Governance, open_governance
 from modelyard.http.app import Api, refusal
 from modelyard.ledger.writer import Ledger
 from modelyard.providers.registry import build_adapter
+from modelyard.transport.limits import Limits
 from modelyard.transport.server import Server
 
 log = logging.getLogger("modelyard.server")
@@ -49,7 +50,8 @@ async def running_gateway(
             governance.close()
         await ledger.close()
         raise
-    server = Server(Api(gateway).handle, refusal, config.server.max_body_bytes)
+    limits = Limits(**config.server.limits.model_dump())
+    server = Server(Api(gateway).handle, refusal, config.server.max_body_bytes, limits)
     try:
         bound_port = await server.start(
             host or config.server.host, config.server.port if port is None else port

@@ -21,6 +21,7 @@ from modelyard.config.routing import (
     ResilienceConfig,
     RouteConfig,
 )
+from modelyard.config.server_limits import ServerLimitsConfig
 from modelyard.config.strict import Strict
 
 #: Self-hosted servers that speak OpenAI's format but differ in details; see providers/openai_compatible.py.
@@ -112,6 +113,8 @@ class ServerConfig(Strict):
     max_json_depth: int = Field(128, ge=8, le=200)
     #: The workload of a request that names none; unset means such requests are refused.
     default_workload: str | None = None
+    #: The HTTP server's connection cap, head and URL limits and timeouts (docs/security.md).
+    limits: ServerLimitsConfig = ServerLimitsConfig()
 
 
 class ApiKeyConfig(Strict):
