@@ -62,7 +62,7 @@ def _org_without_extraction_quality(folder: Path) -> Path:
 
 def _decide(org: Path, evals: Path, out: Path) -> tuple[dict[str, Any], str]:
     args = ["--org", str(org), "--evals", str(evals), "--out", str(out), "--today", "2026-11-01"]
-    result = CliRunner().invoke(decide_command, args)
+    result = CliRunner().invoke(decide_command, args, env={"COLUMNS": "200"})  # sources on one line
     assert result.exit_code == 0, result.output
     by_name = {w["name"]: w for w in orjson.loads((out / "decision.json").read_bytes())["workloads"]}
     return by_name["extraction"], result.output

@@ -1,5 +1,6 @@
 """An eval run stopped by SIGTERM (CI cancelling a job), SIGINT or SIGKILL keeps every answer it received:
-the re-run pays again for at most the calls that were in flight (issue 21 item 4).
+the re-run pays again for at most the calls that were in flight (issue 21 item 4), and the ledger holds
+every answered call once (item 5).
 
 The run is a real ``modelyard eval run`` process against the scripted fake on loopback; the fake counts
 every call it receives, so "paid twice" is measured where the money is spent.
@@ -95,3 +96,11 @@ def test_an_interrupted_run_repays_at_most_the_calls_in_flight(
     assert resumed.exit_code == 0, resumed.output
     assert f"{CASES - kept} model calls, {kept} answers from the cache" in resumed.output
     assert len(state.received) <= CASES + CONCURRENCY  # paid twice: at most the calls in flight
+    # Every answer the first run received was spooled for the ledger before it was cached, so even after
+    # SIGKILL (the resumed run's writer replays the leftover spool) the ledger holds each answer once.
+    # Calls abandoned in flight are in neither: whether the provider billed them is unknown.
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        recorded = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT eval_run_id) FROM requests WHERE purpose = 'eval'"
+        )
+        assert recorded.fetchone() == (CASES, 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, nullcontext
@@ -142,8 +143,10 @@ async def open_targets(config: Config, models: Iterable[str]) -> AsyncIterator[d
 
 
 def new_run_id(started_at: float) -> str:
-    """A run's id: its start time, UTC, to the second (records sort by it)."""
-    return dt.datetime.fromtimestamp(started_at, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    """A run's id: its start time, UTC, to the second (records sort by it), and a random suffix, so two
+    runs started in the same second (a resumed run, parallel CI jobs) never share a record or ledger id."""
+    stamp = dt.datetime.fromtimestamp(started_at, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
 
 
 class Runner:
