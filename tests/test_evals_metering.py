@@ -19,7 +19,7 @@ from modelyard.catalog.prices import load_catalog
 from modelyard.cli.decide import decide_command
 from modelyard.cli.eval import eval_command
 from modelyard.cli.ledger import ledger_group
-from modelyard.economics.traffic import read_ledger
+from modelyard.economics.traffic import read_ledger, read_traffic
 from modelyard.evals.calls import CallResult, CallTag
 from modelyard.evals.metering import Attempt, Trail, call_rows
 from modelyard.gateway.targets import Target
@@ -251,3 +251,28 @@ def test_call_rows_from_a_dispatched_call(
     assert row.latency_ms == 1000.0 and row.upstream_latency_ms == 250.0 * len(attempts)
     assert [a.purpose for a in rows] == ["judge"] * len(attempts)
     assert [a.ts for a in rows] == [1_800_000_000.0 + n for n in range(len(attempts))]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_decide_on_a_ledger_export_leaves_eval_calls_out(tmp_path: Path, fmt: str) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = open_store(url)
+    store.insert([request(1), request(2, purpose="eval", eval_run_id="r"), request(3, purpose="judge")], [])
+    store.close()
+    path = tmp_path / f"requests.{fmt}"
+    args = ["export", "--db", url, "--format", fmt, "--output", str(path)]
+    CliRunner().invoke(ledger_group, args, catch_exceptions=False)
+    traffic = read_traffic(str(path))
+    assert sum(h.requests for h in traffic.hours) == 1
+    assert traffic.quality is not None and traffic.quality.calls == 2
+
+
+def test_a_ledger_export_from_before_purpose_is_all_traffic(tmp_path: Path) -> None:
+    """An export written before migration 0005 has no purpose: every row is the gateway's traffic."""
+    path = tmp_path / "old.jsonl"
+    old = [
+        {k: v for k, v in request(i).to_dict().items() if k not in ("purpose", "eval_run_id")} for i in (1, 2)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in old), encoding="utf-8")
+    traffic = read_traffic(str(path))
+    assert sum(h.requests for h in traffic.hours) == 2 and traffic.quality is None
