@@ -207,9 +207,15 @@ async def test_models_health_and_openapi(gateway: GatewayUnderTest) -> None:
     assert status == 200 and body == {"status": "ok"}
     status, body = await request("GET", f"{gateway.url}/openapi.json")
     assert status == 200
+    from modelyard.http.admin import PREFIX, admin_paths
     from modelyard.http.app import ROUTES
 
-    assert set(body["paths"]) == set(ROUTES), "every route is documented, and nothing else"
+    assert set(body["paths"]) == set(ROUTES) | set(admin_paths()), (
+        "every route is documented, and nothing else"
+    )
+    assert all(path.startswith(PREFIX) for path in admin_paths()), (
+        "the admin routes are all under /admin/keys"
+    )
 
 
 def test_openapi_document_in_repo_is_current() -> None:

@@ -188,6 +188,8 @@ class GovernanceConfig(Strict):
     #: counters (ratelimit.py), in memory (one process) or Redis.
     rate_limits_in: Literal["store", "limits"] = "store"
     alerts: AlertConfig = AlertConfig()
+    #: The environment variable holding the admin API's key (``/admin/keys``); unset: no admin API.
+    admin_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     def rate_limit_budgets(self) -> tuple[BudgetConfig, ...]:
         """``rate_limits`` as budgets when they live in the budget store; none otherwise. (Not cached

@@ -46,7 +46,7 @@ class Governance:
     governor: Governor
     keys: KeyCache
     rate_limiter: RateLimiter | None = None
-    _key_store: KeyStore | None = None
+    key_store: KeyStore | None = None
     _webhook: WebhookSink | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -57,8 +57,8 @@ class Governance:
         if self._webhook is not None:
             self._webhook.close()
         self.governor.store.close()
-        if self._key_store is not None:
-            self._key_store.close()
+        if self.key_store is not None:
+            self.key_store.close()
 
 
 def open_governance(

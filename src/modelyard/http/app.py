@@ -30,6 +30,8 @@ from modelyard.gateway.pipeline import Gateway
 from modelyard.gateway.recording import before_admission
 from modelyard.gateway.streaming import ClientStream
 from modelyard.governance.model import BudgetExceeded, RateLimited, Subject
+from modelyard.http.admin import PREFIX as ADMIN_PREFIX
+from modelyard.http.admin import Admin
 from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_depth, check_embedding_request
@@ -110,11 +112,15 @@ class Api:
         self.routes: dict[str, tuple[str, Callable[[Request], Awaitable[Response | Streamed]]]] = {
             path: (method, getattr(self, name)) for path, (method, name) in ROUTES.items()
         }
+        governance = gateway.governance
+        self.admin = Admin(gateway.config, governance.key_store if governance else None)
 
     async def handle(self, request: Request) -> Response | Streamed:
         route = self.routes.get(request.path)
         if route is not None and route[0] == request.method:
             return await route[1](request)
+        if request.path.startswith(ADMIN_PREFIX):
+            return self.admin.handle(request)
         return self.unknown_route(request)
 
     def unknown_route(self, request: Request) -> Response:

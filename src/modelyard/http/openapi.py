@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from modelyard import __version__
+from modelyard.governance.keys import KeyLimits
+from modelyard.http.admin import ADMIN_KEY_SCHEMA, NewKey, admin_paths
 from modelyard.http.validation import ChatRequest, EmbeddingRequest
 
 _ERROR = {
@@ -172,11 +174,14 @@ def openapi_document() -> dict[str, Any]:
             "/openapi.json": {
                 "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}},
             },
+            **admin_paths(),
         },
         "components": {
             "schemas": {
                 "Error": _ERROR,
                 **_schemas(ChatRequest=ChatRequest, EmbeddingRequest=EmbeddingRequest),
+                **_schemas(NewKey=NewKey, KeyLimits=KeyLimits),
+                "AdminKey": ADMIN_KEY_SCHEMA,
             }
         },
     }
