@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,12 @@ from modelyard.governance.config import GovernanceConfig
 from modelyard.governance.estimate import estimate, input_tokens
 from modelyard.governance.governor import Governor
 from modelyard.governance.model import BudgetStatus, Subject
-from modelyard.governance.store_sqlite import SQLiteBudgetStore
+from modelyard.governance.runtime import open_budget_store
 from tests.conftest import GatewayUnderTest
 from tests.fakes import flaky
+from tests.governance_support import REDIS_URL, pg_url, redis_prefix
+
+__all__ = ["pg_url", "redis_prefix"]  # fixtures used by name
 from tests.test_gateway_resilience import chat, fleet, models
 
 KEY = "myd-budget-test-key-0001"
@@ -39,7 +43,7 @@ def governance(tmp_path: Path, **section: Any) -> dict[str, Any]:
 def budget_status(gateway: GatewayUnderTest, subject: Subject) -> dict[str, BudgetStatus]:
     """What the budget store holds now, read through a Governor of our own (as another process would)."""
     assert gateway.config.governance is not None
-    store = SQLiteBudgetStore(gateway.config.governance.store.path)
+    store = open_budget_store(gateway.config.governance.store)
     try:
         return {s.line.budget: s for s in Governor(gateway.config.governance, store).status(subject)}
     finally:
@@ -341,3 +345,31 @@ def test_budget_gauges_are_labelled_with_configured_names_only() -> None:
         Subject(key_id="k1"): {"each-key"},
         Subject(key_id="k2"): {"each-key"},
     }
+
+
+@pytest.mark.parametrize("kind", [pytest.param("postgres", marks=pytest.mark.postgres), "redis"])
+async def test_the_shared_stores_settle_every_ending_through_the_gateway_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, kind: str
+) -> None:
+    if kind == "postgres":
+        store = {"kind": "postgres", "url": request.getfixturevalue("pg_url")}
+    else:
+        request.getfixturevalue("redis_prefix")  # skips when Redis is away
+        store = {"kind": "redis", "url": REDIS_URL}
+    name = f"usd-{uuid.uuid4().hex[:8]}"  # counters of its own in a store other runs share
+    section = {
+        "store": store,
+        "budgets": [
+            {"name": name, "scope": "workload", "unit": "usd", "limit": "5", "window": {"kind": "day"}}
+        ],
+    }
+    config = {"models": models(m="up"), "workloads": WORKLOADS, "server": SERVER, "governance": section}
+    plans = {"up": flaky.FaultPlan(script=["text", "text", "stream_cut"])}
+    async with fleet(tmp_path, monkeypatch, plans, **config) as (gateway, _):
+        async with aiohttp.ClientSession() as session:
+            for stream in (False, True, True):
+                await chat(session, gateway.url, "m", stream=stream, max_tokens=50)
+        rows = await gateway.wait_rows(3)
+        counter = budget_status(gateway, Subject(None, None, "chat"))[name]
+    assert [r["error_kind"] for r in rows] == [None, None, "upstream_stream_cut"]
+    assert counter.spent == sum(r["cost_pico_usd"] for r in rows) > 0 and counter.reserved == 0
