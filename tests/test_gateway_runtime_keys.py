@@ -173,3 +173,19 @@ def test_required_auth_without_config_keys_needs_the_governance_section() -> Non
     with pytest.raises(ConfigError, match="modelyard keys create"):
         parse_config(raw)
     assert parse_config({**raw, "governance": {}}).auth.required
+
+
+async def test_a_budget_store_that_cannot_be_opened_fails_start_up_naming_the_field(tmp_path: Path) -> None:
+    from modelyard.app import running_gateway
+
+    raw = {
+        "providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+        "models": {"m": {"provider": "p"}},
+        "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.db'}", "writer": "thread"},
+        "governance": {"store": {"kind": "postgres", "url": "postgresql://nobody@127.0.0.1:1/none"}},
+    }
+    with pytest.raises(
+        ConfigError, match=r"governance.store: cannot open the postgres budget store at 127.0.0.1:1"
+    ):
+        async with running_gateway(parse_config(raw), "127.0.0.1", 0):
+            pass

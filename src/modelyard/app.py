@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager, suppress
 from modelyard.catalog.prices import load_catalog
 from modelyard.config.loader import missing_credentials
 from modelyard.config.schema import Config
+from modelyard.errors import ConfigError
 from modelyard.gateway.pipeline import Gateway
 from modelyard.gateway.targets import unpriced_models
 from modelyard.governance.runtime import Governance, open_governance
@@ -42,7 +44,7 @@ async def running_gateway(
     try:
         # One budget store, Governor and key cache per process (the store makes every process agree).
         if config.governance is not None:
-            governance = open_governance(config.governance, config.ledger.url)
+            governance = _open_governance(config)
         adapters = {name: build_adapter(name, provider) for name, provider in config.providers.items()}
         gateway = Gateway(config, adapters, catalog, ledger, governance=governance)
     except BaseException:
@@ -66,6 +68,21 @@ async def running_gateway(
         await _close(gateway, ledger, governance)
 
 
+def _open_governance(config: Config) -> Governance:
+    """The process's governance engine; a store or database that cannot be opened is a one-line
+    ``ConfigError`` naming the field (``serve`` prints it without a traceback)."""
+    assert config.governance is not None
+    store = config.governance.store
+    try:
+        return open_governance(config.governance, config.ledger.url)
+    except Exception as exc:
+        where = store.path if store.kind in ("sqlite", "memory") else (store.url or "").split("@")[-1]
+        raise ConfigError(
+            f"governance.store: cannot open the {store.kind} budget store at {where}"
+            f" (or the key table in ledger.url): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 async def _close(gateway: Gateway, ledger: Ledger, governance: Governance | None) -> None:
     await gateway.close()
     await ledger.close()
@@ -78,6 +95,9 @@ async def serve_forever(config: Config, host: str | None, port: int | None) -> N
         log.warning("%s: its calls are refused until the gateway restarts with it set", line)
     for name in unpriced_models(config, load_catalog(config.catalog.price_files)):
         log.warning("model %s has no price in the catalog: its calls are recorded as unpriced", name)
+    admin_env = config.governance.admin_key_env if config.governance else None
+    if admin_env and not os.environ.get(admin_env):
+        log.warning("%s is not set: the admin API (/admin/keys) answers 404 until it is", admin_env)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
