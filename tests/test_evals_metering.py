@@ -152,6 +152,9 @@ def test_ledger_summary_and_decide_keep_eval_spend_apart(tmp_path: Path, fake_ur
     }
     assert groups[("eval", "good")]["cost_usd"] is not None
     assert groups[("eval", "flaky")]["cost_usd"] is None and groups[("eval", "flaky")]["unpriced"] == 8
+    run = ["summary", "--db", url, "--json", "--by", "purpose", "--eval-run", record["run_id"]]
+    only_run = [json.loads(line) for line in CliRunner().invoke(ledger_group, run).output.splitlines()]
+    assert [(g["purpose"], g["requests"]) for g in only_run] == [("eval", 16), ("judge", 1)]
     table = CliRunner().invoke(ledger_group, ["summary", "--db", url], env={"COLUMNS": "250"}).output
     judge_line = next(line for line in table.splitlines() if "judge" in line)
     assert [cell.strip() for cell in judge_line.split("│")[1:4]] == ["judge", "support", "judge"]

@@ -2,7 +2,7 @@
 
 Every command reads the database named by ``--db URL`` or by ``ledger.url`` in the gateway's ``--config``
 file, and takes the same filters (``--since``, ``--until``, ``--workload``, ``--model``, ``--status``,
-``--purpose``). ``summary`` keeps what calls were for apart (``--by purpose``, on by default): the gateway's
+``--purpose``, ``--eval-run``). ``summary`` keeps what calls were for apart (``--by purpose``, on by default): the gateway's
 answers, shadow mirrors, and the candidate (``eval``) and grading (``judge``) calls of eval runs.
 """
 
@@ -94,6 +94,7 @@ def _filter_options(command: F) -> F:
                 type=click.Choice(PURPOSES),
                 help="Only calls made for this: answers, shadow mirrors, eval runs' candidate or judge calls.",
             ),
+            click.option("--eval-run", "eval_run_id", metavar="RUN_ID", help="Only this eval run's calls."),
         ]
     ):
         command = option(command)
@@ -107,9 +108,16 @@ def _filter(
     model: str | None,
     status: int | None,
     purpose: str | None,
+    eval_run_id: str | None,
 ) -> RequestFilter:
     return RequestFilter(
-        since=since, until=until, workload=workload, model=model, status=status, purpose=purpose
+        since=since,
+        until=until,
+        workload=workload,
+        model=model,
+        status=status,
+        purpose=purpose,
+        eval_run_id=eval_run_id,
     )
 
 

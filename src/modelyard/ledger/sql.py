@@ -42,6 +42,8 @@ class RequestFilter:
     tenant: str | None = None
     #: ``answer``, ``shadow``, ``eval`` or ``judge`` (see ``RequestRow.purpose``).
     purpose: str | None = None
+    #: The eval run whose calls to read (``RequestRow.eval_run_id``).
+    eval_run_id: str | None = None
 
     def where(self, placeholder: str) -> tuple[str, list[Any]]:
         """A ``WHERE`` clause (or ``""``) and its parameters, for a driver's placeholder style."""
@@ -55,6 +57,7 @@ class RequestFilter:
             ("status", "=", self.status),
             ("tenant", "=", self.tenant),
             ("purpose", "=", self.purpose),
+            ("eval_run_id", "=", self.eval_run_id),
         ):
             if value is not None:
                 tests.append(f"{column} {op} {placeholder}")
