@@ -210,10 +210,12 @@ def _not_near_a_minute_boundary() -> None:
         time.sleep(left + 0.1)
 
 
+@pytest.mark.parametrize("kept_in", ["store", "limits"])
 async def test_a_rate_limit_answers_429_with_retry_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept_in: str
 ) -> None:
-    section = governance(tmp_path, rate_limits=[{"scope": "key", "requests_per_minute": 2}])
+    limits = [{"scope": "key", "requests_per_minute": 2}]
+    section = governance(tmp_path, rate_limits=limits, rate_limits_in=kept_in)
     config = {
         "models": models(m="up"),
         "workloads": WORKLOADS,
