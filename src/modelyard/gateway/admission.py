@@ -15,9 +15,10 @@ returns an immutable :class:`RequestPlan`. It runs in steps, each deciding one t
 A step that refuses raises :class:`Refused` carrying what the steps before it had decided, so the refusal's
 ledger row records it (the audit trail of a refusal is what admission knew when it refused).
 
-Budgets and rate limits (issue 15) are further steps at the end of this list: a reservation made once the
-plan is known (and therefore its route and its worst-case cost), carried in the plan, and settled by the
-recorder (:mod:`modelyard.gateway.recording`) from what the request actually cost.
+Budgets and rate limits (issue 15) are the step after this function, the only one with I/O: the
+:class:`~modelyard.gateway.pipeline.Gateway` reserves the plan's worst-case cost
+(:mod:`modelyard.gateway.budgeting`) into ``RequestContext.hold``, which the recorder
+(:mod:`modelyard.gateway.recording`) settles from what the request actually cost.
 """
 
 from __future__ import annotations
