@@ -234,3 +234,12 @@ async def test_request_targets_and_host_headers_as_nginx_checks_them(raw: bytes,
     assert answer.status == status
     if status >= 400:
         assert is_openai_error(answer.body) and driven.transport.closed
+
+
+async def test_a_body_announced_past_the_discard_budget_is_answered_413_and_the_connection_closed() -> None:
+    # Found by the fuzzer: the 413 said "Connection: close" while the server kept waiting for 99 MB to drop.
+    raw = b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"
+    driven = await drive([raw])
+    answers = read_answers(bytes(driven.transport.out), driven.transport.closed)
+    assert [a.status for a in answers.done] == [413]
+    assert driven.transport.closed

@@ -301,8 +301,13 @@ class HttpConnection(asyncio.Protocol):
                 self.close()
 
     def _dispatched_pending(self) -> bool:
-        """An oversized request's body is still arriving: close when it ends (on_message_complete)."""
-        return self._dispatched and self._begun_tick is not None and not self._lost
+        """An oversized request's body is still arriving: close when it ends (on_message_complete) — unless
+        it announced more than the discard budget, which would be cut off anyway: then close once answered
+        (a huge Content-Length must not hold the connection open waiting for bytes we would drop)."""
+        if not (self._dispatched and self._begun_tick is not None and not self._lost):
+            return False
+        declared = self._request.content_length if self._request is not None else None
+        return declared is None or declared <= DISCARD_FACTOR * self.server.max_body_bytes
 
     async def _respond(self, request: Request, keep_alive: bool) -> bool:
         """Answer one request; whether the connection stays open for the next."""
