@@ -256,6 +256,7 @@ async def test_shadow_mirrors_off_the_request_path(tmp_path: Path, monkeypatch: 
     primary, shadow = sorted(rows, key=lambda r: r["shadow_of"] is not None)
     assert shadow["shadow_of"] == primary["request_id"] and shadow["model"] == "c"
     assert shadow["status"] == 200 and shadow["input_tokens"] == 11
+    assert (primary["purpose"], shadow["purpose"]) == ("answer", "shadow")
 
 
 async def test_exact_cache_hits_save_cost_and_respect_data_classes(

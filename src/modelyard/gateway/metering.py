@@ -182,6 +182,8 @@ def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Request
         cache_hit=outcome.cache_hit,
         cost_saved_pico_usd=outcome.cost_saved_pico_usd,
         shadow_of=outcome.shadow_of,
+        # A mirror to a candidate is not demand: readers (ledger summary, decide) tell it apart by purpose.
+        purpose="shadow" if outcome.shadow_of else "answer",
     )
     if outcome.usage is not None:
         _copy_usage(request, outcome.usage)
