@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 from modelyard.economics.breakeven import horizon_break_evens, volume_cap
 from modelyard.economics.conditions import Condition, conditions
+from modelyard.economics.decision import WorkloadDecision
 from modelyard.economics.options import Option
 from modelyard.economics.org import OrgProfile
 from modelyard.economics.portfolio import Portfolio, pool_of
-
-if TYPE_CHECKING:
-    from modelyard.economics.engine import WorkloadDecision
 
 
 def _dec(x: Fraction) -> Decimal:

@@ -6,17 +6,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 from multidict import CIMultiDict
 
-from modelyard.transport.messages import Request, Response, Streamed, chunk, frame_head
-
-if TYPE_CHECKING:
-    from modelyard.transport.server import Server
+from modelyard.transport.limits import Limits
+from modelyard.transport.messages import Handler, Refusal, Request, Response, Streamed, chunk, frame_head
 
 log = logging.getLogger("modelyard.http")
+
+
+class Host(Protocol):
+    """What a connection needs of the server that accepted it (:class:`~.server.Server`): its handler and
+    limits, the sweep's clock, and the set of open connections it belongs to."""
+
+    handler: Handler
+    refusal: Refusal
+    max_body_bytes: int
+    limits: Limits
+    idle_ticks: int
+    head_ticks: int
+    body_ticks: int
+    connections: set[HttpConnection]
+    cap: int
+    refused: int
+    tick: int
+
 
 #: An oversized request's body is read and dropped (so the client reads its 413 rather than a reset) up to
 #: this many times the limit; past it the connection is closed.
@@ -39,7 +55,7 @@ class Refused(Exception):
 class HttpConnection(asyncio.Protocol):
     """One client connection: requests parsed by httptools, answered one at a time, in order."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Host) -> None:
         self.server = server
         self.limits = server.limits
         self.transport: asyncio.Transport | None = None
