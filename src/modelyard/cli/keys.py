@@ -8,18 +8,17 @@ within ``governance.key_cache_ttl_s`` (5 s by default).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import yaml
 
+from modelyard.cli.database import database_options, database_url
 from modelyard.gateway.auth import hash_key, new_key
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group("keys")
@@ -56,33 +55,11 @@ keys_group.add_command(new_command)
 # --- runtime keys in the ledger database -------------------------------------------------------------
 
 
-def _db_options(command: F) -> F:
-    command = click.option("--db", "db_url", metavar="URL", help="sqlite:///path.db or postgresql://...")(
-        command
-    )
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="The gateway's config file; its ledger.url names the database.",
-    )(command)
-
-
 @contextmanager
 def _keys(config_path: Path | None, db_url: str | None) -> Iterator[Any]:
-    from modelyard.config import load_config
-    from modelyard.errors import ConfigError
     from modelyard.governance.keys import KeyStore
 
-    if db_url is None:
-        if config_path is None:
-            raise click.UsageError(
-                "name the database: --db sqlite:///modelyard.db, or --config modelyard.yaml"
-            )
-        try:
-            db_url = load_config(config_path).ledger.url
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+    db_url = database_url(config_path, db_url, "database")
     try:
         store = KeyStore(db_url)
     except ValueError as exc:
@@ -104,7 +81,7 @@ def _show_once(key: str) -> None:
 
 
 @click.command("create")
-@_db_options
+@database_options
 @click.option("--id", "key_id", required=True, help="A name for the key, e.g. acme-prod.")
 @click.option("--tenant", required=True, help="The tenant its calls are attributed to.")
 @click.option("--workload", "workloads", multiple=True, help="Limit the key to these workloads (repeatable).")
@@ -127,7 +104,7 @@ def create_command(
 
 
 @click.command("list")
-@_db_options
+@database_options
 @click.option("--all", "include_revoked", is_flag=True, help="Also the revoked keys.")
 def list_command(config_path: Path | None, db_url: str | None, include_revoked: bool) -> None:
     """The runtime keys: id, tenant, workloads, limits, state. Never the keys themselves."""
@@ -142,7 +119,7 @@ def list_command(config_path: Path | None, db_url: str | None, include_revoked: 
 
 
 @click.command("revoke")
-@_db_options
+@database_options
 @click.option("--id", "key_id", required=True)
 def revoke_command(config_path: Path | None, db_url: str | None, key_id: str) -> None:
     """Revoke a key: every gateway refuses it within governance.key_cache_ttl_s."""
@@ -152,7 +129,7 @@ def revoke_command(config_path: Path | None, db_url: str | None, key_id: str) ->
 
 
 @click.command("rotate")
-@_db_options
+@database_options
 @click.option("--id", "key_id", required=True)
 def rotate_command(config_path: Path | None, db_url: str | None, key_id: str) -> None:
     """A new secret for the key (same id, tenant and limits); the old one stops working."""
@@ -163,7 +140,7 @@ def rotate_command(config_path: Path | None, db_url: str | None, key_id: str) ->
 
 
 @click.command("limits")
-@_db_options
+@database_options
 @click.option("--id", "key_id", required=True)
 @click.option("--usd-per-day", type=Decimal, default=None)
 @click.option("--usd-per-month", type=Decimal, default=None)

@@ -24,8 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from modelyard.config import load_config
-from modelyard.errors import ConfigError
+from modelyard.cli.database import database_options, database_url
 from modelyard.ledger.export import FORMATS, export_batches
 from modelyard.ledger.schema import PURPOSES, AttemptRow, RequestRow
 from modelyard.ledger.store import (
@@ -67,18 +66,6 @@ class TimeParam(click.ParamType[float]):
             self.fail(
                 f"{text!r} is not a time: use 30m, 24h, 7d, unix seconds or 2025-01-31T12:00", param, ctx
             )
-
-
-def _store_options(command: F) -> F:
-    command = click.option("--db", "db_url", metavar="URL", help="sqlite:///path.db or postgresql://...")(
-        command
-    )
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="The gateway's config file; its ledger.url names the database.",
-    )(command)
 
 
 def _filter_options(command: F) -> F:
@@ -124,13 +111,7 @@ def _filter(
 @contextmanager
 def _open(config_path: Path | None, db_url: str | None) -> Iterator[LedgerStore]:
     """The store to read, or a message saying how to name one."""
-    if db_url is None:
-        if config_path is None:
-            raise click.UsageError("name the ledger: --db sqlite:///modelyard.db, or --config modelyard.yaml")
-        try:
-            db_url = load_config(config_path).ledger.url
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+    db_url = database_url(config_path, db_url, "ledger")
     if db_url.startswith("sqlite:///") and not Path(sqlite_path(db_url)).exists():
         raise click.ClickException(f"no ledger database at {sqlite_path(db_url)}; has the gateway run yet?")
     try:
@@ -151,7 +132,7 @@ def ledger_group() -> None:
 
 
 @ledger_group.command("list")
-@_store_options
+@database_options
 @_filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Newest N requests.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per line) instead of a table.")
@@ -169,7 +150,7 @@ def list_command(
 
 
 @ledger_group.command("summary")
-@_store_options
+@database_options
 @_filter_options
 @click.option(
     "--by",
@@ -195,7 +176,7 @@ def summary_command(
 
 
 @ledger_group.command("export")
-@_store_options
+@database_options
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="File format.")
 @click.option(
