@@ -194,3 +194,29 @@ def test_import_litellm_refuses_a_file_that_is_not_the_price_map(tmp_path: Path)
         and "not LiteLLM's price map" in result.output
         and "Traceback" not in result.output
     )
+
+
+def test_bundled_reserved_and_spot_coverage_is_the_table_the_gpu_file_documents() -> None:
+    # gpus.yaml's header lists, per GPU, which clouds publish a reserved and a spot figure; this keeps the
+    # table and the data from drifting apart (a blank in the table is a figure no vendor page published).
+    catalog = load_gpu_catalog()
+    current = ("H100-SXM-80GB", "H200-SXM-141GB", "B200-SXM-180GB", "A100-SXM-80GB", "L40S-48GB")
+    coverage = {
+        gpu: (
+            sorted(o.vendor for o in catalog.offers if o.gpu == gpu and o.reserved),
+            sorted(o.vendor for o in catalog.offers if o.gpu == gpu and o.spot),
+        )
+        for gpu in current
+    }
+    assert coverage == {
+        "H100-SXM-80GB": (["hyperstack"], ["gcp", "nebius"]),
+        "H200-SXM-141GB": (["hyperstack"], ["nebius"]),
+        "B200-SXM-180GB": (["hyperstack"], ["nebius"]),
+        "A100-SXM-80GB": (["hyperstack"], []),
+        "L40S-48GB": ([], ["nebius"]),
+    }
+    for offer in catalog.offers:
+        if offer.spot is not None:
+            assert offer.spot < offer.on_demand, offer.key
+        if offer.reserved is not None:
+            assert offer.reserved < offer.on_demand, offer.key
