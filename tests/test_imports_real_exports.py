@@ -17,15 +17,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from modelyard.cli.decide import decide_command
 from modelyard.economics.aggregate import Traffic
 from modelyard.economics.litellm_spend import missing_columns, resolve_columns
+from modelyard.economics.org import load_org
 from modelyard.economics.traffic import read_traffic
 from modelyard.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
+EXAMPLES = Path(__file__).parent.parent / "examples"
 LITELLM = FIXTURES / "litellm_spend_logs.csv"
 
 #: The reference: the workload of a row, in SQL, written without our reader's code. First request tag that is
@@ -160,9 +163,40 @@ def test_workload_from_any_column(workload_from: str, expected: set[str]) -> Non
 
 def test_workload_from_an_unknown_column_lists_the_choices() -> None:
     with pytest.raises(
-        ConfigError, match=r"--workload-from nope: no such column; use request_tag.*found: request_id"
+        ConfigError,
+        match=r"workload from 'nope' \(decide --workload-from or traffic.litellm_workload_from\): "
+        r"the file has no such column; use request_tag.*found: request_id",
     ):
         read_traffic(str(LITELLM), workload_from="nope")
+
+
+def _org_with_workload_from(tmp_path: Path, value: str) -> Path:
+    org = yaml.safe_load((EXAMPLES / "org.yaml").read_text(encoding="utf-8"))
+    org.setdefault("traffic", {})["litellm_workload_from"] = value
+    path = tmp_path / "org.yaml"
+    path.write_text(yaml.safe_dump(org), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("session_id", {"sess-77", "untagged"}),  # a column outside the old fixed list
+    ("metadata.user_api_key_alias", {"support-key", "legal-key", "untagged"}),
+])  # fmt: skip
+def test_org_profile_workload_from_takes_what_the_cli_flag_takes(
+    tmp_path: Path, value: str, expected: set[str]
+) -> None:
+    org = load_org(_org_with_workload_from(tmp_path, value))
+    traffic = read_traffic(str(LITELLM), litellm_workload_from=org.traffic.litellm_workload_from)
+    assert set(per_workload(traffic)) == expected
+
+
+def test_org_profile_workload_from_an_unknown_column_names_the_columns_found(tmp_path: Path) -> None:
+    org = _org_with_workload_from(tmp_path, "cost_centre")
+    args = ["--org", str(org), "--traffic", str(LITELLM), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(decide_command, args)
+    assert result.exit_code == 2, result.output
+    assert "workload from 'cost_centre'" in result.output and "traffic.litellm_workload_from" in result.output
+    assert "found: request_id, call_type" in result.output and "Traceback" not in result.output
 
 
 def generated_export(path: Path, n: int, seed: int) -> Path:

@@ -55,6 +55,8 @@ WORKLOAD_FROM = ("request_tag", "model_group", "team_id", "user", "api_key", "mo
 _AUTOMATIC_TAG = "user-agent:"
 #: ``call_type`` values that are not chat completions (``aembedding``, ``image_generation``, ``atranscription``…).
 _NOT_CHAT = "embed|image|transcription|speech|moderation|rerank"
+#: Where the workload column is chosen, named in errors about it.
+_WHERE_SET = "decide --workload-from or traffic.litellm_workload_from"
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 #: Where LiteLLM keeps cached prompt tokens in ``metadata``, best first.
 _CACHED_PATHS = (
@@ -101,7 +103,7 @@ def workload_expression(workload_from: str, resolved: dict[str, str], found: lis
         key = workload_from.removeprefix("metadata.")
         if not _METADATA_KEY.match(key):
             raise ConfigError(
-                f"--workload-from {workload_from}: a metadata key is letters, digits, _ and dots"
+                f"workload from '{workload_from}' ({_WHERE_SET}): a metadata key is letters, digits, _ and dots"
             )
         return f"TRY(json_extract_string(\"metadata\", '$.{key}'))"
     if workload_from in resolved:
@@ -109,8 +111,8 @@ def workload_expression(workload_from: str, resolved: dict[str, str], found: lis
     header = next((h for h in found if h.lower() == workload_from.lower()), None)
     if header is None:
         raise ConfigError(
-            f"--workload-from {workload_from}: no such column; use {', '.join(WORKLOAD_FROM)}, "
-            f"metadata.<key> or a column of the file (found: {', '.join(found)})"
+            f"workload from '{workload_from}' ({_WHERE_SET}): the file has no such column; use "
+            f"{', '.join(WORKLOAD_FROM)}, metadata.<key> or one of its columns (found: {', '.join(found)})"
         )
     return '"__workload"'
 

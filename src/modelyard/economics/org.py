@@ -157,10 +157,11 @@ class CatalogFiles(Strict):
 
 
 class TrafficImport(Strict):
-    #: LiteLLM spend logs carry no workload: take it from this column.
-    litellm_workload_from: Literal["model_group", "request_tag", "team_id", "user", "api_key", "model"] = (
-        "request_tag"
-    )
+    #: LiteLLM spend logs carry no workload: take it from the first request tag (``request_tag``), any column
+    #: of the export (``team_id``, ``model_group``, ``end_user``, a UI export's ``Team`` …) or a key of its
+    #: metadata JSON (``metadata.user_api_key_alias``): the same values as ``decide --workload-from``. The
+    #: column is checked against the file when it is read; the error lists the columns the file has.
+    litellm_workload_from: str = Field("request_tag", min_length=1)
     #: OpenAI usage exports carry no workload: take it from the project, the API key, the user or the model.
     openai_workload_from: Literal["project", "api_key", "user", "model"] = "project"
     #: OpenAI project or API-key id (or name) → workload name; ids not listed are used as they are.
