@@ -17,6 +17,7 @@ HEADER``, or any tool that keeps its columns) as it comes out of a real proxy:
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import duckdb
 
 from modelyard.economics.aggregate import Traffic
 from modelyard.economics.files import DEFAULT_WORKLOAD, aggregate_in_duckdb, check_rows, sql_text
+from modelyard.economics.litellm_ui_export import is_ui_usage_export, read_ui_usage_export
 from modelyard.errors import ConfigError
 
 #: Our name for a column → the header spellings accepted for it (compared without case).
@@ -128,8 +130,11 @@ def _tags_list(column: str) -> str:
 def read_litellm_csv(
     path: str | Path, workload_from: str = "request_tag", default_workload: str = DEFAULT_WORKLOAD
 ) -> Traffic:
-    """Aggregate a LiteLLM spend-log export (CSV of ``LiteLLM_SpendLogs``)."""
+    """Aggregate a LiteLLM spend-log export (CSV of ``LiteLLM_SpendLogs``), or the admin UI's usage export
+    (recognised by its header: :mod:`.litellm_ui_export`)."""
     path = Path(path)
+    if is_ui_usage_export(_header(path)):
+        return read_ui_usage_export(path, workload_from, default_workload)
     # Real exports carry whole prompts and responses (messages, response) in quoted, multi-line fields.
     source = f"read_csv({sql_text(str(path))}, header=true, all_varchar=true, max_line_size=268435456)"
 
@@ -154,6 +159,15 @@ def read_litellm_csv(
         return _notes(con, workload_from, default_workload, "metadata" in resolved)
 
     return aggregate_in_duckdb(path, "LiteLLM spend-log CSV", prepare)
+
+
+def _header(path: Path) -> list[str]:
+    """The CSV's first row (empty when the file is missing or unreadable: the reader then says why)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def _normalise(workload: str, default_workload: str) -> str:
