@@ -310,3 +310,17 @@ def test_decide_cli_reports_a_missing_column_in_one_line(tmp_path: Path) -> None
     result = CliRunner().invoke(decide_command, ["--traffic", str(trimmed), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "missing column(s) spend" in result.output and "Traceback" not in result.output
+
+
+def test_openai_daily_bucket_with_fewer_requests_than_hours_keeps_every_token(tmp_path: Path) -> None:
+    # A daily bucket of 5 requests used to be split over 24 hours, and the 19 hours without a request took
+    # their share of tokens with them.
+    path = tmp_path / "usage.csv"
+    path.write_text(
+        "date,project_id,model,num_model_requests,input_tokens,output_tokens\n"
+        "2026-11-02,proj_a,gpt-4o-mini,5,12345,678\n",
+        encoding="utf-8",
+    )
+    hours = read_traffic(str(path)).hours
+    assert sum(h.requests for h in hours) == 5
+    assert (sum(h.input_tokens for h in hours), sum(h.output_tokens for h in hours)) == (12345, 678)

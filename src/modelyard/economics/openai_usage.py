@@ -194,11 +194,12 @@ def _spread(
     counts = [_count(result, f, path, where, f != "input_cached_tokens")
               for f in ("num_model_requests", "input_tokens", "input_cached_tokens", "output_tokens")]  # fmt: skip
     first = start - start % 3600
-    slots = list(range(first, end, 3600))
+    # Fewer requests than hours: one hour each, so no token is dropped with an hour that got no request.
+    slots = list(range(first, end, 3600))[: max(1, counts[0])]
     out = []
     for i, hour in enumerate(slots):
         share = [c // len(slots) + (1 if i < c % len(slots) else 0) for c in counts]
-        if share[0]:
+        if any(share):
             out.append(HourRow(workload, None, str(model), "openai", hour, share[0], 0, share[1], share[2],
                                share[3], 0.0, 0, share[0]))  # fmt: skip
     return out
