@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -31,9 +32,10 @@ SHUTDOWN_GRACE_S = 30.0
 
 @asynccontextmanager
 async def running_gateway(
-    config: Config, host: str | None = None, port: int | None = None
+    config: Config, host: str | None = None, port: int | None = None, sock: socket.socket | None = None
 ) -> AsyncIterator[str]:
-    """Start the gateway on ``host:port`` (config defaults; port 0 picks a free one); yield its base URL.
+    """Start the gateway on ``host:port`` (config defaults; port 0 picks a free one), or on ``sock``, a
+    listening socket shared with sibling ``--workers``; yield its base URL.
 
     The ledger replays any spool left by a crash before the first request is accepted.
     """
@@ -56,7 +58,7 @@ async def running_gateway(
     server = Server(Api(gateway).handle, refusal, config.server.max_body_bytes, limits)
     try:
         bound_port = await server.start(
-            host or config.server.host, config.server.port if port is None else port
+            host or config.server.host, config.server.port if port is None else port, sock
         )
     except BaseException:
         await _close(gateway, ledger, governance)
@@ -90,7 +92,11 @@ async def _close(gateway: Gateway, ledger: Ledger, governance: Governance | None
         governance.close()  # after the gateway: the last requests' settlements have run
 
 
-async def serve_forever(config: Config, host: str | None, port: int | None) -> None:
+async def serve_forever(
+    config: Config, host: str | None, port: int | None, sock: socket.socket | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, then finish running requests and flush the ledger. With ``sock``
+    this process is one of ``serve --workers`` (:mod:`modelyard.cli.supervisor`)."""
     for line in missing_credentials(config):
         log.warning("%s: its calls are refused until the gateway restarts with it set", line)
     for name in unpriced_models(config, load_catalog(config.catalog.price_files)):
@@ -103,7 +109,10 @@ async def serve_forever(config: Config, host: str | None, port: int | None) -> N
     for sig in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with running_gateway(config, host, port) as url:
-        log.warning("modelyard gateway listening on %s (OpenAI base URL: %s/v1)", url, url)
+    async with running_gateway(config, host, port, sock) as url:
+        if sock is None:
+            log.warning("modelyard gateway listening on %s (OpenAI base URL: %s/v1)", url, url)
+        else:
+            log.info("worker %d serving %s", os.getpid(), url)
         await stop.wait()
         log.warning("shutting down: flushing the ledger")

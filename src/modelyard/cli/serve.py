@@ -39,13 +39,41 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 @click.option(
     "--port", default=None, type=int, help="Port to listen on (default: server.port in the config)."
 )
-def serve_command(config_path: str, host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1, max=256),
+    help="Gateway processes sharing the port (one per core); a crashed one is restarted.",
+)
+@click.option("--listen-fd", default=None, type=int, hidden=True)  # a worker of --workers: its socket
+def serve_command(
+    config_path: str, host: str | None, port: int | None, workers: int, listen_fd: int | None
+) -> None:
     """Run the OpenAI-compatible gateway. Point clients at http://HOST:PORT/v1."""
+    config = _load(config_path)
+    if workers > 1 and listen_fd is None:
+        from modelyard.cli.supervisor import supervise
+
+        try:
+            code = supervise(
+                config_path,
+                host or config.server.host,
+                config.server.port if port is None else port,
+                workers,
+            )
+        except OSError as exc:  # the port is taken, the address not ours
+            raise click.ClickException(f"cannot listen on {host or config.server.host}: {exc}") from None
+        sys.exit(code)
     from modelyard.app import serve_forever
 
-    config = _load(config_path)
+    sock = None
+    if listen_fd is not None:
+        from modelyard.cli.supervisor import inherited_socket
+
+        sock = inherited_socket(listen_fd)
     try:
-        _run(serve_forever(config, host, port))
+        _run(serve_forever(config, host, port, sock))
     except ConfigError as exc:  # a price file, a ledger URL...: one line, never a traceback
         raise click.ClickException(str(exc)) from None
 
@@ -67,6 +95,7 @@ def check_command(config_path: str, max_age_days: int) -> None:
 
     from modelyard.catalog.age import stale_figures
     from modelyard.catalog.prices import load_catalog
+    from modelyard.gateway.model_kinds import kind_conflicts
     from modelyard.gateway.targets import unpriced_models
 
     config = _load(config_path)
@@ -88,6 +117,8 @@ def check_command(config_path: str, max_age_days: int) -> None:
         click.echo(
             f"  warning: model {name} has no catalog price; its calls will be recorded as unpriced", err=True
         )
+    for line in kind_conflicts(config, catalog):
+        click.echo(f"  warning: {line}", err=True)
     used = [
         (config.providers[m.provider].kind, m.price_as or m.upstream_model or name)
         for name, m in config.models.items()

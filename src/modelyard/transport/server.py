@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from modelyard.transport.inbound import HttpConnection, Refused
 from modelyard.transport.limits import Limits, connection_cap, raise_fd_limit
@@ -78,11 +79,15 @@ class Server:
     def protocol(self) -> HttpConnection:
         return HttpConnection(self)
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0 picks a free port); returns the port."""
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
+        """Listen on ``host:port`` (0 picks a free port), or accept on ``sock``, a listening socket
+        already bound (one ``--workers`` shares with its siblings); returns the port."""
         self.cap = connection_cap(self.limits, raise_fd_limit())
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(self.protocol, host, port, backlog=1024)
+        if sock is not None:
+            self._listener = await loop.create_server(self.protocol, sock=sock, backlog=1024)
+        else:
+            self._listener = await loop.create_server(self.protocol, host, port, backlog=1024)
         self._sweeper = loop.call_later(self.limits.sweep_s, self._sweep)
         return int(self._listener.sockets[0].getsockname()[1])
 
