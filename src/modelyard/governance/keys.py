@@ -5,6 +5,11 @@ once), list, revoke, rotate, set limits. Only the SHA-256 of a key is stored, as
 A gateway process looks keys up through :class:`KeyCache`: a key found (or found missing) is trusted for
 ``ttl_s`` seconds (``governance.key_cache_ttl_s``, 5 by default, at most 60), so a revocation or rotation
 made by any process, on any replica sharing the database, stops the old key everywhere within that bound.
+
+A key the cache has not seen is first checked against a snapshot of every active key's hash, so a flood
+of made-up ``myd-...`` keys costs no database lookup each: the snapshot is reloaded every ``ttl_s``, or
+on a key it does not hold at most once per ``MISS_REFRESH_S`` (a key created on another replica works
+within that), and at once after a write through this process's :class:`KeyStore` (the admin API).
 """
 
 from __future__ import annotations
@@ -117,6 +122,8 @@ class KeyStore:
     def __init__(self, url: str) -> None:
         open_store(url).close()  # applies migration 0003 with the ledger's own locking
         self._lock = threading.Lock()
+        #: Called after every write made through this store (the caches of this process forget).
+        self._on_change: list[Callable[[], None]] = []
         self._sqlite = url.startswith("sqlite:///")
         if self._sqlite:
             import sqlite3
@@ -150,6 +157,7 @@ class KeyStore:
             f"INSERT INTO api_keys ({_COLUMNS}, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (*_values(record), hash_key(key)),
         )
+        self._changed()
         return record, key
 
     def get(self, key_id: str) -> KeyRecord | None:
@@ -160,6 +168,19 @@ class KeyStore:
         rows = self._run(f"SELECT {_COLUMNS} FROM api_keys WHERE sha256 = %s", (sha256,))
         return _record(rows[0]) if rows else None
 
+    def active_hashes(self, limit: int) -> list[str]:
+        """The SHA-256 of up to ``limit`` active keys."""
+        rows = self._run("SELECT sha256 FROM api_keys WHERE revoked_at IS NULL LIMIT %s", (limit,))
+        return [str(row[0]) for row in rows]
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each write made through this store."""
+        self._on_change.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._on_change:
+            callback()
+
     def list_keys(self, *, include_revoked: bool = False) -> list[KeyRecord]:
         where = "" if include_revoked else " WHERE revoked_at IS NULL"
         return [_record(r) for r in self._run(f"SELECT {_COLUMNS} FROM api_keys{where} ORDER BY key_id", ())]
@@ -169,6 +190,7 @@ class KeyStore:
             f"UPDATE api_keys SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL RETURNING {_COLUMNS}",
             (now or time.time(), key_id),
         )
+        self._changed()
         if not rows:
             raise UnknownKey(f"no active key {key_id!r}: `modelyard keys list` shows the keys")
         return _record(rows[0])
@@ -181,6 +203,7 @@ class KeyStore:
             f" RETURNING {_COLUMNS}",
             (hash_key(key), key_id),
         )
+        self._changed()
         if not rows:
             raise UnknownKey(f"no active key {key_id!r} to rotate: `modelyard keys list` shows the keys")
         return _record(rows[0]), key
@@ -190,6 +213,7 @@ class KeyStore:
             f"UPDATE api_keys SET limits = %s WHERE key_id = %s RETURNING {_COLUMNS}",
             (limits.model_dump_json(exclude_none=True), key_id),
         )
+        self._changed()
         if not rows:
             raise UnknownKey(f"no key {key_id!r}: `modelyard keys list --all` shows the keys")
         return _record(rows[0])
@@ -233,6 +257,15 @@ def _record(row: tuple[Any, ...]) -> KeyRecord:
     )
 
 
+#: A key missing from the snapshot of active keys reloads it at most this often (seconds): a flood of
+#: made-up keys costs one query per interval, and a key created on another replica works within it.
+MISS_REFRESH_S = 1.0
+#: Past this many active keys no snapshot is held (its memory); each unseen key is then looked up, and
+#: its answer cached in a map of at most ``MAX_CACHED`` entries.
+MAX_SNAPSHOT = 500_000
+MAX_CACHED = 100_000
+
+
 class KeyCache:
     """Keys by the key a client presents, each answer trusted for ``ttl_s`` seconds of ``clock``."""
 
@@ -241,8 +274,18 @@ class KeyCache:
     ) -> None:
         self._store = store
         self._ttl = ttl_s
+        self._miss_refresh = min(MISS_REFRESH_S, ttl_s)
         self._clock = clock
         self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        #: Hashes of the active keys when last loaded; None when there are too many to hold.
+        self._known: frozenset[str] | None = frozenset()
+        self._known_at = float("-inf")
+        store.on_change(self.invalidate)
+
+    def invalidate(self) -> None:
+        """Forget every answer (a key was created, revoked, rotated or re-limited in this process)."""
+        self._cache.clear()
+        self._known_at = float("-inf")
 
     def lookup(self, key: str) -> KeyRecord | None:
         """The active key record for ``key``; None for an unknown, revoked or rotated-away key."""
@@ -251,9 +294,22 @@ class KeyCache:
         hit = self._cache.get(digest)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
+        if not self._may_exist(digest, now):
+            return None
         record = self._store.by_hash(digest)
         found = record if record is not None and record.active else None
-        if len(self._cache) > 100_000:
-            self._cache.clear()  # a flood of random keys must not grow memory without bound
+        if len(self._cache) > MAX_CACHED:
+            self._cache.clear()  # only reached without a snapshot: memory stays bounded
         self._cache[digest] = (now, found)
         return found
+
+    def _may_exist(self, digest: str, now: float) -> bool:
+        """False when the snapshot of active keys says ``digest`` is none of them."""
+        age = now - self._known_at
+        if age >= self._ttl or (
+            self._known is not None and digest not in self._known and age >= self._miss_refresh
+        ):
+            hashes = self._store.active_hashes(MAX_SNAPSHOT + 1)
+            self._known = frozenset(hashes) if len(hashes) <= MAX_SNAPSHOT else None
+            self._known_at = now
+        return self._known is None or digest in self._known
