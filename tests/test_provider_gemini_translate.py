@@ -11,6 +11,7 @@ import pytest
 
 from modelyard.errors import (
     InvalidRequest,
+    UpstreamError,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
@@ -384,8 +385,10 @@ def test_embedding_request_for_string_and_list() -> None:
     }
     batch = to_gemini_embedding_request({"input": ["a", "b"], "dimensions": 8}, "m")
     assert [r["outputDimensionality"] for r in batch["requests"]] == [8, 8]
-    with pytest.raises(InvalidRequest):
+    # Token ids are the client's choice to fix (a 400 naming why), and a failed attempt the ledger records.
+    with pytest.raises(UpstreamError) as refused:
         to_gemini_embedding_request({"input": [[1, 2, 3]]}, "m")
+    assert (refused.value.status, refused.value.code) == (400, "token_ids_unsupported")
 
 
 def test_embedding_response_base64_and_estimated_usage() -> None:

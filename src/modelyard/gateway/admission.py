@@ -253,7 +253,9 @@ def resolve_route(
     wrong = next((t for t in route.targets if t.kind != kind), None)
     if wrong is not None:
         raise InvalidRequest(
-            f"model {model!r} is served by {wrong.kind} model {wrong.public_model!r} and cannot serve {kind} requests",
+            f"model {model!r} is served by {wrong.kind} model {wrong.public_model!r} and cannot serve {kind} "
+            f"requests; if {wrong.public_model!r} is a {kind} model, set 'kind: {kind}' under "
+            f"models.{wrong.public_model} in the config",
             code="wrong_model_kind",
             param="model",
         )

@@ -23,6 +23,7 @@ from modelyard.gateway.redaction import StreamRestorer, restore_result
 from modelyard.gateway.side_calls import judge, mirror
 from modelyard.gateway.streaming import ClientStream, Frames, Relay, opener
 from modelyard.gateway.targets import Target
+from modelyard.gateway.unvalidated import billing_note
 from modelyard.providers.base import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult, Usage
 from modelyard.routing.cache import CachedAnswer, ResponseCache
 from modelyard.routing.validators import answer_text, first_failure, requested_schema, schema_violation
@@ -136,6 +137,8 @@ class Executor:
         outcome.upstream_model = model if isinstance(model, str) else None
         if not served.accepted:
             outcome.error_kind = "validation_failed"
+            outcome.route = f"{outcome.route}; {billing_note(outcome.attempts)}"
+            result.rejection = served.rejection or "failed validation"
         if plan.workload.log_content:
             outcome.prompt = orjson.dumps(plan.redaction.body.get("messages")).decode()
             outcome.completion = orjson.dumps(result.body.get("choices")).decode()

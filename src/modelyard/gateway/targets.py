@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from modelyard.catalog.prices import ModelPrice, PriceCatalog
 from modelyard.config.schema import Config, ModelKind
+from modelyard.gateway.model_kinds import resolved_kind
 from modelyard.providers.base import Adapter
 from modelyard.routing.plan import Route
 
@@ -57,7 +58,7 @@ def build_targets(
             provider_kind=provider.kind,
             hosting=provider.resolved_hosting,
             upstream_model=upstream,
-            kind=model.kind,
+            kind=resolved_kind(config, name, catalog),
             adapter=adapters[model.provider],
             price=price,
             price_version=catalog.version if price else None,

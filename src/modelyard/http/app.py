@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from time import perf_counter, time
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -29,12 +30,15 @@ from modelyard.gateway.metering import RequestContext
 from modelyard.gateway.pipeline import Gateway
 from modelyard.gateway.recording import before_admission
 from modelyard.gateway.streaming import ClientStream
+from modelyard.gateway.targets import Target
+from modelyard.gateway.unvalidated import marked_body, marked_headers
 from modelyard.governance.model import BudgetExceeded, RateLimited, Subject
 from modelyard.http.admin import PREFIX as ADMIN_PREFIX
 from modelyard.http.admin import Admin
 from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_chat_request, check_depth, check_embedding_request
+from modelyard.routing.plan import Route
 from modelyard.transport.server import Request, Response, Streamed
 
 log = logging.getLogger("modelyard.http")
@@ -89,11 +93,16 @@ def _json(payload: bytes, request_id: str | None = None) -> Response:
     return Response(payload, headers={"X-Request-Id": request_id} if request_id else None)
 
 
+#: One model by id (``models.retrieve``); ids may hold slashes (``meta-llama/Llama-3.1-8B``).
+MODEL_PATH = "/v1/models/{model}"
+_MODEL_PREFIX = "/v1/models/"
+
 #: Path → (method, handler method of :class:`Api`): every route the API serves (and documents).
 ROUTES: dict[str, tuple[str, str]] = {
     "/v1/chat/completions": ("POST", "chat_completions"),
     "/v1/embeddings": ("POST", "embeddings"),
     "/v1/models": ("GET", "list_models"),
+    MODEL_PATH: ("GET", "retrieve_model"),
     "/healthz": ("GET", "healthz"),
     "/metrics": ("GET", "metrics"),
     "/v1/usage": ("GET", "usage"),
@@ -121,6 +130,8 @@ class Api:
             return await route[1](request)
         if request.path.startswith(ADMIN_PREFIX):
             return self.admin.handle(request)
+        if request.path.startswith(_MODEL_PREFIX) and request.method == "GET":
+            return await self.retrieve_model(request)
         return self.unknown_route(request)
 
     def unknown_route(self, request: Request) -> Response:
@@ -172,6 +183,8 @@ class Api:
             return error_response(error, ctx.request_id)
         except Exception:
             return _internal_error(ctx)
+        if result.rejection is not None:
+            return _unvalidated(result.body, result.rejection, ctx.request_id)
         return _json(result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id)
 
     async def embeddings(self, request: Request) -> Response:
@@ -197,17 +210,21 @@ class Api:
         refused = self._keyed(request)
         if refused is not None:
             return refused
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "created": 0,
-                "owned_by": route.targets[0].provider if route.strategy == "single" else "modelyard",
-                "kind": route.targets[0].kind,
-            }
-            for name, route in sorted(self.gateway.routes.items())
-        ]
+        data = [_model_object(name, route) for name, route in sorted(self.gateway.routes.items())]
         return _json(orjson.dumps({"object": "list", "data": data}))
+
+    async def retrieve_model(self, request: Request) -> Response:
+        """One model or route by its public name, as in the list; 404 naming the ones that exist."""
+        refused = self._keyed(request)
+        if refused is not None:
+            return refused
+        name = unquote(request.path[len(_MODEL_PREFIX) :])
+        route = self.gateway.routes.get(name)
+        if route is None:
+            available = ", ".join(sorted(self.gateway.routes))
+            message = f"The model {name!r} does not exist on this gateway; available: {available}"
+            return error_response(NotFound(message, param="model", code="model_not_found"))
+        return _json(orjson.dumps(_model_object(name, route)))
 
     async def healthz(self, request: Request) -> Response:
         return _json(b'{"status":"ok"}')
@@ -259,6 +276,23 @@ class Api:
 
     async def openapi(self, request: Request) -> Response:
         return _json(orjson.dumps(openapi_document()))
+
+
+def _unvalidated(body: dict[str, Any], reason: str, request_id: str) -> Response:
+    """An answer that failed validation after every attempt, returned marked (gateway/unvalidated.py)."""
+    headers = {"X-Request-Id": request_id, **marked_headers(reason)}
+    return Response(orjson.dumps(marked_body(body, reason)), headers=headers)
+
+
+def _model_object(name: str, route: Route[Target]) -> dict[str, Any]:
+    """OpenAI's model object, plus the kind (chat or embedding) the gateway serves it as."""
+    return {
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": route.targets[0].provider if route.strategy == "single" else "modelyard",
+        "kind": route.targets[0].kind,
+    }
 
 
 def _stream_headers(request_id: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from modelyard import __version__
+from modelyard.gateway.unvalidated import REASON_HEADER, VALIDATION_HEADER
 from modelyard.governance.keys import KeyLimits
 from modelyard.http.admin import ADMIN_KEY_SCHEMA, NewKey, admin_paths
 from modelyard.http.validation import ChatRequest, EmbeddingRequest
@@ -66,6 +67,21 @@ _RETRY_AFTER = {
 }
 
 
+#: The mark of an answer returned although it failed validation (gateway/unvalidated.py).
+_VALIDATION_HEADERS = {
+    VALIDATION_HEADER: {
+        "description": "'failed' when the answer failed its validation (a requested json_schema, or the"
+        " route's validators) after every retry and fallback and is returned anyway; the body then has"
+        " modelyard.validation {status, reason}; finish_reason stays the model's. Absent otherwise.",
+        "schema": {"type": "string", "enum": ["failed"]},
+    },
+    REASON_HEADER: {
+        "description": "Why the returned answer failed validation (first violation, at most 200 characters)",
+        "schema": {"type": "string"},
+    },
+}
+
+
 _WORKLOAD = {
     "name": "X-Modelyard-Workload",
     "in": "header",
@@ -99,6 +115,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "chat.completion object, or a text/event-stream of chunks ending in [DONE]",
+                            "headers": _VALIDATION_HEADERS,
                             "content": {
                                 "application/json": {"schema": {"type": "object"}},
                                 "text/event-stream": {"schema": {"type": "string"}},
@@ -130,6 +147,20 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "list of models", "content": {"application/json": {}}},
                         **_errors(401),
+                    },
+                }
+            },
+            "/v1/models/{model}": {
+                "get": {
+                    "summary": "One model or route by its public name (ids may contain slashes), with the kind"
+                    " it is served as: the config's kind, else the price catalog's (embedding models bill no"
+                    " output), else chat",
+                    "parameters": [
+                        {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": {"description": "model object", "content": {"application/json": {}}},
+                        **_errors(401, 404),
                     },
                 }
             },

@@ -57,6 +57,9 @@ class ChatResult:
     finish_reason: str | None = None
     #: The bytes to send as-is when the adapter could pass the upstream body through untouched.
     raw: bytes | None = None
+    #: Set by the gateway when this answer failed validation after every attempt and is returned anyway:
+    #: why it failed (the HTTP layer marks the answer; see ``gateway/unvalidated.py``).
+    rejection: str | None = None
 
 
 @dataclass(slots=True)

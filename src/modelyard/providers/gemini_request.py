@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from modelyard.errors import InvalidRequest
+from modelyard.errors import InvalidRequest, UpstreamError
 from modelyard.providers.base import JSON
 
 #: What the thought-signatures guide says to send for a function call Gemini did not produce.
@@ -258,8 +258,21 @@ def embedding_inputs(body: JSON) -> list[str]:
     raw = body.get("input")
     texts = [raw] if isinstance(raw, str) else raw
     if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
-        raise InvalidRequest("Gemini embeddings take 'input' as a string or a list of strings", param="input")
+        raise UpstreamError(
+            "Gemini embeds text, not token ids: send 'input' as a string or a list of strings"
+            " (LangChain's OpenAIEmbeddings sends token ids unless check_embedding_ctx_length=False)",
+            provider="gemini",
+            code="token_ids_unsupported" if _token_ids(raw) else "invalid_input",
+            status=400,
+        )
     return texts
+
+
+def _token_ids(raw: object) -> bool:
+    """An OpenAI token-id input: a list of ints, or a list of such lists."""
+    if not isinstance(raw, list) or not raw:
+        return False
+    return all(isinstance(item, int) for item in raw) or all(isinstance(item, list) for item in raw)
 
 
 def to_gemini_embedding_request(body: JSON, model: str) -> JSON:
