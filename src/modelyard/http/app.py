@@ -37,7 +37,14 @@ from modelyard.http.admin import PREFIX as ADMIN_PREFIX
 from modelyard.http.admin import Admin
 from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
-from modelyard.http.validation import check_chat_request, check_depth, check_embedding_request
+from modelyard.http.responses_api import from_chat, to_chat
+from modelyard.http.responses_stream import ResponsesStream
+from modelyard.http.validation import (
+    check_chat_request,
+    check_depth,
+    check_embedding_request,
+    check_responses_request,
+)
 from modelyard.routing.plan import Route
 from modelyard.transport.server import Request, Response, Streamed
 
@@ -101,6 +108,7 @@ _MODEL_PREFIX = "/v1/models/"
 ROUTES: dict[str, tuple[str, str]] = {
     "/v1/chat/completions": ("POST", "chat_completions"),
     "/v1/embeddings": ("POST", "embeddings"),
+    "/v1/responses": ("POST", "responses"),
     "/v1/models": ("GET", "list_models"),
     MODEL_PATH: ("GET", "retrieve_model"),
     "/healthz": ("GET", "healthz"),
@@ -186,6 +194,37 @@ class Api:
         if result.rejection is not None:
             return _unvalidated(result.body, result.rejection, ctx.request_id)
         return _json(result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id)
+
+    async def responses(self, request: Request) -> Response | Streamed:
+        """OpenAI's Responses API, served as chat: translated before admission, the answer translated
+        back (http/responses_api.py, http/responses_stream.py). Metered under endpoint ``responses``."""
+        ctx = _context("responses")
+        gateway = self.gateway
+        original: dict[str, Any] = {}
+
+        def check_and_translate(body: Any) -> None:
+            # Admission must see the chat body (routing, policy, redaction, budgets, the cache key): the
+            # parsed body is replaced in place by its translation; the request is kept to echo back.
+            check_responses_request(body)
+            original.update(body)
+            chat = to_chat(body)
+            body.clear()
+            body.update(chat)
+
+        try:
+            plan = self._admit(request, ctx, check_and_translate, "chat")
+            if plan.stream:
+                stream = await gateway.stream_chat(ctx, plan)
+                return Streamed(ResponsesStream(stream, original), headers=_stream_headers(ctx.request_id))
+            result = await gateway.chat(ctx, plan)
+        except ModelyardError as error:
+            return error_response(error, ctx.request_id)
+        except Exception:
+            return _internal_error(ctx)
+        answer = from_chat(result.body, original)
+        if result.rejection is not None:
+            return _unvalidated(answer, result.rejection, ctx.request_id)
+        return _json(orjson.dumps(answer), ctx.request_id)
 
     async def embeddings(self, request: Request) -> Response:
         ctx = _context("embeddings")

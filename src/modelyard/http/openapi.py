@@ -16,6 +16,7 @@ from modelyard import __version__
 from modelyard.gateway.unvalidated import REASON_HEADER, VALIDATION_HEADER
 from modelyard.governance.keys import KeyLimits
 from modelyard.http.admin import ADMIN_KEY_SCHEMA, NewKey, admin_paths
+from modelyard.http.responses_api import ResponsesRequest
 from modelyard.http.validation import ChatRequest, EmbeddingRequest
 
 _ERROR = {
@@ -125,6 +126,35 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/responses": {
+                "post": {
+                    "summary": "Create a response (OpenAI's Responses API), served by every provider kind through"
+                    " Chat Completions: text and multi-turn input, instructions, function tools and their"
+                    " outputs, text.format structured output, usage; SSE with the Responses event types when"
+                    " stream is true. Metered under endpoint 'responses'. previous_response_id, conversation,"
+                    " background and built-in tools are refused (400): the gateway stores no responses.",
+                    "parameters": [_WORKLOAD],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ResponsesRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "response object, or a text/event-stream of response.* events ending"
+                            " in response.completed (response.incomplete at the token limit, response.failed"
+                            " after an upstream failure mid-stream)",
+                            "headers": _VALIDATION_HEADERS,
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **upstream_errors,
+                    },
+                }
+            },
             "/v1/embeddings": {
                 "post": {
                     "summary": "Create embeddings",
@@ -210,7 +240,11 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Error": _ERROR,
-                **_schemas(ChatRequest=ChatRequest, EmbeddingRequest=EmbeddingRequest),
+                **_schemas(
+                    ChatRequest=ChatRequest,
+                    EmbeddingRequest=EmbeddingRequest,
+                    ResponsesRequest=ResponsesRequest,
+                ),
                 **_schemas(NewKey=NewKey, KeyLimits=KeyLimits),
                 "AdminKey": ADMIN_KEY_SCHEMA,
             }

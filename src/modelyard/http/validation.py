@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_confi
 from typing_extensions import TypedDict
 
 from modelyard.errors import InvalidRequest
+from modelyard.http.responses_api import ResponsesRequest
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 _Allow = ConfigDict(extra="allow")
@@ -111,6 +112,7 @@ class EmbeddingRequest(TypedDict):
 
 _CHAT = TypeAdapter(ChatRequest)
 _EMBEDDING = TypeAdapter(EmbeddingRequest)
+_RESPONSES = TypeAdapter(ResponsesRequest)
 
 
 #: Parts of a pydantic error location that name a union member's type, not a field.
@@ -175,3 +177,7 @@ def check_chat_request(body: Any) -> None:
 
 def check_embedding_request(body: Any) -> None:
     _check(_EMBEDDING, body)
+
+
+def check_responses_request(body: Any) -> None:
+    _check(_RESPONSES, body)
