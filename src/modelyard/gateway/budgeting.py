@@ -5,13 +5,18 @@ settlement the recorder makes from the request's row, whatever way it ended.
   workload's hard caps (400), then the estimate — the prompt counted or bounded, the output bounded by
   ``max_tokens`` or the workload's cap, priced at the dearest target the plan may try — held on every
   budget and rate limit that applies, all or none (429 ``budget_exceeded`` / ``rate_limit_exceeded``).
+- :func:`reserve_async` is what the gateway awaits: :func:`reserve` itself on the embedded stores (a local
+  commit, cheaper than any thread hop), or in the governance's thread pool when the store is across the
+  network (PostgreSQL, Redis), so a round trip never stalls the event loop's other requests.
 - :func:`actual` is what the request really used, from its ledger row: the metered cost (0 when nothing
   was billed; the reserved amount for an unpriced model under ``unpriced: fixed``), and its tokens.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from functools import partial
 from typing import NamedTuple
 
 import orjson
@@ -119,6 +124,43 @@ def reserve(
         governance.rate_limiter.admit(subject, held.tokens)
     reservation = governance.governor.reserve(subject, held, key_budgets)
     return Hold(reservation, held, subject)
+
+
+async def reserve_async(
+    governance: Governance,
+    subject: Subject,
+    body: JSON,
+    kind: ModelKind,
+    targets: Sequence[Target],
+    key_budgets: Sequence[BudgetConfig] = (),
+) -> Hold:
+    """:func:`reserve` in the governance's thread pool (a network store's round trip must not stall the
+    event loop). A client gone while it ran leaves nothing held: the hold is released when it arrives."""
+    offload = governance.settler.offload
+    if offload is None:
+        return reserve(governance, subject, body, kind, targets, key_budgets)
+    call = partial(reserve, governance, subject, body, kind, targets, key_budgets)
+    future = asyncio.get_running_loop().run_in_executor(offload, call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(partial(_release_late, governance))
+        raise
+
+
+def _release_late(governance: Governance, future: asyncio.Future[Hold]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return  # refused, or the store failed: nothing is held
+    hold = future.result()
+    # requests=0: never sent upstream, so it does not count against a requests-per-minute limit either.
+    governance.settler.submit(hold.reservation, Actual(0, 0, 0), hold.subject, -hold.estimate.tokens)
+
+
+def settle(governance: Governance, hold: Hold, row: RequestRow) -> None:
+    """Queue the settlement of ``hold`` to what ``row`` used (applied in a batch right after this turn
+    of the event loop; see :mod:`modelyard.governance.settler`)."""
+    used = actual(row, hold)
+    governance.settler.submit(hold.reservation, used, hold.subject, used.tokens - hold.estimate.tokens)
 
 
 def actual(row: RequestRow, hold: Hold) -> Actual:

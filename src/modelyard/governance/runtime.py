@@ -1,7 +1,7 @@
 """The governance engine of one process, opened from the config at start-up (never at import): the budget
 store the config names, one :class:`Governor`, the runtime :class:`KeyCache`, the alert sinks and (with
 ``rate_limits_in: limits``) the :class:`RateLimiter`. The assembly (``modelyard.app``) opens it and hands
-it to the gateway; closing it closes what it opened."""
+it to the gateway; closing it settles what is queued, then closes what it opened."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from modelyard.governance.config import GovernanceConfig, StoreConfig
 from modelyard.governance.governor import Governor
 from modelyard.governance.keys import KeyCache, KeyStore
 from modelyard.governance.ratelimit import RateLimiter
+from modelyard.governance.settler import Settler
 from modelyard.governance.store import BudgetStore, MemoryBudgetStore
 
 
@@ -49,11 +50,19 @@ class Governance:
     key_store: KeyStore | None = None
     _webhook: WebhookSink | None = None
     _closed: bool = field(default=False, repr=False)
+    #: Settles finished requests in batches (network stores: off the event loop).
+    settler: Settler = field(init=False)
+    #: True when a store call is a network round trip (PostgreSQL, Redis): run off the event loop.
+    network: bool = False
+
+    def __post_init__(self) -> None:
+        self.settler = Settler(self.governor, self.rate_limiter, network=self.network)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self.settler.close()
         if self._webhook is not None:
             self._webhook.close()
         self.governor.store.close()
@@ -81,4 +90,5 @@ def open_governance(
     if config.rate_limits_in == "limits":
         uri = config.store.url if config.store.kind == "redis" and config.store.url else "memory://"
         limiter = RateLimiter.from_config(config, uri)
-    return Governance(config, governor, keys, limiter, key_store, webhook)
+    network = config.store.kind in ("postgres", "redis")
+    return Governance(config, governor, keys, limiter, key_store, webhook, network=network)
