@@ -7,6 +7,7 @@ cancelled or the upstream cut) is estimated and flagged ``usage_estimated``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, NamedTuple
@@ -33,6 +34,9 @@ class RequestContext:
     #: The budget reservation admission made (None: no governance, or not admitted that far); the
     #: recorder settles it once and clears it, so an ending recorded twice cannot settle twice.
     hold: Hold | None = None
+    #: With a network budget store, the reservation admission left to be awaited off the event loop
+    #: (``Gateway.chat`` and its siblings await it first; see ``gateway.budgeting.reserve_async``).
+    reserving: Callable[[], Awaitable[None]] | None = None
 
 
 def cost_of(target: Target, usage: Usage | None) -> tuple[int | None, bool]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping
+from functools import partial
 
 from modelyard.catalog.prices import PriceCatalog
 from modelyard.config.schema import Config
@@ -21,9 +22,9 @@ from modelyard.gateway.admission import Refused, RequestMeta, RequestPlan, Table
 from modelyard.gateway.attempts import AttemptRunner
 from modelyard.gateway.auth import Caller, KeyRing
 from modelyard.gateway.budget_metrics import BudgetGauges
-from modelyard.gateway.budgeting import reserve
+from modelyard.gateway.budgeting import reserve, reserve_async
 from modelyard.gateway.executor import Executor
-from modelyard.gateway.metering import RequestContext
+from modelyard.gateway.metering import Outcome, RequestContext
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.recording import LedgerSink, Recorder
 from modelyard.gateway.streaming import ClientStream
@@ -83,7 +84,10 @@ class Gateway:
             self.recorder.refused(ctx, refusal)
             raise refusal.error from None
         if self.governance is not None:
-            self._reserve(ctx, meta, body, caller, plan)
+            if self.governance.settler.offload is None:
+                self._reserve(ctx, meta, body, caller, plan)
+            else:  # a network store: awaited off the event loop by the async step that follows
+                ctx.reserving = partial(self._reserve_off_loop, ctx, meta, body, caller, plan)
         return plan
 
     def _reserve(
@@ -107,13 +111,38 @@ class Gateway:
             self.recorder.refused(ctx, Refused(error, plan.facts, route))
             raise
 
+    async def _reserve_off_loop(
+        self, ctx: RequestContext, meta: RequestMeta, body: JSON, caller: Caller | None, plan: RequestPlan
+    ) -> None:
+        """:meth:`_reserve` for a network budget store, in a thread; a client gone meanwhile gets its row."""
+        assert self.governance is not None
+        ctx.reserving = None
+        subject = Subject(ctx.tenant, ctx.api_key_id, plan.workload.name)
+        candidates, budgets = plan.attempts.candidates, caller.budgets if caller else ()
+        try:
+            ctx.hold = await reserve_async(self.governance, subject, body, meta.kind, candidates, budgets)
+        except ModelyardError as error:
+            route = f"{plan.attempts.describe()}; refused ({error.kind})"
+            self.recorder.refused(ctx, Refused(error, plan.facts, route))
+            raise
+        except asyncio.CancelledError:
+            outcome = Outcome(499, "client_cancelled", client_cancelled=True, route=plan.attempts.describe())
+            self.recorder.record(ctx, plan.facts, outcome)
+            raise
+
     async def chat(self, ctx: RequestContext, plan: RequestPlan) -> ChatResult:
+        if ctx.reserving is not None:
+            await ctx.reserving()
         return await self.executor.chat(ctx, plan)
 
     async def stream_chat(self, ctx: RequestContext, plan: RequestPlan) -> ClientStream:
+        if ctx.reserving is not None:
+            await ctx.reserving()
         return await self.executor.stream_chat(ctx, plan)
 
     async def embeddings(self, ctx: RequestContext, plan: RequestPlan) -> EmbeddingResult:
+        if ctx.reserving is not None:
+            await ctx.reserving()
         return await self.executor.embeddings(ctx, plan)
 
     async def close(self) -> None:

@@ -6,27 +6,25 @@ the client receives the end of its answer, so an answered request's row survives
 write happens later, off the request path.
 
 Budgets and rate limits (issue 15) are settled here: the reservation admission made (``ctx.hold``) is
-settled to the row's metered cost and tokens in :meth:`Recorder.record`, the one call every ending passes
-through (answered, upstream error, client cancel, cut stream), before the client sees the end.
+settled to the row's metered cost and tokens from :meth:`Recorder.record`, the one call every ending passes
+through (answered, upstream error, client cancel, cut stream): queued there, applied in a batch right after
+that turn of the event loop (:mod:`modelyard.governance.settler`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from modelyard.errors import ModelyardError, UpstreamError
 from modelyard.gateway.admission import Refused
-from modelyard.gateway.budgeting import Hold, actual
+from modelyard.gateway.budgeting import Hold, settle
 from modelyard.gateway.metering import Outcome, RequestContext, RowFacts, build_row
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.targets import NO_WORKLOAD
 from modelyard.governance.runtime import Governance
 from modelyard.ledger.schema import AttemptRow, RequestRow
-
-log = logging.getLogger("modelyard.governance")
 
 
 class LedgerSink(Protocol):
@@ -56,22 +54,11 @@ class Recorder:
             self._settle(hold, row)
 
     def _settle(self, hold: Hold, row: RequestRow) -> None:
-        """Replace the reservation by what the request used. A store that fails here must not fail the
-        answer: the hold expires after ``reservation_ttl_s`` (released or charged, as configured)."""
+        """Replace the reservation by what the request used: queued, and applied in a batch right after
+        this turn of the event loop (off the loop for a network store; ``governance.settler``). A store
+        that fails there must not fail the answer: the hold expires after ``reservation_ttl_s``."""
         assert self.governance is not None
-        used = actual(row, hold)
-        try:
-            self.governance.governor.settle(hold.reservation, used)
-            limiter = self.governance.rate_limiter
-            if limiter is not None:
-                limiter.charge(hold.subject, used.tokens - hold.estimate.tokens)
-        except Exception as exc:
-            log.error(
-                "settling request %s failed (%s: %s): its reservation expires after the TTL",
-                row.request_id,
-                type(exc).__name__,
-                exc,
-            )
+        settle(self.governance, hold, row)
 
     def refused(self, ctx: RequestContext, refusal: Refused) -> None:
         """A request admission refused: its row keeps what admission had decided."""
