@@ -8,7 +8,6 @@ import itertools
 import json
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,46 +23,14 @@ from modelyard.policy.pii import (
     redact_chat_body,
     restore,
 )
+from tests.pii_support import HAND_WRITTEN, load_rows, overall, ratio, score, table
 
-CORPUS = Path(__file__).parent / "fixtures" / "pii" / "corpus.jsonl"
 OVERALL_PRECISION, OVERALL_RECALL = 0.95, 0.90
 KIND_PRECISION, KIND_RECALL = 0.90, 0.85
 
 
 def load_corpus() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
-
-
-def score(rows: list[dict[str, Any]]) -> dict[str, tuple[int, int, int]]:
-    """(true positives, false positives, false negatives) per kind; a finding counts only on exact span and kind."""
-    tp: Counter[str] = Counter()
-    fp: Counter[str] = Counter()
-    fn: Counter[str] = Counter()
-    for row in rows:
-        gold = {(e["kind"], e["start"], e["end"]) for e in row["entities"]}
-        found = {(f.kind, f.start, f.end) for f in detect(row["text"])}
-        for kind, _, _ in found & gold:
-            tp[kind] += 1
-        for kind, _, _ in found - gold:
-            fp[kind] += 1
-        for kind, _, _ in gold - found:
-            fn[kind] += 1
-    return {kind: (tp[kind], fp[kind], fn[kind]) for kind in sorted(ALL_KINDS)}
-
-
-def ratio(hits: int, misses: int) -> float:
-    return hits / (hits + misses) if hits + misses else 1.0
-
-
-def table(counts: dict[str, tuple[int, int, int]]) -> str:
-    lines = [f"{'kind':8s} {'tp':>4s} {'fp':>4s} {'fn':>4s} {'precision':>10s} {'recall':>7s}"]
-    total = [0, 0, 0]
-    for kind, (tp, fp, fn) in counts.items():
-        lines.append(f"{kind:8s} {tp:4d} {fp:4d} {fn:4d} {ratio(tp, fp):10.3f} {ratio(tp, fn):7.3f}")
-        total = [total[0] + tp, total[1] + fp, total[2] + fn]
-    tp, fp, fn = total
-    lines.append(f"{'overall':8s} {tp:4d} {fp:4d} {fn:4d} {ratio(tp, fp):10.3f} {ratio(tp, fn):7.3f}")
-    return "\n".join(lines)
+    return load_rows(HAND_WRITTEN)
 
 
 # ---------------------------------------------------------------- the corpus
@@ -85,7 +52,7 @@ def test_precision_and_recall_on_the_labelled_corpus() -> None:
         chosen = [r for r in rows if split is None or r["split"] == split]
         print(f"\n{split or 'all'}: {len(chosen)} lines\n{table(score(chosen))}")
     counts = score(rows)
-    tp, fp, fn = (sum(c[i] for c in counts.values()) for i in range(3))
+    tp, fp, fn = overall(counts)
     assert ratio(tp, fp) >= OVERALL_PRECISION and ratio(tp, fn) >= OVERALL_RECALL, table(counts)
     for kind, (tp, fp, fn) in counts.items():
         assert ratio(tp, fp) >= KIND_PRECISION and ratio(tp, fn) >= KIND_RECALL, f"{kind}\n{table(counts)}"
@@ -174,7 +141,7 @@ def test_results_for_a_long_text_are_remembered_per_kinds_and_hold_no_text() -> 
     again = detect(text)
     assert [(f.kind, f.text) for f in again] == [("EMAIL", "ana@example.com"), ("PHONE", "+44 20 7946 0958")]
     memo = pii_detectors._memo._spans
-    assert all(isinstance(digest, bytes) and len(digest) == 16 for digest, _ in memo)
+    assert all(isinstance(digest, bytes) and len(digest) == 16 for digest, _, _ in memo)
     assert not any("ana@example.com" in str(spans) for spans in memo.values())
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import phonenumbers
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from modelyard.config.strict import Strict
@@ -16,6 +17,9 @@ DataClass = Literal["public", "internal", "confidential", "restricted"]
 DATA_CLASS_ORDER: tuple[DataClass, ...] = ("public", "internal", "confidential", "restricted")
 Strategy = Literal["single", "fallback", "loadbalance", "cascade", "shadow"]
 PiiMode = Literal["off", "mask", "pseudonymise"]
+#: Where national phone numbers (written without +CC) are looked for when a data class declares no
+#: ``pii_regions``: the United States, the largest European markets, Brazil and Japan (docs/pii.md).
+DEFAULT_PII_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "JP")
 
 
 class RouteTarget(Strict):
@@ -84,6 +88,21 @@ class DataClassPolicy(Strict):
     pii: PiiMode = "off"
     #: Put pseudonymised values back into the answer the client receives.
     restore_pii: bool = False
+    #: Regions (ISO 3166 alpha-2) whose national phone formats the redaction looks for; numbers written
+    #: with their country code are found whatever this says.
+    pii_regions: tuple[str, ...] = Field(DEFAULT_PII_REGIONS, min_length=1)
+
+    @field_validator("pii_regions", mode="after")
+    @classmethod
+    def _known_regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # The phone library's own list: a typo must fail at start-up, not silently match nothing.
+        unknown = [r for r in value if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown region(s) {', '.join(unknown)}; use ISO 3166 alpha-2 codes such as "
+                + ", ".join(DEFAULT_PII_REGIONS)
+            )
+        return value
 
 
 def _default_classes() -> dict[DataClass, DataClassPolicy]:

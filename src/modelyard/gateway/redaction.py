@@ -37,7 +37,7 @@ def _note(mode: str, findings: list[Finding]) -> str | None:
 def redact_chat(policy: DataClassPolicy, body: JSON) -> Redaction:
     if policy.pii == "off":
         return Redaction(body, None, None)
-    redacted, vault, findings = redact_chat_body(body, mode=policy.pii)
+    redacted, vault, findings = redact_chat_body(body, mode=policy.pii, regions=policy.pii_regions)
     if not findings:
         return Redaction(body, None, None)
     restoring = policy.pii == "pseudonymise" and policy.restore_pii
@@ -54,7 +54,7 @@ def redact_embeddings(policy: DataClassPolicy, body: JSON) -> Redaction:
     out: list[object] = []
     for text in texts:
         if isinstance(text, str):
-            masked, findings = redact(text, mode="mask")
+            masked, findings = redact(text, mode="mask", regions=policy.pii_regions)
             found += findings
             out.append(masked)
         else:

@@ -27,9 +27,11 @@ from typing import Any, Literal
 import orjson
 
 from modelyard.policy.pii_detectors import ALL_KINDS, scan, scan_many
+from modelyard.policy.pii_phones import DEFAULT_PII_REGIONS, checked_regions
 
 __all__ = [
     "ALL_KINDS",
+    "DEFAULT_PII_REGIONS",
     "Finding",
     "RedactionMode",
     "Restorer",
@@ -54,9 +56,14 @@ class Finding:
     text: str
 
 
-def detect(text: str, kinds: frozenset[str] | None = None) -> list[Finding]:
-    """Every finding of `kinds` (default: all) in `text`, non-overlapping and sorted by position."""
-    return [Finding(kind, start, end, text[start:end]) for start, end, kind in scan(text, _checked(kinds))]
+def detect(
+    text: str, kinds: frozenset[str] | None = None, *, regions: tuple[str, ...] | None = None
+) -> list[Finding]:
+    """Every finding of `kinds` (default: all) in `text`, non-overlapping and sorted by position.
+    `regions` (ISO 3166 alpha-2, default DEFAULT_PII_REGIONS) are where national phone numbers, written
+    without a country code, are looked for."""
+    spans = scan(text, _checked(kinds), checked_regions(regions))
+    return [Finding(kind, start, end, text[start:end]) for start, end, kind in spans]
 
 
 class Vault:
@@ -155,11 +162,13 @@ def redact(
     mode: RedactionMode,
     kinds: frozenset[str] | None = None,
     vault: Vault | None = None,
+    regions: tuple[str, ...] | None = None,
 ) -> tuple[str, list[Finding]]:
     """`text` with each finding replaced — by `[KIND]` (mask) or by a placeholder recorded in `vault`
-    (pseudonymise) — and the findings, whose offsets refer to the original `text`."""
+    (pseudonymise) — and the findings, whose offsets refer to the original `text`. `regions`: see
+    `detect`."""
     replace = _replacer(mode, vault)
-    findings = detect(text, kinds)
+    findings = detect(text, kinds, regions=regions)
     return _replaced(text, findings, replace), findings
 
 
@@ -204,14 +213,19 @@ _Slot = tuple[Any, Any]
 
 
 def redact_chat_body(
-    body: dict[str, Any], *, mode: RedactionMode, kinds: frozenset[str] | None = None
+    body: dict[str, Any],
+    *,
+    mode: RedactionMode,
+    kinds: frozenset[str] | None = None,
+    regions: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, Any], Vault, list[Finding]]:
     """A redacted copy of an OpenAI chat request body, the vault to restore the answer with, and the
     findings (offsets relative to the text each was found in).
 
     Redacted: message `content` strings, text and refusal parts, tool-call and legacy function-call
     `arguments` (as JSON values when they parse), and the top-level `user`. The input is never mutated;
-    values that need no change (images, tool schemas, parameters) are shared with it, not copied."""
+    values that need no change (images, tool schemas, parameters) are shared with it, not copied.
+    `regions`: see `detect`."""
     vault = Vault()
     replace = _replacer(mode, vault)
     wanted = _checked(kinds)
@@ -222,7 +236,7 @@ def redact_chat_body(
         out["messages"] = [collector.message(m) for m in messages]
     if isinstance(body.get("user"), str):
         collector.slots.append((out, "user"))
-    return out, vault, collector.redact(wanted, replace)
+    return out, vault, collector.redact(wanted, checked_regions(regions), replace)
 
 
 class _Collector:
@@ -292,10 +306,12 @@ class _Collector:
             for k in value:
                 self._strings(value, k)
 
-    def redact(self, kinds: frozenset[str], replace: Callable[[Finding], str]) -> list[Finding]:
+    def redact(
+        self, kinds: frozenset[str], regions: tuple[str, ...], replace: Callable[[Finding], str]
+    ) -> list[Finding]:
         """Scan all texts at once, write the redacted texts into the copies, return the findings."""
         texts: list[str] = [container[key] for container, key in self.slots]
-        per_text = _detect_many(texts, kinds)
+        per_text = _detect_many(texts, kinds, regions)
         changed = [False] * len(texts)
         for i, ((container, key), text, found) in enumerate(zip(self.slots, texts, per_text, strict=True)):
             if found:
@@ -309,8 +325,8 @@ class _Collector:
         return [f for found in per_text for f in found]
 
 
-def _detect_many(texts: list[str], kinds: frozenset[str]) -> list[list[Finding]]:
+def _detect_many(texts: list[str], kinds: frozenset[str], regions: tuple[str, ...]) -> list[list[Finding]]:
     return [
         [Finding(kind, start, end, text[start:end]) for start, end, kind in spans]
-        for text, spans in zip(texts, scan_many(texts, kinds), strict=True)
+        for text, spans in zip(texts, scan_many(texts, kinds, regions), strict=True)
     ]

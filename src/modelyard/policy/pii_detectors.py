@@ -37,12 +37,15 @@ from modelyard.policy.pii_kinds import (
     PHONE,
     SECRET,
     SSN,
+    WORD,
     Span,
     before,
     byte_map,
+    is_word_char,
     longest_valid,
 )
 from modelyard.policy.pii_numbers import NUMERIC_KINDS, find_numbers
+from modelyard.policy.pii_phones import DEFAULT_PII_REGIONS
 
 __all__ = ["ALL_KINDS", "Span", "scan", "scan_many"]
 
@@ -52,9 +55,13 @@ _PRIORITY = {SECRET: 0, EMAIL: 1, IBAN: 2, CARD: 3, SSN: 4, IP: 5, PHONE: 6}
 
 
 # ---------------------------------------------------------------- emails
-_LOCAL_PART = re.compile(r"[\w.%+'\-]{1,65}")  # matched on the reversed text before an "@"
-# Labels of letters (any script, for internationalised domains), digits and inner hyphens; a TLD of letters.
-_DOMAIN = re.compile(r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w\-])")
+_LOCAL_PART = re.compile(rf"(?:{WORD}|[.%+'\-]){{1,65}}")  # matched on the reversed text before an "@"
+# Labels of letters (any spaced script, for internationalised domains), digits and inner hyphens; a TLD of
+# letters. Japanese right after an address ends it (`taro@example.jpまで`), so CJK labels are not taken.
+_LABEL_CHAR = rf"(?!_){WORD}"
+_DOMAIN = re.compile(
+    rf"(?:{_LABEL_CHAR}(?:(?:{WORD}|-){{0,61}}{_LABEL_CHAR})?\.)+(?:(?![\d_]){WORD}){{2,24}}(?!{WORD}|-)"
+)
 
 
 def find_emails(text: str) -> Iterator[Span]:
@@ -77,7 +84,7 @@ def find_emails(text: str) -> Iterator[Span]:
 # Gate: every IBAN starts with a country code and two check digits, "AA00" once upper-case letters are
 # mapped to "A" and digits to "0" — a literal byte search, then one anchored match per hit.
 _IBAN_MAP = byte_map({b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz": b"A", b"0123456789": b"0"})
-_IBAN = re.compile(r"[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?(?!\w)")
+_IBAN = re.compile(rf"[A-Za-z]{{2}}\d{{2}}(?: ?[A-Za-z0-9]{{4}}){{2,7}}(?: ?[A-Za-z0-9]{{1,4}})?(?!{WORD})")
 
 
 def find_ibans(text: str, raw: bytes) -> Iterator[Span]:
@@ -93,8 +100,8 @@ def find_ibans(text: str, raw: bytes) -> Iterator[Span]:
 
 
 def _iban_end(text: str, start: int) -> int:
-    if start and text[start - 1].isalnum():
-        return 0  # "XDE89…" is not an IBAN that starts at "DE"
+    if start and is_word_char(text[start - 1]):
+        return 0  # "XDE89…" is not an IBAN that starts at "DE" (but "振込先DE89…" is)
     m = _IBAN.match(text, start)
     return longest_valid(text, start, m.end(), _iban_ok) if m else 0
 
@@ -112,7 +119,8 @@ def _valid_iban(compact: str) -> bool:
 
 # ---------------------------------------------------------------- IPv6
 _IPV6 = regex.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:])"
+    rf"(?<!{WORD})(?<![:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:(?:\d{{1,3}}\.){{3}}\d{{1,3}}|[0-9A-Fa-f]{{1,4}})?"
+    rf"(?!{WORD}|:)"
 )
 _HEX_GROUP = re.compile(r"[0-9A-Fa-f]{3,4}")
 
@@ -136,16 +144,19 @@ def find_ipv6(text: str) -> Iterator[Span]:
 # ---------------------------------------------------------------- secrets
 # Each alternative either succeeds once its class has enough characters or is bounded, and starts only
 # after a non-alphanumeric: so no input makes matching quadratic (a JWT's header is alphanumeric for that).
+# Vendors' published token formats (prefix, alphabet, length); checked against their documentation:
+# docs/pii.md lists each with its source.
 _PREFIXED_SECRET = re.compile(
     r"(?<![A-Za-z0-9])(?:"
-    r"sk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"  # OpenAI, Anthropic (sk-ant-api03-…)
-    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe secret and restricted keys
-    r"|(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])"  # AWS access key ids
-    r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}"  # GitHub
+    r"sk-(?:ant-(?:api|admin|oat)\d\d-|proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}"  # OpenAI, Anthropic
+    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}"  # Stripe secret/restricted, webhook
+    r"|(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[0-9A-Z]{16}(?![0-9A-Za-z])"  # AWS key ids
+    r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}"  # GitHub classic and fine-grained
     r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab
-    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|AIza[0-9A-Za-z_\-]{35}"  # Google API keys
-    r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
+    r"|xox[abposre]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"  # Slack bot/user/app tokens
+    r"|hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}"  # Slack webhook URLs
+    r"|AIza[0-9A-Za-z_\-]{35}|GOCSPX-[0-9A-Za-z_\-]{28}|ya29\.[0-9A-Za-z_\-]{20,}"  # Google key, OAuth
+    r"|hf_[A-Za-z0-9]{34,}"  # Hugging Face (34 letters and digits; may have no digit at all)
     r"|eyJ[A-Za-z0-9]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"  # JSON Web Tokens
     r")"
 )
@@ -172,7 +183,7 @@ def find_secrets(text: str, raw: bytes) -> Iterator[Span]:
     for start, end in _long_runs(text, raw):
         prefixed = False
         for m in _PREFIXED_SECRET.finditer(text, start, end):
-            if any(ch.isdigit() for ch in m.group()):
+            if _random_enough(m.group()):
                 prefixed = True
                 yield m.start(), m.end(), SECRET
         if not prefixed and _after_context_word(text, start) and _looks_random(text[start:end]):
@@ -216,6 +227,22 @@ def _padding_end(text: str, end: int) -> int:
     return end
 
 
+_AWS_PREFIXES = frozenset(
+    {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "AROA", "APKA"}
+)
+
+
+def _random_enough(token: str) -> bool:
+    """A vendor-prefixed token is taken when its body is random: a digit, or both letter cases (a
+    Hugging Face token may be letters only), so `sk-this-is-not-a-real-key-example` is not."""
+    if token[:4] in _AWS_PREFIXES:
+        return True  # a fixed length of upper-case base32 after a fixed prefix: random by construction
+    body = token[token.find("_") + 1 :] if token.startswith("hf_") else token
+    return any(ch.isdigit() for ch in body) or (
+        any(ch.isupper() for ch in body) and any(ch.islower() for ch in body)
+    )
+
+
 def _looks_random(value: str) -> bool:
     if len(value) < _MIN_SECRET or _IDENTIFIER.fullmatch(value):
         return False
@@ -227,19 +254,22 @@ def _looks_random(value: str) -> bool:
 
 
 # ---------------------------------------------------------------- all kinds
-def scan(text: str, kinds: frozenset[str]) -> list[Span]:
-    """Every finding of the kinds asked for, non-overlapping, sorted by start."""
-    return scan_many([text], kinds)[0]
+def scan(text: str, kinds: frozenset[str], regions: tuple[str, ...] = DEFAULT_PII_REGIONS) -> list[Span]:
+    """Every finding of the kinds asked for, non-overlapping, sorted by start; national phone numbers
+    of `regions`."""
+    return scan_many([text], kinds, regions)[0]
 
 
-def scan_many(texts: list[str], kinds: frozenset[str]) -> list[list[Span]]:
+def scan_many(
+    texts: list[str], kinds: frozenset[str], regions: tuple[str, ...] = DEFAULT_PII_REGIONS
+) -> list[list[Span]]:
     """`scan` for each text. Texts seen before (a conversation's earlier turns) come from the memo; the
     others are scanned together, joined, so the gates' fixed cost is paid once per request."""
-    keys = [(_digest(text), kinds) if len(text) >= _MEMO_MIN_CHARS else None for text in texts]
+    keys = [(_digest(text), kinds, regions) if len(text) >= _MEMO_MIN_CHARS else None for text in texts]
     found = [_memo.get(key) if key else None for key in keys]
     unseen = [i for i, spans in enumerate(found) if spans is None]
     if unseen:
-        for i, spans in zip(unseen, _scan_joined([texts[i] for i in unseen], kinds), strict=True):
+        for i, spans in zip(unseen, _scan_joined([texts[i] for i in unseen], kinds, regions), strict=True):
             key = keys[i]
             if key:
                 _memo.put(key, spans)
@@ -252,7 +282,7 @@ def scan_many(texts: list[str], kinds: frozenset[str]) -> list[list[Span]]:
 _SEPARATOR = "\n" + "\x00" * 40 + "\n"
 
 
-def _scan_joined(texts: list[str], kinds: frozenset[str]) -> list[tuple[Span, ...]]:
+def _scan_joined(texts: list[str], kinds: frozenset[str], regions: tuple[str, ...]) -> list[tuple[Span, ...]]:
     joined = _SEPARATOR.join(texts)
     starts: list[int] = []
     at = 0
@@ -260,14 +290,14 @@ def _scan_joined(texts: list[str], kinds: frozenset[str]) -> list[tuple[Span, ..
         starts.append(at)
         at += len(text) + len(_SEPARATOR)
     per_text: list[list[Span]] = [[] for _ in texts]
-    for start, end, kind in _scan_one(joined, kinds):
+    for start, end, kind in _scan_one(joined, kinds, regions):
         i = bisect.bisect_right(starts, start) - 1
         if end - starts[i] <= len(texts[i]):  # by construction always; never let a span straddle two texts
             per_text[i].append((start - starts[i], end - starts[i], kind))
     return [tuple(spans) for spans in per_text]
 
 
-def _scan_one(text: str, kinds: frozenset[str]) -> list[Span]:
+def _scan_one(text: str, kinds: frozenset[str], regions: tuple[str, ...]) -> list[Span]:
     # One byte per character, so byte offsets are str offsets: characters above U+00FF become "?", which
     # no gate treats as part of a number or a token.
     raw = text.encode("latin-1", "replace")
@@ -279,10 +309,14 @@ def _scan_one(text: str, kinds: frozenset[str]) -> list[Span]:
     if IBAN in kinds:
         spans.extend(find_ibans(text, raw))
     if kinds & NUMERIC_KINDS:
-        spans.extend(find_numbers(text, raw, kinds, claimed=spans[:]))
+        spans.extend(find_numbers(text, raw, kinds, spans[:], regions))
     if IP in kinds:
         spans.extend(find_ipv6(text))
     return _without_overlaps(spans) if len(spans) > 1 else spans
+
+
+_MemoKey = tuple[bytes, frozenset[str], tuple[str, ...]]
+"""(digest of the text, kinds, phone regions): what a text's findings depend on."""
 
 
 class _SpanMemo:
@@ -292,15 +326,15 @@ class _SpanMemo:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._spans: OrderedDict[tuple[bytes, frozenset[str]], tuple[Span, ...]] = OrderedDict()
+        self._spans: OrderedDict[_MemoKey, tuple[Span, ...]] = OrderedDict()
 
-    def get(self, key: tuple[bytes, frozenset[str]]) -> tuple[Span, ...] | None:
+    def get(self, key: _MemoKey) -> tuple[Span, ...] | None:
         spans = self._spans.pop(key, None)
         if spans is not None:
             self._spans[key] = spans  # re-inserted: now the most recently used
         return spans
 
-    def put(self, key: tuple[bytes, frozenset[str]], spans: tuple[Span, ...]) -> None:
+    def put(self, key: _MemoKey, spans: tuple[Span, ...]) -> None:
         self._spans[key] = spans
         if len(self._spans) > self._size:
             self._spans.popitem(last=False)

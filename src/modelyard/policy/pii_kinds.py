@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 Span = tuple[int, int, str]
@@ -11,6 +12,20 @@ Check = Callable[[str, int, str], bool]
 
 EMAIL, PHONE, CARD, IBAN, SSN, IP, SECRET = "EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "SECRET"
 ALL_KINDS = frozenset({EMAIL, PHONE, CARD, IBAN, SSN, IP, SECRET})
+
+
+# Scripts written without spaces between words: CJK ideographs, kana, hangul, CJK punctuation and
+# full-width forms. Python's \w counts their letters as word characters, so a boundary written with \w
+# would glue a number to the Japanese word before it (カード番号は4269…) and let a match run on into the
+# words after it. Patterns use WORD instead: a word character of a script that separates words by spaces.
+NO_SPACE_SCRIPTS = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+WORD = rf"[^\W{NO_SPACE_SCRIPTS}]"
+_WORD = re.compile(WORD)
+
+
+def is_word_char(ch: str) -> bool:
+    """Whether `ch` glues to a candidate next to it: a letter, digit or "_" of a spaced script."""
+    return _WORD.match(ch) is not None
 
 
 def byte_map(classes: dict[bytes, bytes]) -> bytes:
@@ -33,7 +48,9 @@ def longest_valid(text: str, start: int, end: int, ok: Check) -> int:
     candidate = text[start:end]
     if ok(text, start, candidate):
         return end
-    shorter = candidate[: max(candidate.rfind(" "), candidate.rfind("-"), 0)].rstrip(" -")
+    # Only a group after a space is dropped: one after a dash is part of a dash-joined identifier
+    # (`254-8399594-3992104`), and no number found inside such a run is the number it seems to be.
+    shorter = candidate[: max(candidate.rfind(" "), 0)].rstrip(" -")
     if shorter and ok(text, start, shorter):
         return start + len(shorter)
     return 0

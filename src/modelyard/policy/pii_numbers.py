@@ -14,55 +14,96 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import lru_cache, partial
 
-import phonenumbers
 from stdnum import luhn
 from stdnum.us import ssn
 
-from modelyard.policy.pii_kinds import CARD, IP, PHONE, SSN, Check, Span, before, byte_map, longest_valid
+from modelyard.policy.pii_kinds import (
+    CARD,
+    IP,
+    PHONE,
+    SSN,
+    WORD,
+    Check,
+    Span,
+    before,
+    byte_map,
+    is_word_char,
+    longest_valid,
+)
+from modelyard.policy.pii_phones import DEFAULT_PII_REGIONS, phone_ok
 
 NUMERIC_KINDS = frozenset({PHONE, CARD, SSN, IP})
 
 _NUMERIC_MAP = byte_map({b"0123456789": b"0", b" .()+-": b"s"})
 _NUMERIC_RUN = re.compile(rb"0[0s]{6,}")
 # Candidates end on a digit and are not glued to a word, a longer number or a dotted/dashed identifier.
-_TAIL = r"(?![\w]|[.\-]\d)"
-_PHONE = re.compile(r"(?<![\w+.\-/])(?:\+|\()?\d[\d ().\-]{5,24}\d" + _TAIL)
-_CARD = re.compile(r"(?<![\w.\-+])[2-6][\d \-]{11,22}\d" + _TAIL)
-_SSN = re.compile(r"(?<![\w.\-])\d{3}([ \-]?)\d{2}\1\d{4}" + _TAIL)
+# "Word" is that of spaced scripts (pii_kinds.WORD): Japanese characters around a number are boundaries.
+_TAIL = rf"(?!{WORD}|[.\-]\d)"
+_PHONE = re.compile(
+    rf"(?<!{WORD})(?<![+.\-/])(?:\+|\()?\d[\d ().\-]{{5,24}}\d(?:(?= ?(?:x|ext)\.? ?\d)|{_TAIL})"
+)
+_CARD = re.compile(rf"(?<!{WORD})(?<![.\-+])(?:[2-6]|1800)[\d \-]{{10,22}}\d" + _TAIL)
+_SSN = re.compile(rf"(?<!{WORD})(?<![.\-])\d{{3}}([ \-]?)\d{{2}}\1\d{{4}}" + _TAIL)
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"(?<![\w.\-])(?:{_OCTET}\.){{3}}{_OCTET}(?![\w\-]|\.\d)")
+_IPV4 = re.compile(rf"(?<!{WORD})(?<![.\-])(?:{_OCTET}\.){{3}}{_OCTET}(?!{WORD}|-|\.\d)")
 
-_NOT_A_PHONE = re.compile(
-    r"\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4}"  # a date
-    r"|\A\d{3}-\d{2}-\d{4}\Z"  # SSN-shaped: no country writes phone numbers 3-2-4 with dashes
-    r"|(?:\b\d\b\D+){3}"  # "1 2 3 4 5…": three one-digit groups are counting, not a number plan
+# Key words before a bare nine-digit SSN, in key=value, key: value and JSON forms (`social_security_number=`,
+# `"ssn":`, `SS#:`) and in the languages of people who hold one.
+_SSN_WORDS = re.compile(
+    r"ssn|ss#|ss no|social[ _\-]?sec|soc\.? ?sec|seguro social|sécurité sociale|securite sociale"
+    r"|previdenza sociale|sicurezza sociale|sociale zekerheid|sozialversicherung|社会保障"
 )
-_PHONE_WORDS = re.compile(r"phone|tel\b|call|mobile|cell|fax|whatsapp|sms|text me|dial|reach me|contact")
-_NOT_PHONE_WORDS = re.compile(
-    r"order|invoice|ref\b|reference|ticket|account|acct|\bid\b|#|\bno\.|sku|tracking|serial|isbn|"
-    r"\bpo\b|case|build|version|batch|lot\b|zip|postcode"
+# A four-part version after one of these words is not an address: `driver 31.0.15.3623`, `firmware
+# 10.2.4.1`, `SDK 35.0.1.2`, `Treiberversion 27.20.100.9664`, `"firmware": "10.2.4.1"`.
+_NOT_IP_WORDS = re.compile(
+    r"(?:\b(?:version|ver|v|release|build|oid|chapter|section|figure|table|driver|treiber|pilote"
+    r"|controlador|firmware|fw|sdk|bios|kernel|patch|rev|versión|versione|versie|versão)"
+    r"|§|バージョン|ドライバ|ファームウェア)"
+    # "firmware update to", "Firmware-Update auf", "driver version": the words between name and number.
+    r"(?:[\s_\-]*(?:update|upgrade|version|ver|v|rev|auf|to|zu|naar|para|a|à|vers|al|de)\b)*[\s\"':=.]*\Z"
 )
-_SSN_WORDS = re.compile(r"ssn|social security|soc\.? ?sec")
-_NOT_IP_WORDS = re.compile(r"version|\bver\.?|\bv$|release|build|\boid\b|chapter|section|figure|table|§")
-# Regions tried for numbers written without a country code. A leading 0 is the trunk prefix of most of
-# Europe, the UK and Australia; anything else is tried as North American (NANP covers US and Canada).
-_TRUNK_ZERO_REGIONS = ("GB", "DE", "FR", "NL", "IT", "AU")
-_NANP_REGIONS = ("US",)
+_CARD_WORDS = re.compile(
+    r"card|karte|carte|tarjeta|carta|kaart|cartão|cartao|pan\b|maestro|visa|mastercard|カード"
+)
+# Luhn passes one number in ten: article numbers, barcodes and IMEIs after their names are not cards.
+_NOT_CARD_WORDS = re.compile(
+    r"(?:\b(?:ean|gtin|upc|isbn|sku|imei|barcode|artikel-?nr|art\.-?nr)|商品コード)[\s\"':=#.]*\Z"
+)
 _SEPARATOR_BYTES = b" .()+-"
+# A phone number's extension, taken into its span: `206.269.0743x9150`, `+49 30 1234567 ext. 12`.
+_EXTENSION = re.compile(r" ?(?:x|ext\.?|extension|durchwahl|poste) ?\d{1,6}(?!\w)", re.IGNORECASE)
 
 
-def find_numbers(text: str, raw: bytes, kinds: frozenset[str], claimed: list[Span]) -> Iterator[Span]:
-    """Phone numbers, cards, SSNs and IPv4 addresses of `kinds`. `raw` is `text` encoded one byte per
-    character; candidates overlapping `claimed` (an IBAN's digits, a key's, an email's) are skipped."""
+def find_numbers(
+    text: str, raw: bytes, kinds: frozenset[str], claimed: list[Span], regions: tuple[str, ...]
+) -> Iterator[Span]:
+    """Phone numbers, cards, SSNs and IPv4 addresses of `kinds`; national phone numbers of `regions`.
+    `raw` is `text` encoded one byte per character; candidates overlapping `claimed` (an IBAN's digits,
+    a key's, an email's) are skipped."""
+    for start, end, kind in _find_numbers(text, raw, kinds, claimed, regions):
+        if kind == PHONE:
+            extension = _EXTENSION.match(text, end)
+            end = extension.end() if extension else end
+        yield start, end, kind
+
+
+def _find_numbers(
+    text: str, raw: bytes, kinds: frozenset[str], claimed: list[Span], regions: tuple[str, ...]
+) -> Iterator[Span]:
     skeleton = raw.translate(_NUMERIC_MAP)
+    phone = partial(phone_ok, regions=regions)
+    all_checks: list[_NumberCheck] = [
+        (kind, pattern, phone if kind == PHONE else ok, digits, dots, shapes)
+        for kind, pattern, ok, digits, dots, shapes in _NUMBER_CHECKS
+    ]
     for run in _NUMERIC_RUN.finditer(skeleton):
         start, end = run.span()
         digits, dots = skeleton.count(b"0", start, end), text.count(".", start, end)
         checks = [
             check
-            for check in _NUMBER_CHECKS
+            for check in all_checks
             if check[0] in kinds
             and digits >= check[3]
             and dots >= check[4]
@@ -83,9 +124,10 @@ def _whole_run(text: str, start: int, end: int, checks: list[_NumberCheck]) -> S
     """The run as one number, if it is free-standing and a kind's pattern and validator accept it."""
     while text[end - 1] in " .-()+":  # no kind ends on a separator: a phone number ends on a digit too
         end -= 1
-    if end < len(text) and (text[end].isalnum() or text[end] == "_"):
-        return None
+    glued = end < len(text) and is_word_char(text[end])
     for kind, pattern, ok, *_ in checks:
+        if glued and not (kind == PHONE and _EXTENSION.match(text, end)):
+            continue
         # A phone number may open with "+" or "("; the patterns' look-behinds check what precedes.
         first = start - 1 if kind == PHONE and start and text[start - 1] in "+(" else start
         if pattern.fullmatch(text, first, end):
@@ -121,7 +163,12 @@ def _digits(candidate: str) -> str:
 
 def _card_ok(text: str, start: int, candidate: str) -> bool:
     digits = _digits(candidate)
-    if not 13 <= len(digits) <= 19:
+    if not 12 <= len(digits) <= 19:
+        return False
+    context = before(text, start, 24)
+    if len(digits) == 12 and not (digits[0] in "56" and _CARD_WORDS.search(context)):
+        return False  # twelve digits are a card (Maestro) only when the text says so
+    if _NOT_CARD_WORDS.search(context):
         return False
     separators = {ch for ch in candidate if not ch.isdigit()}
     if len(separators) > 1:
@@ -141,41 +188,7 @@ def _ssn_ok(text: str, start: int, candidate: str) -> bool:
 def _ipv4_ok(text: str, start: int, candidate: str) -> bool:
     if candidate.startswith(("0.", "255.")):
         return False  # "this network", broadcast and netmasks: not a host's address
-    return not _NOT_IP_WORDS.search(before(text, start, 12).rstrip())
-
-
-def _phone_ok(text: str, start: int, candidate: str) -> bool:
-    digits = _digits(candidate)
-    if not 7 <= len(digits) <= 15 or candidate.count("(") != candidate.count(")"):
-        return False
-    if candidate.startswith("+"):
-        return _valid_phone("+" + digits, None)
-    if candidate.startswith("00") and " " in candidate:
-        return _valid_phone("+" + digits[2:], None)
-    if digits[0] == "0":
-        if not 9 <= len(digits) <= 13:
-            return False
-    elif not (len(digits) == 10 or (len(digits) == 11 and digits[0] == "1")):
-        return False  # a North American number has ten digits, eleven with its leading 1
-    if _NOT_A_PHONE.search(candidate):
-        return False
-    context = before(text, start)
-    # Without a word such as "phone" or "call" before it, a national number must be written like one
-    # (grouped), and not follow a word such as "order" or "invoice".
-    if not _PHONE_WORDS.search(context) and (
-        len(digits) == len(candidate) or _NOT_PHONE_WORDS.search(context)
-    ):
-        return False
-    regions = _TRUNK_ZERO_REGIONS if digits[0] == "0" else _NANP_REGIONS
-    return any(_valid_phone(digits, region) for region in regions)
-
-
-@lru_cache(maxsize=4096)
-def _valid_phone(number: str, region: str | None) -> bool:
-    try:
-        return bool(phonenumbers.is_valid_number(phonenumbers.parse(number, region)))
-    except phonenumbers.NumberParseException:
-        return False
+    return not _NOT_IP_WORDS.search(before(text, start, 24))
 
 
 @lru_cache(maxsize=4096)
@@ -193,7 +206,8 @@ def _valid_ssn(digits: str) -> bool:
 _NumberCheck = tuple[str, re.Pattern[str], Check, int, int, tuple[bytes, ...]]
 _NUMBER_CHECKS: tuple[_NumberCheck, ...] = (
     (IP, _IPV4, _ipv4_ok, 4, 3, ()),
-    (CARD, _CARD, _card_ok, 13, 0, ()),
+    (CARD, _CARD, _card_ok, 12, 0, ()),
     (SSN, _SSN, _ssn_ok, 9, 0, (b"000s00s0000", b"000000000")),
-    (PHONE, _PHONE, _phone_ok, 7, 0, ()),
+    # Bound to the data class's regions in _find_numbers.
+    (PHONE, _PHONE, partial(phone_ok, regions=DEFAULT_PII_REGIONS), 7, 0, ()),
 )
