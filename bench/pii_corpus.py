@@ -10,12 +10,13 @@ The two sets share nothing but this code's value generators: each has its own se
 templates (TUNE_* and HELDOUT_* below), so the held-out lines use sentence frames, JSON keys, CSV
 layouts and log formats the detectors were never tuned on. docs/pii.md says how they were kept apart.
 
-Run: ``.venv/bin/python bench/pii_corpus.py`` (rewrites tests/fixtures/pii/faker_tune.jsonl and
+Run: ``.venv/bin/python bench/pii_corpus.py [--out DIR]`` (rewrites tests/fixtures/pii/faker_tune.jsonl and
 faker_heldout.jsonl; the output is the same on every run for a given Faker version).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import datetime
 import ipaddress
@@ -448,6 +449,11 @@ def main() -> None:
         # the files come out the same on every run.
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         os.execve(sys.executable, [sys.executable, *sys.argv], env)  # noqa: S606 - this script, re-run
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=OUT, help=f"folder for both files (default {OUT})")
+    out_dir = parser.parse_args().out
     sets = {
         "faker_tune.jsonl": build(TUNE_SENTENCES, TUNE_SHARED, seed=1, lines_per_locale=60, split="tune"),
         "faker_heldout.jsonl": build(
@@ -455,7 +461,7 @@ def main() -> None:
         ),
     }
     for name, rows in sets.items():
-        with (OUT / name).open("w", encoding="utf-8") as out:
+        with (out_dir / name).open("w", encoding="utf-8") as out:
             for row in rows:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         entities = sum(len(r["entities"]) for r in rows)  # type: ignore[arg-type]

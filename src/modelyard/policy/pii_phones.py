@@ -34,7 +34,7 @@ _START = r"(?<![a-zà-ÿ])"
 _PHONE_WORDS = re.compile(
     _START + r"(?:phone|tel\b|tel\.|telephone|call|mobile|cell|fax|whatsapp|sms|text me|dial|reach me|ring"
     r"|contact|telefon|handy|mobil|rufnummer|anruf|rufen|ruf\b|rückruf|erreichbar|durchwahl|téléphone|tél|portable|appel"
-    r"|joindre|joignable|teléfono|telf|móvil|llam|contacto|celular|telefono|cellulare|chiam|contatt"
+    r"|joindre|joignable|teléfono|telf|móvil|llam|llám|contacto|celular|telefono|cellulare|chiam|contatt"
     r"|recapito|telefoon|mobiel|bel\b|bellen|gsm|telefone|ligue|ligar|contato|zap\b)"
     r"|電話|携帯|連絡先|ファックス"
 )
