@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from modelyard.policy import pii_detectors, pii_numbers
+from modelyard.policy import pii_detectors, pii_numbers, pii_phones
 from modelyard.policy.pii import detect, redact_chat_body
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.pii_support import FAKER_HELDOUT, FAKER_TUNE, HAND_WRITTEN, load_rows  # noqa: E402
 
 SYSTEM = (
     "You are a helpful assistant for the customer-support team of a mid-sized online retailer. Answer in a "
@@ -63,7 +69,14 @@ def forget(validators: bool) -> None:
     pii_detectors._memo.clear()
     if validators:
         d, n = pii_detectors, pii_numbers
-        for memo in (n._valid_phone, d._valid_iban, n._valid_luhn, n._valid_ssn):
+        p = pii_phones
+        for memo in (
+            p._national_verdict,
+            p._international_verdict,
+            d._valid_iban,
+            n._valid_luhn,
+            n._valid_ssn,
+        ):
             memo.cache_clear()
 
 
@@ -110,6 +123,50 @@ def body_variants(body: dict[str, Any], count: int) -> list[dict[str, Any]]:
         {**body, "messages": [{**m, "content": f"{m['content']} #{i}"} for m in body["messages"]]}
         for i in range(count)
     ]
+
+
+def hundred_char_lines(texts: list[str]) -> list[str]:
+    """`texts` joined with spaces into lines of 90-130 characters (the corpora's lines are ~55 long)."""
+    lines, line = [], ""
+    for text in texts:
+        line = f"{line} {text}" if line else text
+        if len(line) >= 90:
+            lines.append(line[:130])
+            line = ""
+    return lines
+
+
+def lines_per_second(lines: list[str], validators_cold: bool) -> float:
+    """Lines `detect` gets through per second of one core's CPU time, one call per line."""
+    forget(validators_cold)
+    t0 = time.thread_time_ns()
+    for line in lines:
+        detect(line)
+    return len(lines) / ((time.thread_time_ns() - t0) / 1e9)
+
+
+def line_throughput() -> None:
+    """Issue 20's goal: 10,000 lines/s of ~100 characters on one core."""
+    rows = [row for path in (FAKER_TUNE, FAKER_HELDOUT, HAND_WRITTEN) for row in load_rows(path)]
+    with_pii = hundred_char_lines([str(row["text"]) for row in rows])
+    prose = " ".join([*CLEAN_TURNS, SYSTEM]).split(". ")
+    clean = hundred_char_lines(prose * (len(with_pii) // len(prose) + 1))[: len(with_pii)]
+    print(
+        f"\nlines of ~100 characters (mean {statistics.mean(map(len, with_pii)):.0f}), detect() per line, one core"
+    )
+    print(f"{'lines':52s} {'count':>6s} {'first pass':>11s} {'again':>9s}   (lines per CPU second)")
+    print(
+        "first pass: every validator memo emptied (the numbering plans a running gateway has compiled kept)"
+    )
+    for label, lines in (
+        ("corpus lines (every line has PII or a hard negative)", with_pii),
+        ("prose", clean),
+    ):
+        lines_per_second(lines, validators_cold=True)  # compiles the numbering plans these numbers need
+        # The best of several passes: on a shared machine, other work only ever slows a pass down.
+        first = max(lines_per_second(lines, validators_cold=True) for _ in range(5))
+        again = max(lines_per_second(lines, validators_cold=False) for _ in range(5))
+        print(f"{label:52s} {len(lines):6d} {first:11,.0f} {again:9,.0f}")
 
 
 def redact_next_turn(turn: Callable[[], dict[str, Any]]) -> object:
@@ -159,6 +216,7 @@ def main() -> None:
             per_call_us(partial(redact_next_turn, next_turn(body)), n),
         ]
         print(f"{label:44s} {figures[0]:8.1f} {figures[1]:9.1f} {figures[2]:8.1f} {figures[3]:10.1f}")
+    line_throughput()
 
 
 if __name__ == "__main__":

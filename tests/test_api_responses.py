@@ -67,6 +67,11 @@ async def test_responses_text_tools_and_structured_output(
     assert usage.total_tokens == sum(EXPECTED_USAGE["text"][:2])
     sent = orjson.dumps(state.received[-1].body).decode()
     assert "You are terse." in sent and "Again, please." in sent and "Hi." in sent
+    if kind == "openai":  # OpenAI serves the Responses API itself: the request goes as it came
+        assert state.received[-1].path == "/v1/responses" and state.received[-1].body["store"] is False
+        assert response.model == "gpt-4o-mini-2024-07-18"
+    else:
+        assert not state.received[-1].path.endswith("/responses"), "translated to the provider's chat"
     if stream:
         assert events[:2] == ["response.created", "response.in_progress"]
         assert events[-1] == "response.completed"

@@ -3,7 +3,9 @@
 Follows platform.openai.com/docs/api-reference: ``POST /v1/chat/completions`` returns a
 ``chat.completion`` object, or with ``stream: true`` a ``text/event-stream`` of ``chat.completion.chunk``
 objects ending in ``data: [DONE]`` (with ``stream_options.include_usage`` a last chunk with empty
-``choices`` and the usage); ``POST /v1/embeddings``; errors as ``{"error": {message, type, param, code}}``.
+``choices`` and the usage); ``POST /v1/embeddings``; ``POST /v1/responses`` (a ``response`` object, or the
+``response.*`` events ending in ``response.completed``); legacy ``POST /v1/completions``
+(``text_completion``); errors as ``{"error": {message, type, param, code}}``.
 """
 
 from __future__ import annotations
@@ -188,9 +190,231 @@ async def embeddings(request: web.Request) -> web.Response:
     )
 
 
+# -- Responses API (platform.openai.com/docs/api-reference/responses) ---------------------------------------
+
+
+def _responses_usage(scenario: str) -> dict[str, Any]:
+    prompt, completion, cached, _write, reasoning = EXPECTED_USAGE.get(scenario, EXPECTED_USAGE["text"])
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": prompt + completion,
+    }
+
+
+def _response_output(scenario: str) -> list[dict[str, Any]]:
+    if scenario == "tool_call":
+        return [
+            {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": "call_1",
+                "name": "get_weather",
+                "arguments": '{"city": "Paris"}',
+                "status": "completed",
+            }
+        ]
+    text = EXPECTED_TEXT[scenario]
+    content = [{"type": "output_text", "text": text, "annotations": []}]
+    return [
+        {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": content}
+    ]
+
+
+def _response(body: dict[str, Any], scenario: str, status: str) -> dict[str, Any]:
+    done = status != "in_progress"
+    return {
+        "id": "resp_fake1",
+        "object": "response",
+        "created_at": CREATED,
+        "status": status,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "instructions": body.get("instructions"),
+        "model": f"{body['model']}-2024-07-18",
+        "output": _response_output(scenario) if done else [],
+        "parallel_tool_calls": True,
+        "store": body.get("store", True),
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools", []),
+        "text": body.get("text", {"format": {"type": "text"}}),
+        "usage": _responses_usage(scenario) if done else None,
+    }
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return f"event: {payload['type']}\n".encode() + b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    body = await state.record(request)
+    if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        return _error(401, "invalid_request_error", "Incorrect API key provided", "invalid_api_key")
+    if not isinstance(body, dict) or "input" not in body or "model" not in body:
+        return _error(400, "invalid_request_error", "'input' and 'model' are required")
+    if state.scenario in _ERRORS:
+        status, kind, message = _ERRORS[state.scenario]
+        return _error(status, kind, message)
+    scenario = "text" if state.scenario == "echo" else state.scenario
+    final = "incomplete" if scenario == "length" else "completed"
+    if not body.get("stream"):
+        return web.json_response(_response(body, scenario, final))
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    seq = iter(range(1000))
+    for kind in ("response.created", "response.in_progress"):
+        start = {
+            "type": kind,
+            "sequence_number": next(seq),
+            "response": _response(body, scenario, "in_progress"),
+        }
+        await response.write(_sse(start))
+    for index, item in enumerate(_response_output(scenario)):
+        empty = {**item, "status": "in_progress"}
+        if item["type"] == "message":
+            empty["content"] = []
+        else:
+            empty["arguments"] = ""
+        await response.write(
+            _sse(
+                {
+                    "type": "response.output_item.added",
+                    "sequence_number": next(seq),
+                    "output_index": index,
+                    "item": empty,
+                }
+            )
+        )
+        if item["type"] == "message":
+            text = item["content"][0]["text"]
+            where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            part = {"type": "output_text", "text": "", "annotations": []}
+            added = {
+                "type": "response.content_part.added",
+                "sequence_number": next(seq),
+                **where,
+                "part": part,
+            }
+            await response.write(_sse(added))
+            for i in range(0, len(text), 3):
+                delta = {
+                    "item_id": item["id"],
+                    "output_index": index,
+                    "content_index": 0,
+                    "delta": text[i : i + 3],
+                }
+                await response.write(
+                    _sse(
+                        {
+                            "type": "response.output_text.delta",
+                            "sequence_number": next(seq),
+                            **delta,
+                            "logprobs": [],
+                        }
+                    )
+                )
+                if scenario == "stream_cut" and i == 0:
+                    await cut_connection(response, request)
+                    return response
+            finished = {**where, "text": text, "logprobs": []}
+            await response.write(
+                _sse({"type": "response.output_text.done", "sequence_number": next(seq), **finished})
+            )
+            part = item["content"][0]
+            await response.write(
+                _sse(
+                    {
+                        "type": "response.content_part.done",
+                        "sequence_number": next(seq),
+                        **where,
+                        "part": part,
+                    }
+                )
+            )
+        else:
+            await response.write(
+                _sse(
+                    {
+                        "type": "response.function_call_arguments.delta",
+                        "sequence_number": next(seq),
+                        "item_id": item["id"],
+                        "output_index": index,
+                        "delta": item["arguments"],
+                    }
+                )
+            )
+            done = {"item_id": item["id"], "output_index": index, "arguments": item["arguments"]}
+            event = {"type": "response.function_call_arguments.done", "sequence_number": next(seq), **done}
+            await response.write(_sse(event))
+        await response.write(
+            _sse(
+                {
+                    "type": "response.output_item.done",
+                    "sequence_number": next(seq),
+                    "output_index": index,
+                    "item": item,
+                }
+            )
+        )
+    kind = "response.completed" if final == "completed" else "response.incomplete"
+    await response.write(
+        _sse({"type": kind, "sequence_number": next(seq), "response": _response(body, scenario, final)})
+    )
+    await response.write_eof()
+    return response
+
+
+# -- legacy Completions (platform.openai.com/docs/api-reference/completions) ----------------------------------
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    body = await state.record(request)
+    if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        return _error(401, "invalid_request_error", "Incorrect API key provided", "invalid_api_key")
+    if not isinstance(body, dict) or "prompt" not in body or "model" not in body:
+        return _error(400, "invalid_request_error", "'prompt' and 'model' are required")
+    if state.scenario in _ERRORS:
+        status, kind, message = _ERRORS[state.scenario]
+        return _error(status, kind, message)
+    scenario = state.scenario if state.scenario in EXPECTED_TEXT else "text"
+    text, finish = EXPECTED_TEXT[scenario], "length" if scenario == "length" else "stop"
+    usage = {k: v for k, v in _usage(scenario).items() if k != "completion_tokens_details"}
+
+    def payload(choice_text: str, finish_reason: str | None, with_usage: Any = None) -> dict[str, Any]:
+        choice = {"text": choice_text, "index": 0, "logprobs": None, "finish_reason": finish_reason}
+        return {
+            "id": "cmpl-fake1",
+            "object": "text_completion",
+            "created": CREATED,
+            "model": body["model"],
+            "choices": [choice],
+            "usage": with_usage,
+        }
+
+    if not body.get("stream"):
+        return web.json_response(payload(text, finish, usage))
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for i in range(0, len(text), 3):
+        await response.write(b"data: " + orjson.dumps(payload(text[i : i + 3], None)) + b"\n\n")
+    await response.write(b"data: " + orjson.dumps(payload("", finish)) + b"\n\n")
+    if (body.get("stream_options") or {}).get("include_usage"):
+        last = {**payload("", None, usage), "choices": []}
+        await response.write(b"data: " + orjson.dumps(last) + b"\n\n")
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
 def create_app(state: FakeState) -> web.Application:
     app = web.Application()
     app[STATE] = state
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/v1/completions", completions)
     return app

@@ -25,22 +25,27 @@ from modelyard.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from modelyard.gateway.admission import RequestPlan
+from modelyard.gateway.admission import Refused, RequestPlan
 from modelyard.gateway.metering import RequestContext
+from modelyard.gateway.passthrough import Endpoint
 from modelyard.gateway.pipeline import Gateway
 from modelyard.gateway.recording import before_admission
 from modelyard.gateway.streaming import ClientStream
 from modelyard.gateway.targets import Target
 from modelyard.gateway.unvalidated import marked_body, marked_headers
 from modelyard.governance.model import BudgetExceeded, RateLimited, Subject
+from modelyard.http import completions_api, responses_passthrough
 from modelyard.http.admin import PREFIX as ADMIN_PREFIX
 from modelyard.http.admin import Admin
+from modelyard.http.completions_api import unservable
 from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
 from modelyard.http.responses_api import from_chat, to_chat
+from modelyard.http.responses_passthrough import passes_through
 from modelyard.http.responses_stream import ResponsesStream
 from modelyard.http.validation import (
     check_chat_request,
+    check_completion_request,
     check_depth,
     check_embedding_request,
     check_responses_request,
@@ -109,6 +114,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/v1/chat/completions": ("POST", "chat_completions"),
     "/v1/embeddings": ("POST", "embeddings"),
     "/v1/responses": ("POST", "responses"),
+    "/v1/completions": ("POST", "completions"),
     "/v1/models": ("GET", "list_models"),
     MODEL_PATH: ("GET", "retrieve_model"),
     "/healthz": ("GET", "healthz"),
@@ -201,6 +207,7 @@ class Api:
         ctx = _context("responses")
         gateway = self.gateway
         original: dict[str, Any] = {}
+        admitted: list[dict[str, Any]] = []
 
         def check_and_translate(body: Any) -> None:
             # Admission must see the chat body (routing, policy, redaction, budgets, the cache key): the
@@ -210,9 +217,12 @@ class Api:
             chat = to_chat(body)
             body.clear()
             body.update(chat)
+            admitted.append(body)
 
         try:
             plan = self._admit(request, ctx, check_and_translate, "chat")
+            if passes_through(plan, admitted[0]):
+                return await self._forward(ctx, plan, responses_passthrough.endpoint(original))
             if plan.stream:
                 stream = await gateway.stream_chat(ctx, plan)
                 return Streamed(ResponsesStream(stream, original), headers=_stream_headers(ctx.request_id))
@@ -225,6 +235,45 @@ class Api:
         if result.rejection is not None:
             return _unvalidated(answer, result.rejection, ctx.request_id)
         return _json(orjson.dumps(answer), ctx.request_id)
+
+    async def completions(self, request: Request) -> Response | Streamed:
+        """Legacy completions, forwarded to OpenAI and OpenAI-compatible servers (http/completions_api.py);
+        refused for other provider kinds. Metered under endpoint ``completions``."""
+        ctx = _context("completions")
+        original: dict[str, Any] = {}
+
+        def check_and_translate(body: Any) -> None:
+            check_completion_request(body)
+            model = body.get("model")
+            route = self.gateway.routes.get(model) if isinstance(model, str) else None
+            refusal = unservable(route.targets, route.name) if route is not None else None
+            if refusal is not None:
+                raise refusal
+            original.update(body)
+            chat = completions_api.admission_body(body)  # admission sees the prompt as messages
+            body.clear()
+            body.update(chat)
+
+        try:
+            plan = self._admit(request, ctx, check_and_translate, "chat")
+            refusal = unservable(plan.attempts.candidates, plan.route.name)  # a workload's default model
+            if refusal is not None:
+                self.gateway.recorder.refused(ctx, Refused(refusal, plan.facts, plan.attempts.describe()))
+                raise refusal
+            return await self._forward(ctx, plan, completions_api.endpoint(original, plan.redaction.body))
+        except ModelyardError as error:
+            return error_response(error, ctx.request_id)
+        except Exception:
+            return _internal_error(ctx)
+
+    async def _forward(
+        self, ctx: RequestContext, plan: RequestPlan, endpoint: Endpoint
+    ) -> Response | Streamed:
+        """An endpoint forwarded upstream as it is (gateway/passthrough.py): the raw answer or stream."""
+        if plan.stream:
+            stream = await self.gateway.forward_stream(ctx, plan, endpoint)
+            return Streamed(stream, headers=_stream_headers(ctx.request_id))
+        return _json(await self.gateway.forward(ctx, plan, endpoint), ctx.request_id)
 
     async def embeddings(self, request: Request) -> Response:
         ctx = _context("embeddings")

@@ -16,6 +16,7 @@ from modelyard import __version__
 from modelyard.gateway.unvalidated import REASON_HEADER, VALIDATION_HEADER
 from modelyard.governance.keys import KeyLimits
 from modelyard.http.admin import ADMIN_KEY_SCHEMA, NewKey, admin_paths
+from modelyard.http.completions_api import CompletionRequest
 from modelyard.http.responses_api import ResponsesRequest
 from modelyard.http.validation import ChatRequest, EmbeddingRequest
 
@@ -155,6 +156,30 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/completions": {
+                "post": {
+                    "summary": "Legacy text completion, forwarded as it is to openai and openai_compatible providers"
+                    " (400 unsupported_endpoint for other kinds); SSE when stream is true, always ending with a"
+                    " usage-only chunk. Metered under endpoint 'completions'.",
+                    "parameters": [_WORKLOAD],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/CompletionRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "text_completion object, or a text/event-stream of them ending in [DONE]",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **upstream_errors,
+                    },
+                }
+            },
             "/v1/embeddings": {
                 "post": {
                     "summary": "Create embeddings",
@@ -244,6 +269,7 @@ def openapi_document() -> dict[str, Any]:
                     ChatRequest=ChatRequest,
                     EmbeddingRequest=EmbeddingRequest,
                     ResponsesRequest=ResponsesRequest,
+                    CompletionRequest=CompletionRequest,
                 ),
                 **_schemas(NewKey=NewKey, KeyLimits=KeyLimits),
                 "AdminKey": ADMIN_KEY_SCHEMA,

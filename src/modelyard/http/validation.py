@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_confi
 from typing_extensions import TypedDict
 
 from modelyard.errors import InvalidRequest
+from modelyard.http.completions_api import CompletionRequest
 from modelyard.http.responses_api import ResponsesRequest
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -113,6 +114,7 @@ class EmbeddingRequest(TypedDict):
 _CHAT = TypeAdapter(ChatRequest)
 _EMBEDDING = TypeAdapter(EmbeddingRequest)
 _RESPONSES = TypeAdapter(ResponsesRequest)
+_COMPLETION = TypeAdapter(CompletionRequest)
 
 
 #: Parts of a pydantic error location that name a union member's type, not a field.
@@ -181,3 +183,7 @@ def check_embedding_request(body: Any) -> None:
 
 def check_responses_request(body: Any) -> None:
     _check(_RESPONSES, body)
+
+
+def check_completion_request(body: Any) -> None:
+    _check(_COMPLETION, body)

@@ -283,6 +283,8 @@ _SEPARATOR = "\n" + "\x00" * 40 + "\n"
 
 
 def _scan_joined(texts: list[str], kinds: frozenset[str], regions: tuple[str, ...]) -> list[tuple[Span, ...]]:
+    if len(texts) == 1:
+        return [tuple(_scan_one(texts[0], kinds, regions))]
     joined = _SEPARATOR.join(texts)
     starts: list[int] = []
     at = 0

@@ -93,11 +93,7 @@ def _find_numbers(
     text: str, raw: bytes, kinds: frozenset[str], claimed: list[Span], regions: tuple[str, ...]
 ) -> Iterator[Span]:
     skeleton = raw.translate(_NUMERIC_MAP)
-    phone = partial(phone_ok, regions=regions)
-    all_checks: list[_NumberCheck] = [
-        (kind, pattern, phone if kind == PHONE else ok, digits, dots, shapes)
-        for kind, pattern, ok, digits, dots, shapes in _NUMBER_CHECKS
-    ]
+    all_checks = _checks_for(regions)
     for run in _NUMERIC_RUN.finditer(skeleton):
         start, end = run.span()
         digits, dots = skeleton.count(b"0", start, end), text.count(".", start, end)
@@ -191,6 +187,16 @@ def _ipv4_ok(text: str, start: int, candidate: str) -> bool:
     return not _NOT_IP_WORDS.search(before(text, start, 24))
 
 
+@lru_cache(maxsize=64)
+def _checks_for(regions: tuple[str, ...]) -> tuple[_NumberCheck, ...]:
+    """_NUMBER_CHECKS with the phone validator bound to `regions`."""
+    phone = partial(phone_ok, regions=regions)
+    return tuple(
+        (kind, pattern, phone if kind == PHONE else ok, digits, dots, shapes)
+        for kind, pattern, ok, digits, dots, shapes in _NUMBER_CHECKS
+    )
+
+
 @lru_cache(maxsize=4096)
 def _valid_luhn(digits: str) -> bool:
     return bool(luhn.is_valid(digits))
@@ -208,6 +214,6 @@ _NUMBER_CHECKS: tuple[_NumberCheck, ...] = (
     (IP, _IPV4, _ipv4_ok, 4, 3, ()),
     (CARD, _CARD, _card_ok, 12, 0, ()),
     (SSN, _SSN, _ssn_ok, 9, 0, (b"000s00s0000", b"000000000")),
-    # Bound to the data class's regions in _find_numbers.
+    # Bound to the data class's regions by _checks_for.
     (PHONE, _PHONE, partial(phone_ok, regions=DEFAULT_PII_REGIONS), 7, 0, ()),
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from functools import cache, lru_cache
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneMetadata
@@ -60,6 +61,7 @@ _NOT_A_PHONE = re.compile(
     r"|(?:\b\d\b\D+){3}"  # "1 2 3 4 5…": three one-digit groups are counting, not a number plan
 )
 _SEPARATORS = b" .()+-/"
+_CONTEXT_REACH = 28  # characters before a number where its phone or order word is looked for
 # Plans with a trunk prefix 0 that people leave out when writing a number: Brazil's 0 selects a carrier,
 # numbers are written `(11) 91234-5678`.
 _TRUNK_ZERO_OMITTED = frozenset({"BR"})
@@ -84,19 +86,22 @@ def phone_ok(text: str, start: int, candidate: str, regions: tuple[str, ...]) ->
     digits = candidate.encode().translate(None, _SEPARATORS).decode()
     if not 7 <= len(digits) <= 15 or candidate.count("(") != candidate.count(")"):
         return False
-    context = _context(before(text, start, 28))
+    # The verdict first (memoised, and most candidates fail it), the words before the number only then.
     if candidate.startswith("+") or (candidate.startswith("00") and not candidate.isdigit()):
-        verdict = _verdict(candidate if candidate[0] == "+" else "+" + candidate[2:], None)
-        return verdict == _VALID or (verdict == _POSSIBLE and context != "not")
-    if context == "not" or _NOT_A_PHONE.search(candidate):
+        verdict = _international_verdict(digits[2:] if candidate[0] == "0" else digits)
+        return verdict == _VALID or (
+            verdict == _POSSIBLE and _context(before(text, start, _CONTEXT_REACH)) != "not"
+        )
+    if _NOT_A_PHONE.search(candidate):
         return False
-    if context is None and len(digits) == len(candidate):
-        return False  # bare digits are a phone number only when the text says so
-    verdict = max((_verdict(candidate, r) for r in _plans_that_fit(digits, regions)), default=_NOT)
-    if verdict == _VALID:
-        return True
+    verdict = _national_verdict(digits, regions)
+    if verdict == _NOT:
+        return False
+    context = _context(before(text, start, _CONTEXT_REACH))
+    if context == "not" or (context is None and len(digits) == len(candidate)):
+        return False  # after an order word; bare digits are a phone number only when the text says so
     # Not an assigned range: a phone number only if the text or the way it is written says so.
-    return verdict == _POSSIBLE and (context == "phone" or _PHONE_SHAPE.fullmatch(candidate) is not None)
+    return verdict == _VALID or context == "phone" or _PHONE_SHAPE.fullmatch(candidate) is not None
 
 
 def _context(window: str) -> str | None:
@@ -111,44 +116,97 @@ def _context(window: str) -> str | None:
     return "number" if _NUMBER_WORDS.search(window) else None
 
 
-def _plans_that_fit(digits: str, regions: tuple[str, ...]) -> list[str]:
-    """The regions whose numbering plan has room for `digits` written nationally: the length and the
-    general pattern once the trunk prefix is taken off. Cheap, so the parse runs only where it may pass."""
-    fitting = []
+@lru_cache(maxsize=4096)
+def _national_verdict(digits: str, regions: tuple[str, ...]) -> int:
+    """The best verdict for `digits`, written as a national number, in any of `regions`."""
+    best = _NOT
     for region in regions:
-        prefix, lengths, pattern = _plan(region)
-        if prefix == "0" and region not in _TRUNK_ZERO_OMITTED and not digits.startswith("0"):
+        plan = _plan(region)
+        if plan.prefix == "0" and region not in _TRUNK_ZERO_OMITTED and not digits.startswith("0"):
             continue  # `8 336 817` is no German number: Germans write theirs with the trunk 0
-        national = digits[len(prefix) :] if prefix and digits.startswith(prefix) else digits
-        if len(national) in lengths and pattern.fullmatch(national):
-            fitting.append(region)
-    return fitting
-
-
-@cache
-def _plan(region: str) -> tuple[str, frozenset[int], re.Pattern[str]]:
-    metadata = PhoneMetadata.metadata_for_region(region)
-    if metadata is None or metadata.general_desc is None:
-        return "", frozenset(), re.compile(r"(?!)")
-    general = metadata.general_desc
-    return (
-        metadata.national_prefix or "",
-        frozenset(general.possible_length or ()),
-        re.compile(general.national_number_pattern or r"(?!)"),
-    )
+        national = digits[len(plan.prefix) :] if plan.prefix and digits.startswith(plan.prefix) else digits
+        if plan.fits(national):
+            if _assigned(national, plan.country_code):
+                return _VALID
+            best = _POSSIBLE
+    return best
 
 
 @lru_cache(maxsize=4096)
-def _verdict(candidate: str, region: str | None) -> int:
-    try:
-        number = phonenumbers.parse(candidate, region)
-    except phonenumbers.NumberParseException:
-        return _NOT
-    if phonenumbers.is_valid_number(number):
-        return _VALID
-    if not phonenumbers.is_possible_number(number):
-        return _NOT
-    # The right length is not enough (`+1 000 000 0000`): the plan's general pattern must match too.
-    national = phonenumbers.national_significant_number(number)
-    regions = phonenumbers.region_codes_for_country_code(number.country_code or 0)
-    return _POSSIBLE if any(_plan(r)[2].fullmatch(national) for r in regions) else _NOT
+def _international_verdict(digits: str) -> int:
+    """The verdict for `digits` written after "+" or "00": a country code, then the national number
+    (a trunk 0 written as `+44 (0)20…` is dropped, as when dialling)."""
+    for size in (1, 2, 3):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
+        if not regions:
+            continue
+        national = digits[size:]
+        plans = [_plan(r) for r in regions]
+        if national.startswith("0") and any(p.prefix == "0" for p in plans):
+            national = national[1:]
+        if _assigned(national, int(digits[:size])):
+            return _VALID
+        return _POSSIBLE if any(p.fits(national) for p in plans) else _NOT
+    return _NOT
+
+
+def _assigned(national: str, country_code: int) -> bool:
+    """libphonenumber's `is_valid_number` without its parse: the national number matches a number type
+    (fixed line, mobile, toll free…) of a region with this country code (for +1: the US, Canada…)."""
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        if any(
+            len(national) in lengths and pattern.fullmatch(national)
+            for lengths, pattern in _plan(region).types
+        ):
+            return True
+    return False
+
+
+class _Plan(NamedTuple):
+    """What the checks need of a region's numbering plan, compiled once."""
+
+    country_code: int
+    prefix: str
+    lengths: frozenset[int]
+    general: re.Pattern[str]
+    #: (possible lengths, pattern) of each number type the plan assigns.
+    types: tuple[tuple[frozenset[int], re.Pattern[str]], ...]
+
+    def fits(self, national: str) -> bool:
+        return len(national) in self.lengths and self.general.fullmatch(national) is not None
+
+
+_TYPES = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "voip",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
+@cache
+def _plan(region: str) -> _Plan:
+    metadata = PhoneMetadata.metadata_for_region(region)  # None for "001", the non-geographic codes
+    if metadata is None or metadata.general_desc is None:
+        return _Plan(0, "", frozenset(), re.compile(r"(?!)"), ())
+    general = metadata.general_desc
+    lengths = frozenset(general.possible_length or ())
+    types = []
+    for name in _TYPES:
+        desc = getattr(metadata, name, None)
+        if desc is not None and desc.national_number_pattern:
+            own = frozenset(n for n in (desc.possible_length or ()) if n > 0)
+            types.append((own or lengths, re.compile(desc.national_number_pattern)))
+    return _Plan(
+        metadata.country_code or 0,
+        metadata.national_prefix or "",
+        lengths,
+        re.compile(general.national_number_pattern or r"(?!)"),
+        tuple(types),
+    )

@@ -292,6 +292,16 @@ class OpenAIAdapter:
             raise UpstreamError(f"{self.name} answered without embeddings", provider=self.name)
         return EmbeddingResult(body=body, usage=usage_from(body.get("usage")), raw=raw)
 
+    # -- OpenAI endpoints forwarded as they are (legacy completions; Responses to OpenAI itself) -----------
+
+    async def post_raw(self, path: str, body: JSON) -> tuple[bytes, Any]:
+        """POST ``body`` to ``path`` under the base URL; ``(raw, parsed)`` of the 2xx answer."""
+        return await self._client.post_json(f"{self._base}{path}", orjson.dumps(body), self._headers)
+
+    async def open_raw_stream(self, path: str, body: JSON) -> UpstreamStream:
+        """POST ``body`` to ``path`` and return its SSE answer once the head is in (failures raised)."""
+        return await self._client.open_stream(f"{self._base}{path}", orjson.dumps(body), self._headers)
+
     async def close(self) -> None:
         await self._client.close()
 
