@@ -26,6 +26,7 @@ from modelyard.gateway.budgeting import reserve, reserve_async
 from modelyard.gateway.executor import Executor
 from modelyard.gateway.metering import Outcome, RequestContext
 from modelyard.gateway.metrics import GatewayMetrics
+from modelyard.gateway.passthrough import Endpoint, forward, forward_stream
 from modelyard.gateway.recording import LedgerSink, Recorder
 from modelyard.gateway.streaming import ClientStream
 from modelyard.gateway.targets import Target, build_routes, build_targets
@@ -144,6 +145,19 @@ class Gateway:
         if ctx.reserving is not None:
             await ctx.reserving()
         return await self.executor.embeddings(ctx, plan)
+
+    async def forward(self, ctx: RequestContext, plan: RequestPlan, endpoint: Endpoint) -> bytes:
+        """An OpenAI-family endpoint forwarded as it is (gateway/passthrough.py); its raw answer."""
+        if ctx.reserving is not None:
+            await ctx.reserving()
+        return await forward(self.executor.runner, self.recorder, ctx, plan, endpoint)
+
+    async def forward_stream(
+        self, ctx: RequestContext, plan: RequestPlan, endpoint: Endpoint
+    ) -> ClientStream:
+        if ctx.reserving is not None:
+            await ctx.reserving()
+        return await forward_stream(self.executor.runner, self.recorder, ctx, plan, endpoint)
 
     async def close(self) -> None:
         background = self.executor.background
