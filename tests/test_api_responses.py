@@ -167,3 +167,26 @@ def test_translation_round_trip_without_a_server() -> None:
     assert response["output"][0]["content"][0]["text"] == "21 and 25" and response["model"] == "m-2025"
     assert response["usage"]["input_tokens_details"] == {"cached_tokens": 10}
     assert response["instructions"] == "Be brief." and response["store"] is False
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_a_stream_cut_mid_answer_ends_with_an_error_event_and_is_metered(
+    gateway: GatewayUnderTest, kind: str
+) -> None:
+    import aiohttp
+
+    gateway.states[kind].scenario = "stream_cut"
+    body = {"model": f"{kind}-chat", "input": "hi", "stream": True}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gateway.url}/v1/responses", data=orjson.dumps(body)) as r,
+    ):
+        status, raw = r.status, (await r.read()).decode()
+    events = [block.split("\n")[0].removeprefix("event: ") for block in raw.split("\n\n") if block]
+    assert status == 200 and "response.output_text.delta" in events
+    assert "error" in events and "response.completed" not in events, "never a clean end"
+    if kind != "openai":
+        assert events[-1] == "response.failed"
+    (row,) = await gateway.wait_rows(1)
+    assert row["endpoint"] == "responses" and row["error_kind"] == "upstream_stream_cut"
+    assert row["usage_estimated"] == 1 and row["output_tokens"] > 0

@@ -216,7 +216,7 @@ def _response_output(scenario: str) -> list[dict[str, Any]]:
                 "status": "completed",
             }
         ]
-    text = EXPECTED_TEXT[scenario]
+    text = EXPECTED_TEXT.get(scenario, EXPECTED_TEXT["text"])  # stream_cut: cut after its first delta
     content = [{"type": "output_text", "text": text, "annotations": []}]
     return [
         {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": content}
