@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache, partial
 
-from stdnum import luhn
 from stdnum.us import ssn
 
 from modelyard.policy.pii_kinds import (
@@ -199,7 +198,15 @@ def _checks_for(regions: tuple[str, ...]) -> tuple[_NumberCheck, ...]:
 
 @lru_cache(maxsize=4096)
 def _valid_luhn(digits: str) -> bool:
-    return bool(luhn.is_valid(digits))
+    """The Luhn checksum (ISO/IEC 7812), written out: python-stdnum's costs ~10x more, and a test keeps
+    the two in step."""
+    total = 0
+    for position, ch in enumerate(reversed(digits)):
+        value = ord(ch) - 48
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
 
 
 @lru_cache(maxsize=4096)
