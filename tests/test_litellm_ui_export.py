@@ -31,25 +31,19 @@ def sql_sum(path: Path, workload_sql: str) -> dict[str, tuple[int, int, int, int
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     db = sqlite3.connect(":memory:")
-    db.execute(f"CREATE TABLE usage ({', '.join(f'c{j} TEXT' for j in range(len(rows[0])))})")
+    db.execute(f"CREATE TABLE usage ({', '.join(f'{quote(name)} TEXT' for name in rows[0])})")
     db.executemany(f"INSERT INTO usage VALUES ({', '.join('?' for _ in rows[0])})", rows[1:])
-    names = {name: f"c{j}" for j, name in enumerate(rows[0])}
     query = f"""
-        SELECT {
-        workload_sql.format(
-            **{
-                k.replace(" ", "_").replace("(", "").replace(")", "").replace("$", "usd"): v
-                for k, v in names.items()
-            }
-        )
-    } AS workload,
-               sum(CAST({names["Requests"]} AS INTEGER)), sum(CAST({names["Failed Requests"]} AS INTEGER)),
-               sum(CAST({names["Prompt Tokens"]} AS INTEGER)), sum(CAST({
-        names["Completion Tokens"]
-    } AS INTEGER)),
-               sum(CAST(round(CAST(replace({names["Spend ($)"]}, ',', '') AS REAL) * 1e12) AS INTEGER))
+        SELECT {workload_sql} AS workload, sum(CAST("Requests" AS INTEGER)),
+               sum(CAST("Failed Requests" AS INTEGER)), sum(CAST("Prompt Tokens" AS INTEGER)),
+               sum(CAST("Completion Tokens" AS INTEGER)),
+               sum(CAST(round(CAST(replace("Spend ($)", ',', '') AS REAL) * 1e12) AS INTEGER))
         FROM usage GROUP BY workload"""
     return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in db.execute(query)}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def ours(path: Path, **kwargs: str) -> dict[str, tuple[int, int, int, int, int]]:
@@ -62,19 +56,19 @@ def ours(path: Path, **kwargs: str) -> dict[str, tuple[int, int, int, int, int]]
 
 
 def test_team_export_per_workload_equals_a_sql_sum() -> None:
-    expected = sql_sum(TEAM, "COALESCE(NULLIF({Team}, '-'), NULLIF({Team_ID}, '-'), 'untagged')")
+    expected = sql_sum(TEAM, """COALESCE(NULLIF("Team", '-'), NULLIF("Team ID", '-'), 'untagged')""")
     assert ours(TEAM) == expected
     assert set(expected) == {"Support", "team-4f1c", "Research, EU", "untagged"}
 
 
 def test_tag_export_names_workloads_by_tag() -> None:
-    expected = sql_sum(TAG, "COALESCE(NULLIF({Tag}, '-'), 'untagged')")
+    expected = sql_sum(TAG, """COALESCE(NULLIF("Tag", '-'), 'untagged')""")
     assert ours(TAG) == expected
     assert set(expected) == {"support-bot", "contracts"}
 
 
 def test_workload_from_any_column_of_the_export() -> None:
-    expected = sql_sum(TEAM, "COALESCE(NULLIF({Key_Alias}, '-'), 'untagged')")
+    expected = sql_sum(TEAM, """COALESCE(NULLIF("Key Alias", '-'), 'untagged')""")
     assert ours(TEAM, workload_from="key alias") == expected
     assert expected["untagged"][0] == 230 + 17
 
