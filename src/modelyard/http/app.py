@@ -34,20 +34,23 @@ from modelyard.gateway.streaming import ClientStream
 from modelyard.gateway.targets import Target
 from modelyard.gateway.unvalidated import marked_body, marked_headers
 from modelyard.governance.model import BudgetExceeded, RateLimited, Subject
-from modelyard.http import completions_api, responses_passthrough
+from modelyard.http import completions_api, messages_api, responses_passthrough
 from modelyard.http.admin import PREFIX as ADMIN_PREFIX
 from modelyard.http.admin import Admin
 from modelyard.http.completions_api import unservable
+from modelyard.http.messages_stream import MessageEvents
 from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
 from modelyard.http.responses_api import from_chat, to_chat
 from modelyard.http.responses_passthrough import passes_through
-from modelyard.http.responses_stream import ResponsesStream
+from modelyard.http.responses_stream import EventTranslator
+from modelyard.http.translated_stream import TranslatedStream
 from modelyard.http.validation import (
     check_chat_request,
     check_completion_request,
     check_depth,
     check_embedding_request,
+    check_messages_request,
     check_responses_request,
 )
 from modelyard.routing.plan import Route
@@ -115,6 +118,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/v1/embeddings": ("POST", "embeddings"),
     "/v1/responses": ("POST", "responses"),
     "/v1/completions": ("POST", "completions"),
+    "/v1/messages": ("POST", "messages"),
     "/v1/models": ("GET", "list_models"),
     MODEL_PATH: ("GET", "retrieve_model"),
     "/healthz": ("GET", "healthz"),
@@ -225,7 +229,8 @@ class Api:
                 return await self._forward(ctx, plan, responses_passthrough.endpoint(original))
             if plan.stream:
                 stream = await gateway.stream_chat(ctx, plan)
-                return Streamed(ResponsesStream(stream, original), headers=_stream_headers(ctx.request_id))
+                translated = TranslatedStream(stream, EventTranslator(original))
+                return Streamed(translated, headers=_stream_headers(ctx.request_id))
             result = await gateway.chat(ctx, plan)
         except ModelyardError as error:
             return error_response(error, ctx.request_id)
@@ -265,6 +270,40 @@ class Api:
             return error_response(error, ctx.request_id)
         except Exception:
             return _internal_error(ctx)
+
+    async def messages(self, request: Request) -> Response | Streamed:
+        """Anthropic's Messages API inbound, served as chat by every provider kind (http/messages_api.py,
+        http/messages_stream.py); errors in Anthropic's shape. Metered under endpoint ``messages``."""
+        ctx = _context("messages")
+        original: dict[str, Any] = {}
+        api_key = request.headers.get("x-api-key")
+        if api_key and AUTHORIZATION not in request.headers:
+            request.headers[AUTHORIZATION] = f"Bearer {api_key}"  # the Anthropic SDK's way to send a key
+
+        def check_and_translate(body: Any) -> None:
+            check_messages_request(body)
+            original.update(body)
+            chat = messages_api.to_chat(body)  # admission sees the chat body, as for /v1/responses
+            body.clear()
+            body.update(chat)
+
+        try:
+            plan = self._admit(request, ctx, check_and_translate, "chat")
+            if plan.stream:
+                stream = await self.gateway.stream_chat(ctx, plan)
+                translated = TranslatedStream(stream, MessageEvents(original))
+                return Streamed(translated, headers=_stream_headers(ctx.request_id))
+            result = await self.gateway.chat(ctx, plan)
+        except ModelyardError as error:
+            return _anthropic_error(error, ctx.request_id)
+        except Exception:
+            log.exception("internal error handling request %s", ctx.request_id)
+            message = f"internal error (request {ctx.request_id}); the gateway's log has the details"
+            return _anthropic_error(InternalError(message), ctx.request_id)
+        answer = messages_api.from_chat(result.body, original)
+        if result.rejection is not None:
+            return _unvalidated(answer, result.rejection, ctx.request_id)
+        return _json(orjson.dumps(answer), ctx.request_id)
 
     async def _forward(
         self, ctx: RequestContext, plan: RequestPlan, endpoint: Endpoint
@@ -364,6 +403,12 @@ class Api:
 
     async def openapi(self, request: Request) -> Response:
         return _json(orjson.dumps(openapi_document()))
+
+
+def _anthropic_error(error: ModelyardError, request_id: str) -> Response:
+    response = error_response(error, request_id)
+    response.body = orjson.dumps(messages_api.error_body(error))
+    return response
 
 
 def _unvalidated(body: dict[str, Any], reason: str, request_id: str) -> Response:

@@ -17,6 +17,7 @@ from modelyard.gateway.unvalidated import REASON_HEADER, VALIDATION_HEADER
 from modelyard.governance.keys import KeyLimits
 from modelyard.http.admin import ADMIN_KEY_SCHEMA, NewKey, admin_paths
 from modelyard.http.completions_api import CompletionRequest
+from modelyard.http.messages_api import MessagesRequest
 from modelyard.http.responses_api import ResponsesRequest
 from modelyard.http.validation import ChatRequest, EmbeddingRequest
 
@@ -180,6 +181,35 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/messages": {
+                "post": {
+                    "summary": "Create a message in Anthropic's Messages format (the Anthropic SDK, Claude Code),"
+                    " served by every provider kind through Chat Completions: system, text and image blocks,"
+                    " tools with tool_use / tool_result, tool_choice, stop_sequences; SSE with Anthropic's"
+                    " events when stream is true. The key may come as x-api-key or Authorization: Bearer."
+                    " Errors in Anthropic's shape ({type: error, error: {type, message}}). Metered under"
+                    " endpoint 'messages'.",
+                    "parameters": [_WORKLOAD],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/MessagesRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "message object, or a text/event-stream from message_start to"
+                            " message_stop (an error event instead when the upstream broke mid-stream)",
+                            "headers": _VALIDATION_HEADERS,
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **upstream_errors,
+                    },
+                }
+            },
             "/v1/embeddings": {
                 "post": {
                     "summary": "Create embeddings",
@@ -270,6 +300,7 @@ def openapi_document() -> dict[str, Any]:
                     EmbeddingRequest=EmbeddingRequest,
                     ResponsesRequest=ResponsesRequest,
                     CompletionRequest=CompletionRequest,
+                    MessagesRequest=MessagesRequest,
                 ),
                 **_schemas(NewKey=NewKey, KeyLimits=KeyLimits),
                 "AdminKey": ADMIN_KEY_SCHEMA,

@@ -1,8 +1,8 @@
 """A chat stream retold as the Responses API's stream events.
 
 The gateway streams Chat Completions chunks (``data: {chat.completion.chunk}``, then ``[DONE]``, or an error
-event when the upstream broke after the first token). :class:`ResponsesStream` wraps that stream and writes
-the events the Responses API sends instead (platform.openai.com/docs/api-reference/responses-streaming):
+event when the upstream broke after the first token). :class:`EventTranslator` turns them into the events
+the Responses API sends instead (platform.openai.com/docs/api-reference/responses-streaming):
 ``response.created``, ``response.in_progress``, for text ``response.output_item.added``,
 ``response.content_part.added``, ``response.output_text.delta`` … ``.done``, ``response.content_part.done``,
 ``response.output_item.done``; for a tool call ``response.output_item.added`` (a ``function_call``),
@@ -10,17 +10,16 @@ the events the Responses API sends instead (platform.openai.com/docs/api-referen
 ``response.completed`` (or ``response.incomplete`` at the token limit) carrying the whole response and its
 usage. A stream the upstream cut ends with ``error`` and ``response.failed``.
 
-:class:`EventTranslator` is the pure part (chunks in, events out); the wrapper only parses SSE frames.
+:class:`EventTranslator` is the pure part (chunks in, events out); :mod:`modelyard.http.translated_stream`
+parses the chat stream's frames and feeds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from modelyard.gateway.streaming import ClientStream
 from modelyard.http.responses_api import (
     finish_status,
     function_call_item,
@@ -200,55 +199,3 @@ class EventTranslator:
         return self._event("error", code=code, message=message, param=None) + self._event(
             "response.failed", response=self.response
         )
-
-
-class ResponsesStream:
-    """A :class:`~modelyard.gateway.streaming.ClientStream` writing Responses events for a chat stream."""
-
-    __slots__ = ("_ended", "_inner", "_pending", "_translator")
-
-    def __init__(self, inner: ClientStream, request: JSON) -> None:
-        self._inner = inner
-        self._translator = EventTranslator(request)
-        self._pending = b""
-        self._ended = False
-
-    async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> bytes:
-        await write(self._translator.start())
-
-        async def translated(frames: bytes) -> None:
-            out = self._translate(frames)
-            if out:
-                await write(out)
-
-        last = await self._inner.pump(translated)
-        tail = self._translate(last)
-        if not self._ended:  # the chat stream ended without [DONE] or an error: say it failed
-            tail += self._translator.fail(
-                {"error": {"code": "upstream_stream_cut", "message": "stream ended"}}
-            )
-        return tail
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-    def _translate(self, frames: bytes) -> bytes:
-        data = self._pending + frames
-        end = data.rfind(b"\n\n") + 2
-        self._pending = data[end:] if end >= 2 else data
-        out: list[bytes] = []
-        for block in data[:end].split(b"\n\n") if end >= 2 else ():
-            payload = b"\n".join(line[5:].strip() for line in block.split(b"\n") if line.startswith(b"data:"))
-            if not payload:
-                continue
-            if payload == b"[DONE]":
-                self._ended = True
-                out.append(self._translator.finish())
-                continue
-            chunk = orjson.loads(payload)
-            if "error" in chunk:
-                self._ended = True
-                out.append(self._translator.fail(chunk))
-            else:
-                out.append(self._translator.chunk(chunk))
-        return b"".join(out)

@@ -14,6 +14,7 @@ from typing_extensions import TypedDict
 
 from modelyard.errors import InvalidRequest
 from modelyard.http.completions_api import CompletionRequest
+from modelyard.http.messages_api import MessagesRequest
 from modelyard.http.responses_api import ResponsesRequest
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -115,6 +116,7 @@ _CHAT = TypeAdapter(ChatRequest)
 _EMBEDDING = TypeAdapter(EmbeddingRequest)
 _RESPONSES = TypeAdapter(ResponsesRequest)
 _COMPLETION = TypeAdapter(CompletionRequest)
+_MESSAGES = TypeAdapter(MessagesRequest)
 
 
 #: Parts of a pydantic error location that name a union member's type, not a field.
@@ -187,3 +189,7 @@ def check_responses_request(body: Any) -> None:
 
 def check_completion_request(body: Any) -> None:
     _check(_COMPLETION, body)
+
+
+def check_messages_request(body: Any) -> None:
+    _check(_MESSAGES, body)
