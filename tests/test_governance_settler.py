@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -115,7 +115,9 @@ def test_without_an_event_loop_a_settlement_is_applied_at_once() -> None:
 TARGET = Target("m", "p", "openai", "external", "m", "chat", None, None, None)  # type: ignore[arg-type]
 
 
-async def test_a_network_reservation_runs_off_the_loop_and_a_client_gone_meanwhile_leaves_nothing_held() -> None:
+async def test_a_network_reservation_runs_off_the_loop_and_a_client_gone_meanwhile_leaves_nothing_held() -> (
+    None
+):
     store = WatchedStore()
     gov = governance(store, network=True)
     body: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -139,3 +141,95 @@ async def test_a_network_reservation_runs_off_the_loop_and_a_client_gone_meanwhi
     # The late hold was released, and as a request never sent it counts for nothing.
     assert (store.counter().spent, store.counter().reserved) == (1, 0)
     gov.close()
+
+
+async def test_the_reservations_of_one_loop_turn_are_one_transaction_with_the_answers_of_one_by_one(
+    tmp_path: Any,
+) -> None:
+    """On SQLite: 5 requests admitted in one turn against room for 3 — one reserve_many, the first three
+    held, the last two refused, exactly as reserving them one at a time would."""
+    from modelyard.governance.store_sqlite import SQLiteBudgetStore
+
+    class Counted(SQLiteBudgetStore):
+        batches: ClassVar[list[int]] = []
+
+        def reserve_many(self, reservations: Sequence[Reservation]) -> list[int | None]:
+            self.batches.append(len(reservations))
+            return super().reserve_many(reservations)
+
+    config = GovernanceConfig.model_validate(
+        {
+            "budgets": [
+                {"name": "req", "scope": "tenant", "unit": "requests", "limit": 3, "window": {"kind": "day"}}
+            ]
+        }
+    )
+    store = Counted(str(tmp_path / "gov.db"))
+    gov = Governance(config, Governor(config, store), keys=None)  # type: ignore[arg-type]
+    reservations = [gov.governor.prepare(WHO, Estimate(0, 1, 1)) for _ in range(5)]
+    answers = await asyncio.gather(*(gov.settler.hold(r) for r in reservations))
+    assert answers == [None, None, None, 0, 0]
+    assert store.batches == [5]
+    (counter,) = [r.lines[0].counter for r in reservations[:1]]
+    state = store.state(counter)
+    assert state is not None and state.reserved == 3
+    for reservation in reservations[:3]:
+        gov.settler.submit(reservation, Actual(), WHO, 0)
+    gov.settler.close()  # applies the queued settlements
+    state = store.state(counter)
+    assert state is not None and (state.spent, state.reserved) == (3, 0)
+    gov.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sqlite_batches_answer_and_count_as_reserving_and_settling_one_by_one(
+    tmp_path: Any, seed: int
+) -> None:
+    """Random batches of reservations on a few shared, nearly full budgets (some batches fit whole, some
+    only in part) and of settlements (repeats included): SQLite's batched answers and counters equal the
+    in-process store's, which does one at a time."""
+    import random
+
+    from modelyard.governance.store_sqlite import SQLiteBudgetStore
+
+    rng = random.Random(seed)
+    config = GovernanceConfig.model_validate(
+        {
+            "budgets": [
+                {"name": "t", "scope": "tenant", "unit": "tokens", "limit": 400, "window": {"kind": "day"}},
+                {"name": "r", "scope": "key", "unit": "requests", "limit": 30, "window": {"kind": "day"}},
+                {
+                    "name": "s",
+                    "scope": "tenant",
+                    "unit": "usd",
+                    "limit": "1",
+                    "window": {"kind": "day"},
+                    "mode": "soft",
+                },
+            ]
+        }
+    )
+    one_by_one, batched = MemoryBudgetStore(), SQLiteBudgetStore(str(tmp_path / "gov.db"))
+    governor = Governor(config, one_by_one)
+    held: list[Reservation] = []
+    for _ in range(25):
+        batch = [
+            governor.prepare(
+                Subject(rng.choice(["a", "b"]), rng.choice(["k1", "k2"])),
+                Estimate(rng.randrange(10**9), rng.randrange(60), 0),
+            )
+            for _ in range(rng.randrange(1, 8))
+        ]
+        answers = batched.reserve_many(batch)
+        assert answers == [one_by_one.reserve(r) for r in batch]
+        held += [r for r, answer in zip(batch, answers, strict=True) if answer is None]
+        rng.shuffle(held)
+        settling = [(r.id, Actual(rng.randrange(10**9), rng.randrange(50))) for r in held[: rng.randrange(4)]]
+        settling += settling[:1]  # a settlement sent twice changes nothing the second time
+        batched.settle_many(settling)
+        one_by_one.settle_many(settling)
+        held = held[len(settling) - 1 :] if settling else held
+    counters = {line.counter for r in held for line in r.lines} | set(one_by_one._counters)
+    for counter in counters:
+        assert batched.state(counter) == one_by_one.state(counter)
+    batched.close()

@@ -5,9 +5,10 @@ settlement the recorder makes from the request's row, whatever way it ended.
   workload's hard caps (400), then the estimate — the prompt counted or bounded, the output bounded by
   ``max_tokens`` or the workload's cap, priced at the dearest target the plan may try — held on every
   budget and rate limit that applies, all or none (429 ``budget_exceeded`` / ``rate_limit_exceeded``).
-- :func:`reserve_async` is what the gateway awaits: :func:`reserve` itself on the embedded stores (a local
-  commit, cheaper than any thread hop), or in the governance's thread pool when the store is across the
-  network (PostgreSQL, Redis), so a round trip never stalls the event loop's other requests.
+- :func:`reserve_async` is what the gateway awaits: on the embedded stores the hold joins the batch of its
+  event-loop turn (one SQLite transaction for all of them, ``governance/settler.py``); when the store is
+  across the network (PostgreSQL, Redis) the reservation runs in the governance's thread pool, so a round
+  trip never stalls the event loop's other requests.
 - :func:`actual` is what the request really used, from its ledger row: the metered cost (0 when nothing
   was billed; the reserved amount for an unpriced model under ``unpriced: fixed``), and its tokens.
 """
@@ -108,6 +109,20 @@ def reserve(
 ) -> Hold:
     """Check the caps, estimate, and hold the estimate on every budget and rate limit that applies;
     raises the 400 / 403 / 429 the client gets."""
+    held = _estimate(governance, subject, body, kind, targets, key_budgets)
+    reservation = governance.governor.reserve(subject, held, key_budgets)
+    return Hold(reservation, held, subject)
+
+
+def _estimate(
+    governance: Governance,
+    subject: Subject,
+    body: JSON,
+    kind: ModelKind,
+    targets: Sequence[Target],
+    key_budgets: Sequence[BudgetConfig],
+) -> Estimate:
+    """The caps checked, the worst-case estimate, and the ``limits`` package's rate limits admitted."""
     config = governance.config
     prompt = input_tokens(prompt_texts(body, kind), mode=config.input_estimate)
     usd = usd_budgets_apply(config, subject) or any(b.unit == "usd" and b.mode == "hard" for b in key_budgets)
@@ -122,8 +137,7 @@ def reserve(
     )
     if governance.rate_limiter is not None:
         governance.rate_limiter.admit(subject, held.tokens)
-    reservation = governance.governor.reserve(subject, held, key_budgets)
-    return Hold(reservation, held, subject)
+    return held
 
 
 async def reserve_async(
@@ -134,11 +148,17 @@ async def reserve_async(
     targets: Sequence[Target],
     key_budgets: Sequence[BudgetConfig] = (),
 ) -> Hold:
-    """:func:`reserve` in the governance's thread pool (a network store's round trip must not stall the
-    event loop). A client gone while it ran leaves nothing held: the hold is released when it arrives."""
+    """:func:`reserve` as the gateway awaits it. On the embedded stores the hold joins this event-loop
+    turn's batch (one transaction for all of them); on a network store the whole reservation runs in
+    the governance's thread pool, and a client gone meanwhile leaves nothing held."""
     offload = governance.settler.offload
     if offload is None:
-        return reserve(governance, subject, body, kind, targets, key_budgets)
+        held = _estimate(governance, subject, body, kind, targets, key_budgets)
+        governor = governance.governor
+        reservation = governor.prepare(subject, held, key_budgets)
+        if reservation.lines:
+            governor.conclude(reservation, await governance.settler.hold(reservation))
+        return Hold(reservation, held, subject)
     call = partial(reserve, governance, subject, body, kind, targets, key_budgets)
     future = asyncio.get_running_loop().run_in_executor(offload, call)
     try:

@@ -51,24 +51,35 @@ class Governor:
     ) -> Reservation:
         """Hold ``estimate`` on every budget that applies (the config's and ``extra_budgets``, e.g. a
         runtime key's), or raise :class:`BudgetExceeded`."""
+        reservation = self.prepare(subject, estimate, extra_budgets)
+        if not reservation.lines:
+            return reservation
+        return self.conclude(reservation, self.store.reserve(reservation))
+
+    def prepare(
+        self, subject: Subject, estimate: Estimate, extra_budgets: Sequence[BudgetConfig] = ()
+    ) -> Reservation:
+        """The reservation :meth:`reserve` would hold (sweeping first when due), not yet held: hold it
+        with the store, then pass the store's answer to :meth:`conclude`."""
         now = self._clock()
         self.sweep_if_due(now)
-        reservation = Reservation(
+        return Reservation(
             secrets.token_hex(12),
             lines_for(self.config, subject, estimate, now, extra_budgets),
             now + self.config.reservation_ttl_s,
         )
-        if not reservation.lines:
+
+    def conclude(self, reservation: Reservation, refused: int | None) -> Reservation:
+        """The held reservation, or the refusal the store answered (the index of the line refused)."""
+        if refused is None:
             return reservation
-        refused = self.store.reserve(reservation)
-        if refused is not None:
-            line = reservation.lines[refused]
-            if line.budget.startswith(RATE_PREFIX):
-                per_minute = "requests/min" if line.unit == "requests" else "tokens/min"
-                wait = max(1, math.ceil(line.window.end - now))
-                raise RateLimited(f"{line.limit} {per_minute}", line.scope, line.subject, wait)
-            raise BudgetExceeded(line, self.store.state(line.counter), now)
-        return reservation
+        now = self._clock()
+        line = reservation.lines[refused]
+        if line.budget.startswith(RATE_PREFIX):
+            per_minute = "requests/min" if line.unit == "requests" else "tokens/min"
+            wait = max(1, math.ceil(line.window.end - now))
+            raise RateLimited(f"{line.limit} {per_minute}", line.scope, line.subject, wait)
+        raise BudgetExceeded(line, self.store.state(line.counter), now)
 
     def settle(self, reservation: Reservation, actual: Actual) -> list[CounterState]:
         """Replace the hold by what the request used. Idempotent: a second call changes nothing."""

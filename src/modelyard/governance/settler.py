@@ -1,10 +1,12 @@
-"""Settlements off the request path, in batches; store round trips off the event loop.
+"""Budget store calls in batches, and network round trips off the event loop.
 
 The recorder hands each finished request's settlement here (:meth:`Settler.submit`) instead of settling
 it on the spot. Everything submitted during one turn of the event loop is settled together, right after
 it (``call_soon``): one ``settle_many`` — one SQLite transaction, one Redis pipeline — for the batch.
-Under load a turn carries many requests, so the embedded store's commit is shared between them; at one
-request at a time nothing is gained, and nothing is lost either.
+On the embedded stores the reservations admission makes are batched the same way (:meth:`Settler.hold`:
+one ``reserve_many``, one SQLite transaction with a savepoint per request, right after the settlements
+of the same turn so that they free their headroom first). Under load a turn carries many requests, so a
+commit is shared between them; at one request at a time nothing is gained, and little is lost.
 
 With a network store (PostgreSQL, Redis, or rate limits kept in Redis) a store call is a round trip that
 would stall every request on the loop while it waits, so batches run in :attr:`offload`, a small thread
@@ -52,8 +54,24 @@ class Settler:
         #: The pool network store calls run in; None for the embedded stores, which run on the loop.
         self.offload = ThreadPoolExecutor(OFFLOAD_THREADS, "budget-store") if network else None
         self._pending: list[Settlement] = []
+        #: Reservations waiting for this turn's ``reserve_many`` (embedded stores only).
+        self._holds: list[tuple[Reservation, asyncio.Future[int | None]]] = []
         self._scheduled = False
         self._running: Future[None] | None = None
+
+    async def hold(self, reservation: Reservation) -> int | None:
+        """Hold ``reservation`` in this turn's batch (embedded stores): the store's answer, ``None`` when
+        held or the index of the line refused."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._holds.append((reservation, future))
+        self._schedule()
+        return await future
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            loop = asyncio.get_running_loop()  # RuntimeError without one: the caller settles at once
+            self._scheduled = True
+            loop.call_soon(self._flush)
 
     def submit(self, reservation: Reservation, actual: Actual, subject: Subject, token_delta: int) -> None:
         """Settle after this turn of the event loop (at once when no loop runs: a CLI, a test)."""
@@ -61,12 +79,9 @@ class Settler:
         if self._scheduled:
             return
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+            self._schedule()
+        except RuntimeError:  # no event loop running
             self._flush()
-            return
-        self._scheduled = True
-        loop.call_soon(self._flush)
 
     @property
     def queued(self) -> int:
@@ -74,11 +89,16 @@ class Settler:
 
     def _flush(self) -> None:
         self._scheduled = False
-        if not self._pending or self._running is not None:
+        if self._running is not None:
             return  # a network batch is on its way: this one follows when it is done
         batch, self._pending = self._pending, []
         if self.offload is None:
-            self._apply(batch)
+            if batch:
+                self._apply(batch)
+            if self._holds:
+                self._reserve_held()
+            return
+        if not batch:
             return
         self._running = running = self.offload.submit(self._apply, batch)
         loop = asyncio.get_running_loop()
@@ -88,6 +108,21 @@ class Settler:
         self._running = None
         if self._pending and not self._scheduled:
             self._flush()
+
+    def _reserve_held(self) -> None:
+        holds, self._holds = self._holds, []
+        try:
+            answers = self.governor.store.reserve_many([reservation for reservation, _ in holds])
+        except Exception as exc:
+            for _, future in holds:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (reservation, future), answer in zip(holds, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+            elif answer is None:  # its request was cancelled while it waited: nothing must stay held
+                self.submit(reservation, Actual(0, 0, 0), Subject(), 0)
 
     def _apply(self, batch: list[Settlement]) -> None:
         try:
@@ -118,5 +153,10 @@ class Settler:
         if self._pending:
             batch, self._pending = self._pending, []
             self._apply(batch)
+        if self._holds:  # requests admitted in the very last turn: answer them rather than leave them hanging
+            self._reserve_held()
+            if self._pending:
+                batch, self._pending = self._pending, []
+                self._apply(batch)
         if self.offload is not None:
             self.offload.shutdown(wait=True)

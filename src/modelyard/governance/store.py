@@ -29,6 +29,11 @@ class BudgetStore(Protocol):
         """Hold every line, or none: ``None`` when held, else the index of the first line refused."""
         ...
 
+    def reserve_many(self, reservations: Sequence[Reservation]) -> list[int | None]:
+        """``reserve`` each in turn, in one transaction where the store has them (the embedded store's
+        batch of one event-loop turn): the same answers as reserving one by one, in this order."""
+        ...
+
     def settle(self, reservation_id: str, actual: Actual) -> list[CounterState]:
         """Settle to ``actual``; the counters it touched, after. Empty when nothing was held any more."""
         ...
@@ -89,6 +94,9 @@ class MemoryBudgetStore:
                 c.reserved += line.amount
             self._held[reservation.id] = (reservation, reservation.expires_at)
         return None
+
+    def reserve_many(self, reservations: Sequence[Reservation]) -> list[int | None]:
+        return [self.reserve(r) for r in reservations]
 
     def settle(self, reservation_id: str, actual: Actual) -> list[CounterState]:
         with self._lock:

@@ -92,6 +92,9 @@ class PostgresBudgetStore:
             return self._refused_line(reservation)
         return None
 
+    def reserve_many(self, reservations: Sequence[Reservation]) -> list[int | None]:
+        return [self.reserve(r) for r in reservations]  # one round trip each: the gateway never batches these
+
     def settle(self, reservation_id: str, actual: Actual) -> list[CounterState]:
         params = {"rid": reservation_id, "charge": None, "usd": actual.cost_pico}
         params |= {"tokens": actual.tokens, "requests": actual.requests}

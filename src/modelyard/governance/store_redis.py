@@ -116,6 +116,9 @@ class RedisBudgetStore:
         index = int(cast(int, self._reserve(keys=keys, args=args)))
         return None if index == 0 else index - 1
 
+    def reserve_many(self, reservations: Sequence[Reservation]) -> list[int | None]:
+        return [self.reserve(r) for r in reservations]  # one round trip each: the gateway never batches these
+
     def settle(self, reservation_id: str, actual: Actual) -> list[CounterState]:
         keys = [self._prefix + "r:" + reservation_id, self._expiry]
         args = [reservation_id, str(actual.cost_pico), str(actual.tokens), str(actual.requests)]

@@ -6,6 +6,11 @@ WHERE spent + reserved + amount <= limit RETURNING counter``, rolled back unless
 and one row in ``gov_holds`` (its lines as JSON, swept after ``expires_at``). A settle deletes that row and
 applies its lines in one ``UPDATE ... FROM json_each``.
 
+The gateway sends them in batches, one per turn of its event loop (``governance/settler.py``): a batch of
+reservations is one upsert of each counter's total when every hard total fits (else one savepoint per
+reservation), a batch of settles one ``DELETE ... RETURNING`` and one update of each counter's net change.
+Per request that leaves the Python and the row work, not the commit's.
+
 WAL with ``synchronous=OFF``: a commit is in the OS's hands when it returns, so it survives a crashed or
 killed worker (what ``--workers`` needs); only an OS crash or power cut can lose the last counts. Use a
 file of its own, not the ledger's: the ledger writer's batches would make reservations wait.
@@ -20,7 +25,7 @@ from functools import lru_cache
 
 import orjson
 
-from modelyard.governance.model import Actual, CounterState, Reservation
+from modelyard.governance.model import Actual, CounterState, Line, Reservation
 from modelyard.governance.store import oversized
 from modelyard.ledger import migrate
 from modelyard.ledger.sqlite_store import SQLiteStore
@@ -46,14 +51,22 @@ def _upsert(n: int) -> str:
 
 _HOLD = "INSERT INTO gov_holds (reservation, lines, expires_at) VALUES (?, ?, ?)"
 
-#: Apply a hold's lines (JSON [[counter, unit, amount], ...]): release each amount, add what was spent.
-#: A hold has one line per counter, so UPDATE ... FROM meets each counter once.
-_APPLY = (
-    "UPDATE gov_counters SET reserved = gov_counters.reserved - (l.value ->> 2),"
-    " spent = gov_counters.spent + (CASE l.value ->> 1 WHEN 'usd' THEN ? WHEN 'tokens' THEN ? ELSE ? END)"
-    " FROM json_each(?) AS l WHERE gov_counters.counter = l.value ->> 0"
+#: Apply a batch's net change per counter (JSON [[counter, released, spent], ...]), each counter once.
+_APPLY_TOTALS = (
+    "UPDATE gov_counters SET reserved = gov_counters.reserved - (d.value ->> 1),"
+    " spent = gov_counters.spent + (d.value ->> 2)"
+    " FROM json_each(?) AS d WHERE gov_counters.counter = d.value ->> 0"
     " RETURNING gov_counters.counter, limit_amount, spent, reserved"
 )
+#: Holds deleted per statement (well under SQLite's limit on bound variables).
+_CHUNK = 500
+
+
+@lru_cache(maxsize=64)
+def _delete_holds(n: int) -> str:
+    return f"DELETE FROM gov_holds WHERE reservation IN ({', '.join(['?'] * n)}) RETURNING reservation, lines"
+
+
 #: The same for a swept hold: spend all it held (``charge``) or nothing.
 _APPLY_EXPIRED = (
     "UPDATE gov_counters SET reserved = gov_counters.reserved - (l.value ->> 2),"
@@ -81,29 +94,75 @@ class SQLiteBudgetStore:
         self._lock = threading.Lock()
 
     def reserve(self, reservation: Reservation) -> int | None:
-        refused = oversized(reservation.lines)
-        if refused is not None:
-            return refused
-        lines = reservation.lines
-        params: list[object] = []
-        for line in lines:
-            params += (line.counter, line.unit, line.limit, line.hard, line.amount, line.window.end)
-        hold = orjson.dumps([(line.counter, line.unit, line.amount) for line in lines])
+        return self.reserve_many([reservation])[0]
+
+    def reserve_many(self, reservations: Sequence[Reservation]) -> list[int | None]:
+        """Every reservation in one ``BEGIN IMMEDIATE`` transaction, with the answers of reserving them one
+        by one: first as one upsert of each counter's total (when every hard total fits, every one of
+        them fits in any order), else each in a savepoint of its own, rolled back alone when refused."""
+        out: list[int | None] = [oversized(r.lines) for r in reservations]
+        todo = [i for i, r in enumerate(reservations) if out[i] is None and r.lines]
+        if not todo:
+            return out
         db = self._db
         with self._lock:
             db.execute("BEGIN IMMEDIATE")
             try:
-                taken = db.execute(_upsert(len(lines)), params).fetchall()
-                if len(taken) < len(lines):
-                    db.execute("ROLLBACK")
-                    names = {counter for (counter,) in taken}
-                    return next(i for i, line in enumerate(lines) if line.counter not in names)
-                db.execute(_HOLD, (reservation.id, hold, reservation.expires_at))
+                if len(todo) == 1 or not self._reserve_together(db, [reservations[i] for i in todo]):
+                    for i in todo:
+                        out[i] = self._reserve_one(db, reservations[i])
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+        return out
+
+    @staticmethod
+    def _reserve_together(db: sqlite3.Connection, reservations: list[Reservation]) -> bool:
+        """Hold all of them with one upsert of each counter's total and one insert of their holds; False
+        (and nothing changed) if some hard counter has no room for its total."""
+        totals: dict[str, int] = {}
+        lines: dict[str, Line] = {}
+        for reservation in reservations:
+            for line in reservation.lines:
+                totals[line.counter] = totals.get(line.counter, 0) + line.amount
+                lines[line.counter] = line
+        if any(line.hard and totals[counter] > line.limit for counter, line in lines.items()):
+            return False  # a new counter's insert is not conditional: never let a total through it
+        params: list[object] = []
+        for counter, x in lines.items():
+            params += (counter, x.unit, x.limit, x.hard, totals[counter], x.window.end)
+        db.execute("SAVEPOINT together")
+        taken = db.execute(_upsert(len(totals)), params).fetchall()
+        if len(taken) < len(totals):
+            db.execute("ROLLBACK TO together")
+            db.execute("RELEASE together")
+            return False
+        holds = [
+            (r.id, orjson.dumps([(x.counter, x.unit, x.amount) for x in r.lines]), r.expires_at)
+            for r in reservations
+        ]
+        db.executemany(_HOLD, holds)
+        db.execute("RELEASE together")
+        return True
+
+    @staticmethod
+    def _reserve_one(db: sqlite3.Connection, reservation: Reservation) -> int | None:
+        lines = reservation.lines
+        params: list[object] = []
+        for line in lines:
+            params += (line.counter, line.unit, line.limit, line.hard, line.amount, line.window.end)
+        db.execute("SAVEPOINT hold")
+        taken = db.execute(_upsert(len(lines)), params).fetchall()
+        if len(taken) < len(lines):
+            db.execute("ROLLBACK TO hold")
+            db.execute("RELEASE hold")
+            names = {counter for (counter,) in taken}
+            return next(i for i, line in enumerate(lines) if line.counter not in names)
+        hold = orjson.dumps([(line.counter, line.unit, line.amount) for line in lines])
+        db.execute(_HOLD, (reservation.id, hold, reservation.expires_at))
+        db.execute("RELEASE hold")
         return None
 
     def settle(self, reservation_id: str, actual: Actual) -> list[CounterState]:
@@ -111,27 +170,40 @@ class SQLiteBudgetStore:
 
     def settle_many(self, settlements: Sequence[tuple[str, Actual]]) -> list[list[CounterState]]:
         """Settle several reservations in one transaction: the recorder's batch, off the request path,
-        pays one commit for all of them."""
+        pays one commit — and two statements — for all of them: their holds deleted at once, each
+        counter's net change applied at once. Each settlement's states are its counters after the batch."""
         db = self._db
-        out: list[list[CounterState]] = []
+        held: dict[str, bytes] = {}
         with self._lock:
             db.execute("BEGIN IMMEDIATE")
             try:
+                ids = list(dict.fromkeys(rid for rid, _ in settlements))
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = ids[start : start + _CHUNK]
+                    held.update(db.execute(_delete_holds(len(chunk)), chunk).fetchall())
+                deltas: dict[str, list[int]] = {}
+                touched: list[list[str]] = []
                 for reservation_id, actual in settlements:
-                    row = db.execute(
-                        "DELETE FROM gov_holds WHERE reservation = ? RETURNING lines", (reservation_id,)
-                    ).fetchone()
-                    if row is None:  # settled already, or swept: nothing is held any more
-                        out.append([])
-                        continue
-                    params = (actual.cost_pico, actual.tokens, actual.requests, row[0])
-                    out.append([CounterState(*r) for r in db.execute(_APPLY, params).fetchall()])
+                    lines = held.pop(reservation_id, None)  # a second settle of one hold finds nothing
+                    counters = []
+                    if lines is not None:  # else settled already, or swept: nothing is held any more
+                        for counter, unit, amount in orjson.loads(lines):
+                            delta = deltas.setdefault(counter, [0, 0])
+                            delta[0] += amount
+                            delta[1] += actual.amount(unit)
+                            counters.append(counter)
+                    touched.append(counters)
+                states: dict[str, CounterState] = {}
+                if deltas:
+                    applied = orjson.dumps([(c, r, s) for c, (r, s) in deltas.items()])
+                    for row in db.execute(_APPLY_TOTALS, (applied,)).fetchall():
+                        states[row[0]] = CounterState(*row)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        return out
+        return [[states[c] for c in counters if c in states] for counters in touched]
 
     def sweep(self, now: float, *, charge: bool = False) -> int:
         db = self._db
