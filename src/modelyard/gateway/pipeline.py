@@ -22,7 +22,7 @@ from modelyard.gateway.admission import Refused, RequestMeta, RequestPlan, Table
 from modelyard.gateway.attempts import AttemptRunner
 from modelyard.gateway.auth import Caller, KeyRing
 from modelyard.gateway.budget_metrics import BudgetGauges
-from modelyard.gateway.budgeting import reserve, reserve_async
+from modelyard.gateway.budgeting import reserve_async
 from modelyard.gateway.executor import Executor
 from modelyard.gateway.metering import Outcome, RequestContext
 from modelyard.gateway.metrics import GatewayMetrics
@@ -84,38 +84,17 @@ class Gateway:
         except Refused as refusal:
             self.recorder.refused(ctx, refusal)
             raise refusal.error from None
-        if self.governance is not None:
-            if self.governance.settler.offload is None:
-                self._reserve(ctx, meta, body, caller, plan)
-            else:  # a network store: awaited off the event loop by the async step that follows
-                ctx.reserving = partial(self._reserve_off_loop, ctx, meta, body, caller, plan)
+        if self.governance is not None:  # awaited by the async step that follows (chat, stream_chat, ...)
+            ctx.reserving = partial(self._reserve, ctx, meta, body, caller, plan)
         return plan
 
-    def _reserve(
+    async def _reserve(
         self, ctx: RequestContext, meta: RequestMeta, body: JSON, caller: Caller | None, plan: RequestPlan
     ) -> None:
         """Admission's last step: hold the request's worst-case cost on its budgets and rate limits
-        (``ctx.hold``, settled by the recorder). A refusal's row keeps the plan admission had made."""
-        assert self.governance is not None
-        subject = Subject(ctx.tenant, ctx.api_key_id, plan.workload.name)
-        try:
-            ctx.hold = reserve(
-                self.governance,
-                subject,
-                body,
-                meta.kind,
-                plan.attempts.candidates,
-                caller.budgets if caller else (),
-            )
-        except ModelyardError as error:
-            route = f"{plan.attempts.describe()}; refused ({error.kind})"
-            self.recorder.refused(ctx, Refused(error, plan.facts, route))
-            raise
-
-    async def _reserve_off_loop(
-        self, ctx: RequestContext, meta: RequestMeta, body: JSON, caller: Caller | None, plan: RequestPlan
-    ) -> None:
-        """:meth:`_reserve` for a network budget store, in a thread; a client gone meanwhile gets its row."""
+        (``ctx.hold``, settled by the recorder), in this event-loop turn's batch (embedded store) or off
+        the loop (network store). A refusal's row keeps the plan admission had made; a client gone
+        meanwhile gets its row too."""
         assert self.governance is not None
         ctx.reserving = None
         subject = Subject(ctx.tenant, ctx.api_key_id, plan.workload.name)
