@@ -124,3 +124,29 @@ async def test_a_worker_failing_at_start_up_stops_the_supervisor(tmp_path: Path)
     text = log.read_text()
     assert "governance.store: cannot open the sqlite budget store" in text
     assert "failed at start-up" in text
+
+
+@pytest.mark.parametrize(
+    ("governance", "says"),
+    [
+        ({"store": {"kind": "memory"}}, "kind 'memory' keeps budgets inside one process"),
+        (
+            {"rate_limits_in": "limits", "store": {"kind": "sqlite", "path": "x.db"}},
+            "rate_limits_in 'limits'",
+        ),
+    ],
+)
+def test_workers_refuse_budget_state_that_only_one_process_would_see(
+    tmp_path: Path, governance: dict[str, object], says: str
+) -> None:
+    from click.testing import CliRunner
+
+    from modelyard.cli.serve import serve_command
+
+    config = write_config(tmp_path, "http://127.0.0.1:9", flush_ms=50)
+    raw = yaml.safe_load(config.read_text())
+    raw["governance"] = governance
+    config.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(serve_command, ["-c", str(config), "--workers", "2", "--port", "0"])
+    assert result.exit_code == 1
+    assert says in result.output

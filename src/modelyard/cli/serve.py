@@ -55,6 +55,8 @@ def serve_command(
     if workers > 1 and listen_fd is None:
         from modelyard.cli.supervisor import supervise
 
+        _check_shared_state(config)
+
         try:
             code = supervise(
                 config_path,
@@ -76,6 +78,23 @@ def serve_command(
         _run(serve_forever(config, host, port, sock))
     except ConfigError as exc:  # a price file, a ledger URL...: one line, never a traceback
         raise click.ClickException(str(exc)) from None
+
+
+def _check_shared_state(config: Config) -> None:
+    """Budgets and rate limits that only one process would see are refused with ``--workers``."""
+    governance = config.governance
+    if governance is None:
+        return
+    if governance.store.kind == "memory":
+        raise click.ClickException(
+            "governance.store kind 'memory' keeps budgets inside one process, so N workers would allow N"
+            " times each budget: with --workers use kind 'sqlite' (the default), 'postgres' or 'redis'"
+        )
+    if governance.rate_limits_in == "limits" and governance.store.kind != "redis":
+        raise click.ClickException(
+            "governance.rate_limits_in 'limits' counts in each process's memory unless the store is Redis:"
+            " with --workers use rate_limits_in 'store' (the default) or a {kind: redis} store"
+        )
 
 
 @click.command("check")
