@@ -195,3 +195,27 @@ async def test_a_stream_cut_mid_answer_ends_with_an_error_event(gateway: Gateway
     assert events[-1] == "error" and "message_stop" not in events
     (row,) = await gateway.wait_rows(1)
     assert row["endpoint"] == "messages" and row["error_kind"] == "upstream_stream_cut"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_anthropic_targets_get_the_request_as_it_came_and_cache_use_is_priced(
+    gateway: GatewayUnderTest, stream: bool
+) -> None:
+    sdk = client(gateway)
+    state = gateway.states["anthropic"]
+    state.scenario = "cached"
+    system = [{"type": "text", "text": "A long, stable prompt.", "cache_control": {"type": "ephemeral"}}]
+    message, _ = await create(
+        sdk, stream, model="anthropic-chat", system=system, messages=[{"role": "user", "content": "hi"}]
+    )
+    await sdk.close()
+    received = state.received[-1]
+    assert received.path == "/v1/messages" and received.body["system"] == system, (
+        "cache_control reached Anthropic"
+    )
+    assert received.body["model"] == "claude-haiku-4-5", "the upstream model name"
+    assert (message.usage.cache_read_input_tokens, message.usage.cache_creation_input_tokens) == (60, 10)
+    (row,) = await gateway.wait_rows(1)
+    assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"]) == (100, 60, 10)
+    assert row["endpoint"] == "messages" and row["priced"] == 1 and row["cost_pico_usd"] > 0
+    assert not row["usage_estimated"]

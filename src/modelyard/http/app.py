@@ -34,7 +34,7 @@ from modelyard.gateway.streaming import ClientStream
 from modelyard.gateway.targets import Target
 from modelyard.gateway.unvalidated import marked_body, marked_headers
 from modelyard.governance.model import BudgetExceeded, RateLimited, Subject
-from modelyard.http import completions_api, messages_api, responses_passthrough
+from modelyard.http import completions_api, messages_api, messages_passthrough, responses_passthrough
 from modelyard.http.admin import PREFIX as ADMIN_PREFIX
 from modelyard.http.admin import Admin
 from modelyard.http.completions_api import unservable
@@ -280,15 +280,20 @@ class Api:
         if api_key and AUTHORIZATION not in request.headers:
             request.headers[AUTHORIZATION] = f"Bearer {api_key}"  # the Anthropic SDK's way to send a key
 
+        admitted: list[dict[str, Any]] = []
+
         def check_and_translate(body: Any) -> None:
             check_messages_request(body)
             original.update(body)
             chat = messages_api.to_chat(body)  # admission sees the chat body, as for /v1/responses
             body.clear()
             body.update(chat)
+            admitted.append(body)
 
         try:
             plan = self._admit(request, ctx, check_and_translate, "chat")
+            if messages_passthrough.passes_through(plan, admitted[0]):
+                return await self._forward(ctx, plan, messages_passthrough.endpoint(original))
             if plan.stream:
                 stream = await self.gateway.stream_chat(ctx, plan)
                 translated = TranslatedStream(stream, MessageEvents(original))

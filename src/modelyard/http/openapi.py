@@ -184,7 +184,9 @@ def openapi_document() -> dict[str, Any]:
             "/v1/messages": {
                 "post": {
                     "summary": "Create a message in Anthropic's Messages format (the Anthropic SDK, Claude Code),"
-                    " served by every provider kind through Chat Completions: system, text and image blocks,"
+                    " forwarded as it came to Anthropic targets (cache_control, thinking and server tools"
+                    " reach Anthropic; cache reads and writes priced), served by every other provider kind"
+                    " through Chat Completions: system, text and image blocks,"
                     " tools with tool_use / tool_result, tool_choice, stop_sequences; SSE with Anthropic's"
                     " events when stream is true. The key may come as x-api-key or Authorization: Bearer."
                     " Errors in Anthropic's shape ({type: error, error: {type, message}}). Metered under"

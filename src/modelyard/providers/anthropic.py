@@ -33,7 +33,7 @@ from modelyard.providers.base import (
     Usage,
     estimate_tokens,
 )
-from modelyard.providers.http import UpstreamClient
+from modelyard.providers.http import UpstreamClient, UpstreamStream
 from modelyard.providers.sse import SSEEvent, iter_sse
 
 _FINISH = {
@@ -283,7 +283,8 @@ class AnthropicAdapter:
         self.name = name
         self._client = UpstreamClient(name, config, api_key)
         base = (config.base_url or "").rstrip("/")
-        self._url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+        self._v1 = base if base.endswith("/v1") else f"{base}/v1"
+        self._url = f"{self._v1}/messages"
         self._headers = {
             "anthropic-version": config.api_version or DEFAULT_API_VERSION,
             "content-type": "application/json",
@@ -336,6 +337,16 @@ class AnthropicAdapter:
             code="unsupported",
             status=400,
         )
+
+    # -- the Messages API forwarded as it is (the gateway's /v1/messages to Anthropic targets) -----------
+
+    async def post_raw(self, path: str, body: JSON) -> tuple[bytes, Any]:
+        """POST ``body`` to ``path`` under ``/v1``; ``(raw, parsed)`` of the 2xx answer."""
+        return await self._client.post_json(f"{self._v1}{path}", orjson.dumps(body), self._headers)
+
+    async def open_raw_stream(self, path: str, body: JSON) -> UpstreamStream:
+        """POST ``body`` to ``path`` under ``/v1`` and return its SSE answer once the head is in."""
+        return await self._client.open_stream(f"{self._v1}{path}", orjson.dumps(body), self._headers)
 
     async def close(self) -> None:
         await self._client.close()
