@@ -410,6 +410,36 @@ async def completions(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# -- rerank, as vLLM serves it (docs.vllm.ai, "Re-rank API": Jina/Cohere-compatible) --------------------------
+
+
+async def rerank(request: web.Request) -> web.Response:
+    """Scores each document by the query words it contains; usage counts 2 tokens per text."""
+    state = request.app[STATE]
+    body = await state.record(request)
+    if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        return _error(401, "invalid_request_error", "Incorrect API key provided", "invalid_api_key")
+    if state.scenario in _ERRORS:
+        status, kind, message = _ERRORS[state.scenario]
+        return _error(status, kind, message)
+    words = set(body["query"].lower().split())
+    texts = [d if isinstance(d, str) else d["text"] for d in body["documents"]]
+    scored = [
+        {
+            "index": i,
+            "document": {"text": text},
+            "relevance_score": len(words & set(text.lower().split())) / 10,
+        }
+        for i, text in enumerate(texts)
+    ]
+    scored.sort(key=lambda r: -r["relevance_score"])
+    results = scored[: body.get("top_n") or len(scored)]
+    usage = {"total_tokens": 2 * (len(texts) + 1)}
+    return web.json_response(
+        {"id": "rerank-fake1", "model": body["model"], "usage": usage, "results": results}
+    )
+
+
 def create_app(state: FakeState) -> web.Application:
     app = web.Application()
     app[STATE] = state
@@ -417,4 +447,5 @@ def create_app(state: FakeState) -> web.Application:
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/v1/responses", responses)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/rerank", rerank)
     return app

@@ -26,7 +26,7 @@ from modelyard.config.strict import Strict
 
 #: Self-hosted servers that speak OpenAI's format but differ in details; see providers/openai_compatible.py.
 ServerProfile = Literal["generic", "vllm", "ollama", "tgi", "llamacpp"]
-ModelKind = Literal["chat", "embedding"]
+ModelKind = Literal["chat", "embedding", "rerank"]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")]
 
@@ -181,6 +181,11 @@ class Config(Strict):
             kind = self.providers[model.provider].kind
             if KINDS[kind].embeddings_only and model.kind != "embedding":
                 raise ValueError(f"models.{name}.kind: provider kind '{kind}' serves embeddings only")
+            if model.kind == "rerank" and kind != "openai_compatible":
+                raise ValueError(
+                    f"models.{name}.kind: rerank models are served by openai_compatible providers"
+                    f" (vLLM, TEI, Infinity: POST /rerank); provider '{model.provider}' is {kind}"
+                )
         self._check_routes()
         for name, workload in self.workloads.items():
             if workload.cache is not None and workload.cache.backend == "redis" and self.redis is None:

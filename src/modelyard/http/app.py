@@ -34,7 +34,13 @@ from modelyard.gateway.streaming import ClientStream
 from modelyard.gateway.targets import Target
 from modelyard.gateway.unvalidated import marked_body, marked_headers
 from modelyard.governance.model import BudgetExceeded, RateLimited, Subject
-from modelyard.http import completions_api, messages_api, messages_passthrough, responses_passthrough
+from modelyard.http import (
+    completions_api,
+    messages_api,
+    messages_passthrough,
+    rerank_api,
+    responses_passthrough,
+)
 from modelyard.http.admin import PREFIX as ADMIN_PREFIX
 from modelyard.http.admin import Admin
 from modelyard.http.completions_api import unservable
@@ -51,6 +57,7 @@ from modelyard.http.validation import (
     check_depth,
     check_embedding_request,
     check_messages_request,
+    check_rerank_request,
     check_responses_request,
 )
 from modelyard.routing.plan import Route
@@ -119,6 +126,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/v1/responses": ("POST", "responses"),
     "/v1/completions": ("POST", "completions"),
     "/v1/messages": ("POST", "messages"),
+    "/v1/rerank": ("POST", "rerank"),
     "/v1/models": ("GET", "list_models"),
     MODEL_PATH: ("GET", "retrieve_model"),
     "/healthz": ("GET", "healthz"),
@@ -266,6 +274,27 @@ class Api:
                 self.gateway.recorder.refused(ctx, Refused(refusal, plan.facts, plan.attempts.describe()))
                 raise refusal
             return await self._forward(ctx, plan, completions_api.endpoint(original, plan.redaction.body))
+        except ModelyardError as error:
+            return error_response(error, ctx.request_id)
+        except Exception:
+            return _internal_error(ctx)
+
+    async def rerank(self, request: Request) -> Response | Streamed:
+        """Cohere/Jina-style rerank, forwarded to self-hosted rerankers (http/rerank_api.py). Metered under
+        endpoint ``rerank``."""
+        ctx = _context("rerank")
+        original: dict[str, Any] = {}
+
+        def check_and_translate(body: Any) -> None:
+            check_rerank_request(body)
+            original.update(body)
+            admitted = rerank_api.admission_body(body)  # admission sees the texts as embedding input
+            body.clear()
+            body.update(admitted)
+
+        try:
+            plan = self._admit(request, ctx, check_and_translate, "rerank")
+            return await self._forward(ctx, plan, rerank_api.endpoint(original, plan.redaction.body))
         except ModelyardError as error:
             return error_response(error, ctx.request_id)
         except Exception:

@@ -18,6 +18,7 @@ from modelyard.governance.keys import KeyLimits
 from modelyard.http.admin import ADMIN_KEY_SCHEMA, NewKey, admin_paths
 from modelyard.http.completions_api import CompletionRequest
 from modelyard.http.messages_api import MessagesRequest
+from modelyard.http.rerank_api import RerankRequest
 from modelyard.http.responses_api import ResponsesRequest
 from modelyard.http.validation import ChatRequest, EmbeddingRequest
 
@@ -212,6 +213,30 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/rerank": {
+                "post": {
+                    "summary": "Rerank documents against a query (Cohere/Jina-style request and answer), forwarded"
+                    " to self-hosted rerankers (kind: rerank models on openai_compatible providers: vLLM, TEI,"
+                    " Infinity); PII masking applies to the query and documents. Metered under endpoint"
+                    " 'rerank': the server's token count, priced when the catalog knows the model, else"
+                    " unpriced.",
+                    "parameters": [_WORKLOAD],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/RerankRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "results: [{index, relevance_score, document?}] best first, as the"
+                            " server answered",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **upstream_errors,
+                    },
+                }
+            },
             "/v1/embeddings": {
                 "post": {
                     "summary": "Create embeddings",
@@ -303,6 +328,7 @@ def openapi_document() -> dict[str, Any]:
                     ResponsesRequest=ResponsesRequest,
                     CompletionRequest=CompletionRequest,
                     MessagesRequest=MessagesRequest,
+                    RerankRequest=RerankRequest,
                 ),
                 **_schemas(NewKey=NewKey, KeyLimits=KeyLimits),
                 "AdminKey": ADMIN_KEY_SCHEMA,

@@ -15,6 +15,7 @@ from typing_extensions import TypedDict
 from modelyard.errors import InvalidRequest
 from modelyard.http.completions_api import CompletionRequest
 from modelyard.http.messages_api import MessagesRequest
+from modelyard.http.rerank_api import RerankRequest
 from modelyard.http.responses_api import ResponsesRequest
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -117,6 +118,7 @@ _EMBEDDING = TypeAdapter(EmbeddingRequest)
 _RESPONSES = TypeAdapter(ResponsesRequest)
 _COMPLETION = TypeAdapter(CompletionRequest)
 _MESSAGES = TypeAdapter(MessagesRequest)
+_RERANK = TypeAdapter(RerankRequest)
 
 
 #: Parts of a pydantic error location that name a union member's type, not a field.
@@ -193,3 +195,7 @@ def check_completion_request(body: Any) -> None:
 
 def check_messages_request(body: Any) -> None:
     _check(_MESSAGES, body)
+
+
+def check_rerank_request(body: Any) -> None:
+    _check(_RERANK, body)
