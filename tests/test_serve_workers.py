@@ -126,6 +126,35 @@ async def test_a_worker_failing_at_start_up_stops_the_supervisor(tmp_path: Path)
     assert "failed at start-up" in text
 
 
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its new parent to reap it counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    state = FakeState()
+    async with serve_app(fake_openai.create_app(state)) as upstream:
+        config = write_config(tmp_path, upstream, flush_ms=50)
+        port = free_port()
+        log = tmp_path / "serve.log"
+        process = supervisor(config, port, log)
+        try:
+            await wait_healthy(f"http://127.0.0.1:{port}", process, log)
+            await wait_for(lambda: len(started(log)) == 2, 10, "two workers")
+            pids = [pid for _, pid in started(log)]
+            process.kill()  # no chance to stop its workers itself
+            process.wait()
+            await wait_for(lambda: all(gone(pid) for pid in pids), 30, "the orphaned workers to stop")
+        finally:
+            for _, pid in started(log):
+                if not gone(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize(
     ("governance", "says"),
     [

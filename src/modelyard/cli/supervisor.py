@@ -16,7 +16,9 @@ The supervisor restarts a worker that exits on its own (crash, OOM kill, ``kill 
 keeps dying within seconds; it stops everything when a worker fails at start-up (a config or database
 error: restarting cannot fix it). SIGTERM or SIGINT to the supervisor is passed on as SIGTERM to each
 worker, which stops accepting, finishes its running requests and flushes its ledger
-(:func:`modelyard.app.serve_forever`); a worker still running after the grace period is killed.
+(:func:`modelyard.app.serve_forever`); a worker still running after the grace period is killed. A
+supervisor killed outright (``kill -9``) takes its workers with it: each asked Linux for a SIGTERM when
+its parent dies (``PR_SET_PDEATHSIG``), and stops as gracefully as above.
 
 Every worker keeps the ledger's zero-loss guarantee by itself: each appends to its own spool segments
 (named by pid, ``flock``-ed while live) in the shared spool directory. When a worker is killed, the kernel
@@ -168,8 +170,22 @@ def supervise(config_path: str, host: str, port: int, count: int) -> int:
 
 
 def inherited_socket(fd: int) -> socket.socket:
-    """The listening socket a worker inherited from the supervisor."""
+    """The listening socket a worker inherited from the supervisor; the worker stops (gracefully, by
+    SIGTERM) if the supervisor dies, rather than serving on as an orphan nobody supervises."""
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     os.set_inheritable(fd, False)  # not passed on to the worker's own children (the ledger ingester)
+    _stop_with_parent()
     return sock
+
+
+def _stop_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the supervisor died before the request above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
