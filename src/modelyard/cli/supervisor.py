@@ -84,7 +84,11 @@ class Supervisor:
 
     def start(self, slot: int, crashes: int = 0) -> None:
         fd = self.sock.fileno()
-        process = subprocess.Popen([*self.command, "--listen-fd", str(fd)], pass_fds=(fd,))
+        # libuv (under uvloop) accepts every queued connection at once, so a burst of new connections
+        # (a client pool opening) lands on whichever worker woke first; one at a time lets the others
+        # take their share.
+        env = {**os.environ, "UV_TCP_SINGLE_ACCEPT": "1"}
+        process = subprocess.Popen([*self.command, "--listen-fd", str(fd)], pass_fds=(fd,), env=env)
         self.workers[slot] = Worker(slot, process, time.monotonic(), crashes)
         log.info("worker %d started (pid %d)", slot, process.pid)
 
