@@ -179,3 +179,68 @@ def test_workers_refuse_budget_state_that_only_one_process_would_see(
     result = CliRunner().invoke(serve_command, ["-c", str(config), "--workers", "2", "--port", "0"])
     assert result.exit_code == 1
     assert says in result.output
+
+
+async def test_a_worker_killed_mid_request_leaves_no_reservation_past_its_ttl(tmp_path: Path) -> None:
+    """The SQLite budget store shared by 2 workers: requests in flight on workers killed with kill -9
+    keep their holds only until reservation_ttl_s; then the restarted workers' sweeps release them."""
+    from modelyard.config.governance import GovernanceConfig
+    from modelyard.governance.governor import Governor
+    from modelyard.governance.model import Subject
+    from modelyard.governance.store_sqlite import SQLiteBudgetStore
+
+    state = FakeState()
+    async with serve_app(fake_openai.create_app(state)) as upstream:
+        config = write_config(tmp_path, upstream, flush_ms=50)
+        raw = yaml.safe_load(config.read_text())
+        governance = {
+            "store": {"kind": "sqlite", "path": str(tmp_path / "budgets.db")},
+            "reservation_ttl_s": 2,
+            "budgets": [
+                {
+                    "name": "w-req",
+                    "scope": "workload",
+                    "unit": "requests",
+                    "limit": 10**6,
+                    "window": {"kind": "day"},
+                }
+            ],
+        }
+        raw["governance"] = governance
+        config.write_text(yaml.safe_dump(raw))
+        port, log = free_port(), tmp_path / "serve.log"
+        url = f"http://127.0.0.1:{port}"
+        process = supervisor(config, port, log)
+        store = SQLiteBudgetStore(str(tmp_path / "budgets.db"))
+        governor = Governor(GovernanceConfig.model_validate(governance), store)
+
+        def reserved() -> int:
+            (status,) = governor.status(Subject(workload="w"))
+            return status.reserved
+
+        try:
+            await wait_healthy(url, process, log)
+            await wait_for(lambda: len(started(log)) == 2, 10, "two workers")
+            state.scenario, state.delay_s = "slow", 3.0
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                in_flight = [asyncio.create_task(chat(session, url, stream=False)) for _ in range(20)]
+                await wait_for(lambda: reserved() == 20, 10, "20 requests held")
+                for _, pid in started(log):  # both: wherever the 20 landed, they are cut
+                    os.kill(pid, signal.SIGKILL)
+                assert await asyncio.gather(*in_flight) == [None] * 20
+                assert reserved() == 20, "the killed workers' requests hold their estimates"
+                await wait_for(lambda: len(started(log)) == 4, 15, "the restarts")
+                state.scenario, state.delay_s = "text", 0.0
+                await asyncio.sleep(2.5)  # past the TTL
+                for _ in range(4):  # sweeps run as requests arrive (either worker's sweeps the store)
+                    assert await chat(session, url, stream=False) is not None
+                    await asyncio.sleep(0.6)
+                assert reserved() == 0
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(process.wait, 60) == 0
+        finally:
+            store.close()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
