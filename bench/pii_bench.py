@@ -6,6 +6,10 @@ personal data and on one with seven findings (email, phone, card, IBAN, SSN, IP,
 memoised phone/IBAN validators before every call (a request whose numbers were never seen); "warm" is a
 conversation's later turns, which resend the same numbers.
 
+Also lines per second of ~100-character lines (issue 20's goal: 10,000 on one core), and, for a noise-free
+A/B, one pass under valgrind: ``valgrind --tool=callgrind -q .venv/bin/python bench/pii_bench.py
+--callgrind-pass first`` minus the same with ``none``, divided by the lines (docs/pii.md, *Cost*).
+
 Run: ``.venv/bin/python bench/pii_bench.py [--repeat 2000]``. Prints the figures.
 """
 
@@ -145,10 +149,28 @@ def lines_per_second(lines: list[str], validators_cold: bool) -> float:
     return len(lines) / ((time.thread_time_ns() - t0) / 1e9)
 
 
+def corpus_lines() -> list[str]:
+    """The three labelled corpora's lines, joined into ~100-character lines: every one holds personal
+    data or a hard negative, several numbers each."""
+    rows = [row for path in (FAKER_TUNE, FAKER_HELDOUT, HAND_WRITTEN) for row in load_rows(path)]
+    return hundred_char_lines([str(row["text"]) for row in rows])
+
+
+def one_pass_for_callgrind(which: str) -> None:
+    """For a noise-free count (docs/pii.md): after a warm-up pass, one pass over the corpus lines with
+    the validator memos emptied (`first`), kept (`again`), or none at all (`none`, to subtract)."""
+    lines = corpus_lines()
+    for line in lines:
+        detect(line)
+    forget(validators=which == "first")
+    if which != "none":
+        for line in lines:
+            detect(line)
+
+
 def line_throughput() -> None:
     """Issue 20's goal: 10,000 lines/s of ~100 characters on one core."""
-    rows = [row for path in (FAKER_TUNE, FAKER_HELDOUT, HAND_WRITTEN) for row in load_rows(path)]
-    with_pii = hundred_char_lines([str(row["text"]) for row in rows])
+    with_pii = corpus_lines()
     prose = " ".join([*CLEAN_TURNS, SYSTEM]).split(". ")
     clean = hundred_char_lines(prose * (len(with_pii) // len(prose) + 1))[: len(with_pii)]
     print(
@@ -178,7 +200,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--callgrind-pass", choices=["first", "again", "none"], help="one pass, no output")
     args = parser.parse_args()
+    if args.callgrind_pass:
+        one_pass_for_callgrind(args.callgrind_pass)
+        return
     n = args.repeat
     clean, pii = chat_body(CLEAN_TURNS), chat_body(PII_TURNS)
     clean_text = "\n".join(m["content"] for m in clean["messages"])

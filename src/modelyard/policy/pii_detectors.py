@@ -277,6 +277,8 @@ def _looks_random(value: str) -> bool:
 def scan(text: str, kinds: frozenset[str], regions: tuple[str, ...] = DEFAULT_PII_REGIONS) -> list[Span]:
     """Every finding of the kinds asked for, non-overlapping, sorted by start; national phone numbers
     of `regions`."""
+    if len(text) < _MEMO_MIN_CHARS:  # a short text: no memo to consult, nothing to join
+        return _scan_one(text, kinds, regions)
     return scan_many([text], kinds, regions)[0]
 
 

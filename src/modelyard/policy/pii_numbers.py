@@ -92,15 +92,14 @@ def _find_numbers(
     text: str, raw: bytes, kinds: frozenset[str], claimed: list[Span], regions: tuple[str, ...]
 ) -> Iterator[Span]:
     skeleton = raw.translate(_NUMERIC_MAP)
-    all_checks = _checks_for(regions)
+    all_checks = _checks_for(regions, kinds)
     for run in _NUMERIC_RUN.finditer(skeleton):
         start, end = run.span()
         digits, dots = skeleton.count(b"0", start, end), text.count(".", start, end)
         checks = [
             check
             for check in all_checks
-            if check[0] in kinds
-            and digits >= check[3]
+            if digits >= check[3]
             and dots >= check[4]
             and (not check[5] or any(skeleton.find(shape, start, end) != -1 for shape in check[5]))
         ]
@@ -187,12 +186,13 @@ def _ipv4_ok(text: str, start: int, candidate: str) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _checks_for(regions: tuple[str, ...]) -> tuple[_NumberCheck, ...]:
-    """_NUMBER_CHECKS with the phone validator bound to `regions`."""
+def _checks_for(regions: tuple[str, ...], kinds: frozenset[str]) -> tuple[_NumberCheck, ...]:
+    """_NUMBER_CHECKS of `kinds`, the phone validator bound to `regions`."""
     phone = partial(phone_ok, regions=regions)
     return tuple(
         (kind, pattern, phone if kind == PHONE else ok, digits, dots, shapes)
         for kind, pattern, ok, digits, dots, shapes in _NUMBER_CHECKS
+        if kind in kinds
     )
 
 
