@@ -1,13 +1,16 @@
 """``modelyard serve --workers N``: N gateway processes accepting on one port, kept running.
 
-**One listening socket, bound here and inherited by every worker** (``pass_fds``), rather than one
-``SO_REUSEPORT`` socket per worker. With ``SO_REUSEPORT`` the kernel splits *connections* between the
-workers' sockets by a hash, each socket with its own accept queue: connections waiting in the queue of a
-worker that dies are reset, and a few long keep-alive connections (a load balancer's pool) can land on one
-worker while the other idles. With one shared socket, connections wait in one queue until some live
-worker accepts them — a SIGKILLed worker loses only the requests it was already answering — and a worker
-that is busy simply accepts less often. It also makes ``--port 0`` work (the port is known before any
-worker starts) and needs nothing Linux-only.
+**One ``SO_REUSEPORT`` listening socket per worker**, made here and handed to the worker (``pass_fds``):
+the kernel spreads new connections over the workers' sockets by a hash of each connection's addresses.
+The other way — one listening socket shared by every worker — was the first one built here and measured
+with ``bench/workers.py``: a client opening its keep-alive connections in a burst (wrk; a load balancer's
+pool) had them all accepted by whichever worker woke first (libuv accepts all that are queued), and in
+about one run in four one worker served every connection while the other idled. What the hash costs:
+connections still queued (never accepted) on a worker that dies are reset, not handed to a sibling
+(unless ``net.ipv4.tcp_migrate_req`` is 1): no request on them was answered, so no ledger row is owed,
+and clients see a refused connection they may retry. A few long-lived connections can still hash onto
+one worker; many clients, or a pool of tens of connections, spread evenly. The port itself is held by a
+socket bound here and never listened on (so ``--port 0`` works and a restarted worker gets the same port).
 
 Workers are started afresh (``python -m modelyard serve --listen-fd``), not forked from this process: a
 fork would copy whatever state the parent had, and the parent stays small and loop-free on purpose.
@@ -51,13 +54,25 @@ STOP_TIMEOUT_S = 90.0
 POLL_S = 0.1
 
 
-def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """The port every worker accepts on (port 0 picks a free one)."""
+def _socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(backlog)
+    return sock
+
+
+def hold_port(host: str, port: int) -> socket.socket:
+    """The port every worker will listen on (port 0 picks a free one), held by a socket that never
+    listens itself: in the ``SO_REUSEPORT`` group, only listening sockets are given connections."""
+    return _socket(host, port)
+
+
+def worker_socket(host: str, port: int) -> socket.socket:
+    """One worker's own socket on the shared port, bound but not yet listening: the worker's server
+    listens once the worker is ready, so until then connections go to the workers already serving."""
+    sock = _socket(host, port)
     sock.setblocking(False)
     sock.set_inheritable(True)
     return sock
@@ -73,22 +88,23 @@ class Worker:
 
 
 class Supervisor:
-    """Starts ``count`` workers on ``sock`` and keeps them running until told to stop."""
+    """Starts ``count`` workers on the port ``held`` holds and keeps them running until told to stop."""
 
-    def __init__(self, command: list[str], sock: socket.socket, count: int) -> None:
-        self.command, self.sock, self.count = command, sock, count
+    def __init__(self, command: list[str], held: socket.socket, count: int) -> None:
+        self.command, self.held, self.count = command, held, count
+        self.host, self.port = held.getsockname()[:2]
         self.workers: dict[int, Worker] = {}
         self.stopping = False
         #: slot → (monotonic time its restart is due, its quick deaths in a row) for exited workers.
         self._due: dict[int, tuple[float, int]] = {}
 
     def start(self, slot: int, crashes: int = 0) -> None:
-        fd = self.sock.fileno()
-        # libuv (under uvloop) accepts every queued connection at once, so a burst of new connections
-        # (a client pool opening) lands on whichever worker woke first; one at a time lets the others
-        # take their share.
-        env = {**os.environ, "UV_TCP_SINGLE_ACCEPT": "1"}
-        process = subprocess.Popen([*self.command, "--listen-fd", str(fd)], pass_fds=(fd,), env=env)
+        sock = worker_socket(self.host, self.port)
+        try:
+            fd = sock.fileno()
+            process = subprocess.Popen([*self.command, "--listen-fd", str(fd)], pass_fds=(fd,))
+        finally:
+            sock.close()  # the worker's copy is the only one: its queue goes with it
         self.workers[slot] = Worker(slot, process, time.monotonic(), crashes)
         log.info("worker %d started (pid %d)", slot, process.pid)
 
@@ -159,22 +175,22 @@ class Supervisor:
                 log.error("worker %d (pid %d) did not stop in time; killed", worker.slot, worker.process.pid)
                 worker.process.kill()
                 worker.process.wait()
-        self.sock.close()
+        self.held.close()
 
 
 def supervise(config_path: str, host: str, port: int, count: int) -> int:
     """Bind ``host:port``, run ``count`` workers of ``modelyard serve -c config_path`` on it."""
-    sock = listen(host, port)
-    bound = sock.getsockname()[1]
+    held = hold_port(host, port)
+    bound = held.getsockname()[1]
     url = f"http://{host}:{bound}"
     log.warning("modelyard gateway listening on %s with %d workers (OpenAI base URL: %s/v1)", url, count, url)
     command = [sys.executable, "-m", "modelyard", "serve", "-c", config_path, "--host", host]
     command += ["--port", str(bound)]
-    return Supervisor(command, sock, count).run()
+    return Supervisor(command, held, count).run()
 
 
 def inherited_socket(fd: int) -> socket.socket:
-    """The listening socket a worker inherited from the supervisor; the worker stops (gracefully, by
+    """The socket the supervisor made for this worker (the server listens on it); the worker stops (gracefully, by
     SIGTERM) if the supervisor dies, rather than serving on as an orphan nobody supervises."""
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
