@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -89,9 +90,35 @@ class SQLiteBudgetStore:
             self._db = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
             )
+        self._busy_timeout_s = busy_timeout_s
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
+        # From here on _when_free waits for a lock, not SQLite's busy handler: that one sleeps 1, 2, 5,
+        # 10 ms... between tries while a sibling worker holds the write lock for ~0.1 ms, and the event
+        # loop would stall that long.
+        self._db.execute("PRAGMA busy_timeout = 0")
         self._lock = threading.Lock()
+
+    def _begin(self) -> None:
+        self._when_free("BEGIN IMMEDIATE", ())
+
+    def _when_free(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
+        """Run ``sql``, retried while another process holds the lock it needs: first after 20 µs,
+        doubling up to 1 ms, for at most ``busy_timeout_s``."""
+        delay, deadline = 20e-6, 0.0
+        while True:
+            try:
+                return self._db.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + self._busy_timeout_s
+                elif now > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1e-3)
 
     def reserve(self, reservation: Reservation) -> int | None:
         return self.reserve_many([reservation])[0]
@@ -106,7 +133,7 @@ class SQLiteBudgetStore:
             return out
         db = self._db
         with self._lock:
-            db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 if len(todo) == 1 or not self._reserve_together(db, [reservations[i] for i in todo]):
                     for i in todo:
@@ -175,7 +202,7 @@ class SQLiteBudgetStore:
         db = self._db
         held: dict[str, bytes] = {}
         with self._lock:
-            db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 ids = list(dict.fromkeys(rid for rid, _ in settlements))
                 for start in range(0, len(ids), _CHUNK):
@@ -208,7 +235,7 @@ class SQLiteBudgetStore:
     def sweep(self, now: float, *, charge: bool = False) -> int:
         db = self._db
         with self._lock:
-            db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 expired = db.execute(
                     "DELETE FROM gov_holds WHERE expires_at < ? RETURNING lines", (now,)
@@ -228,7 +255,7 @@ class SQLiteBudgetStore:
 
     def state(self, counter: str) -> CounterState | None:
         with self._lock:
-            row = self._db.execute(
+            row = self._when_free(
                 "SELECT counter, limit_amount, spent, reserved FROM gov_counters WHERE counter = ?",
                 (counter,),
             ).fetchone()
@@ -236,11 +263,18 @@ class SQLiteBudgetStore:
 
     def claim_alert(self, counter: str, threshold: int, now: float) -> bool:
         with self._lock:
-            row = self._db.execute(
-                "INSERT INTO gov_alerts (counter, threshold, fired_at) VALUES (?, ?, ?)"
-                " ON CONFLICT DO NOTHING RETURNING 1",
-                (counter, threshold, now),
-            ).fetchone()
+            self._begin()
+            try:
+                row = self._db.execute(
+                    "INSERT INTO gov_alerts (counter, threshold, fired_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING RETURNING 1",
+                    (counter, threshold, now),
+                ).fetchone()
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
         return row is not None
 
     def close(self) -> None:
