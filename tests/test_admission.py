@@ -249,3 +249,58 @@ def test_a_workload_that_is_not_a_name_is_refused_as_unknown() -> None:
         plan({"model": "mini", "messages": MESSAGES, "metadata": {"workload": 7}})
     assert refused.value.error.code == "unknown_workload"
     assert "7 (metadata.workload)" in str(refused.value.error)
+
+
+# -- the memo of steps 1-4 (one entry per request shape) ---------------------------------------------
+
+
+def fresh_tables() -> Tables:
+    return Tables(CONFIG, build_routes(CONFIG, TARGETS), frozenset({"support"}))
+
+
+def test_a_shape_decided_once_is_decided_alike_for_the_next_request() -> None:
+    tables = fresh_tables()
+    body = {"model": "both", "messages": MESSAGES}
+    headers = {"X-Modelyard-Workload": "support", "X-Modelyard-Data-Class": "confidential"}
+    first = plan(body, headers, tables=tables)
+    again = plan({**body, "stream": True}, headers, tables=tables)
+    assert len(tables.decided) == 1
+    assert (again.workload, again.decision, again.route) == (first.workload, first.decision, first.route)
+    # The row says how this request was answered, not how the first one of its shape was.
+    assert (first.facts.streamed, again.facts.streamed) == (False, True)
+    assert again.facts._replace(streamed=False) == first.facts
+
+
+def test_a_key_without_the_workload_is_refused_after_another_key_decided_its_shape() -> None:
+    tables = fresh_tables()
+    body = {"model": "llama", "messages": MESSAGES}
+    headers = {"X-Modelyard-Workload": "secret"}
+    allowed = Caller("k3", "acme", ("secret",), None)
+    plan(body, headers, caller=allowed, tables=tables)
+    assert len(tables.decided) == 1
+    with pytest.raises(Refused) as refused:
+        plan({**body, "stream": True}, headers, caller=KEY, tables=tables)
+    assert refused.value.error.code == "workload_not_allowed"
+    assert refused.value.facts.workload.name == "secret"
+    assert refused.value.facts.data_class == "restricted" and refused.value.facts.streamed is True
+    assert refused.value.route == "single:llama; refused (workload_not_allowed)"
+
+
+def test_refusals_are_never_memoised_and_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.gateway import admission
+
+    tables = fresh_tables()
+    with pytest.raises(Refused):
+        plan({"model": "nope", "messages": MESSAGES}, {"X-Modelyard-Workload": "chat"}, tables=tables)
+    with pytest.raises(Refused):  # a workload named by an object cannot be a memo key: refused, not a crash
+        plan({"model": "mini", "metadata": {"workload": {"x": 1}}, "messages": MESSAGES}, tables=tables)
+    assert tables.decided == {}
+    monkeypatch.setattr(admission, "MAX_DECIDED", 3)
+    # A client cycling header values makes a new shape each time: past the bound, decided but not kept.
+    for repeat in range(1, 6):
+        headers = {"X-Modelyard-Workload": "chat", "X-Modelyard-Data-Class": ", ".join(["public"] * repeat)}
+        assert (
+            plan({"model": "mini", "messages": MESSAGES}, headers, tables=tables).decision.data_class
+            == "public"
+        )
+    assert len(tables.decided) == 3

@@ -103,6 +103,8 @@ class Tables:
     notes: dict[tuple[str, str], str] = field(init=False)
     #: The class decided by each (workload class, key class) pair before the request asks.
     bases: dict[tuple[str | None, str | None], ClassDecision] = field(init=False)
+    #: Steps 1-4 decided, per request shape (see :class:`Decided`).
+    decided: dict[tuple[object, ...], Decided] = field(init=False)
 
     def __post_init__(self) -> None:
         workloads = {
@@ -112,6 +114,7 @@ class Tables:
         object.__setattr__(self, "workloads", workloads)
         object.__setattr__(self, "notes", {})
         object.__setattr__(self, "bases", {})
+        object.__setattr__(self, "decided", {})
 
     def base(self, workload_class: str | None, key_class: str | None) -> ClassDecision:
         key = (workload_class, key_class)
@@ -128,6 +131,24 @@ class Tables:
         return note
 
 
+class Decided(NamedTuple):
+    """What admission decides from names alone — the workload, the class, the route — which is the same
+    for every request of one shape (workload, key class, classes asked, model, kind, stream): memoised
+    in :class:`Tables` after the first such request."""
+
+    workload: Workload
+    #: The row's facts before the request asked for a class (what a refusal by the key records).
+    base_facts: RowFacts
+    decision: ClassDecision
+    policy: DataClassPolicy
+    facts: RowFacts
+    route: Route[Target]
+
+
+#: Distinct request shapes memoised; past this (a client cycling header values) shapes are decided anew.
+MAX_DECIDED = 4096
+
+
 def admit(
     tables: Tables,
     meta: RequestMeta,
@@ -138,24 +159,30 @@ def admit(
 ) -> RequestPlan:
     """The plan of one request (steps in the module docstring); raises :class:`Refused`."""
     requested = body.get("model")
-    facts = RowFacts(NO_WORKLOAD, None, None, requested if isinstance(requested, str) else "", meta.stream)
+    shape = (meta.workload, caller.data_class if caller else None, meta.data_classes, requested, meta.kind)
     try:
-        workload = resolve_workload(tables, meta)
-        base = tables.base(workload.data_class, caller.data_class if caller else None)
-        policy = tables.config.policy.data_classes[base.data_class]
-        facts = _facts(tables, workload, base, policy, requested, meta.stream)
-        if caller is not None:
-            caller.check_workload(workload.name)
-        decision = tighten(base, meta.data_classes, meta.sources.data_class)
-        if decision is not base:
-            policy = tables.config.policy.data_classes[decision.data_class]
-            facts = _facts(tables, workload, decision, policy, requested, meta.stream)
-        route = resolve_route(tables.routes, requested, workload, meta.kind)
-    except ModelyardError as error:
-        # Once the workload is known, the row names the route the request would have taken.
-        known = tables.routes.get(facts.model) if facts.data_class is not None else None
-        described = f"{known.strategy}:{known.name}; refused ({error.kind})" if known else None
-        raise Refused(error, facts, described) from None
+        decided = tables.decided.get(shape)
+        memoise = True
+    except TypeError:  # a workload or model named by a JSON object: not a shape, decided (and refused) below
+        decided, memoise = None, False
+    if decided is None:
+        decided = _decide(tables, meta, requested, caller)
+        if memoise and len(tables.decided) < MAX_DECIDED:
+            tables.decided[shape] = decided
+    elif caller is not None:
+        try:
+            caller.check_workload(decided.workload.name)
+        except ModelyardError as error:
+            raise _refused(tables, error, decided.base_facts._replace(streamed=meta.stream)) from None
+    workload, decision, policy, facts, route = (
+        decided.workload,
+        decided.decision,
+        decided.policy,
+        decided.facts,
+        decided.route,
+    )
+    if facts.streamed is not meta.stream:
+        facts = facts._replace(streamed=meta.stream)
     attempts = plan_route(route, policy, available, rng)
     if not attempts.candidates:
         raise Refused(_unplannable(decision, policy, route, attempts), facts, attempts.describe())
@@ -173,6 +200,34 @@ def admit(
     return RequestPlan(
         workload, decision, policy, route, attempts, redaction, key, meta.stream, meta.wants_usage, facts
     )
+
+
+def _decide(tables: Tables, meta: RequestMeta, requested: object, caller: Caller | None) -> Decided:
+    """Steps 1-4: the workload, the key's say, the data class, the route."""
+    facts = RowFacts(NO_WORKLOAD, None, None, requested if isinstance(requested, str) else "", meta.stream)
+    try:
+        workload = resolve_workload(tables, meta)
+        base = tables.base(workload.data_class, caller.data_class if caller else None)
+        policy = tables.config.policy.data_classes[base.data_class]
+        facts = base_facts = _facts(tables, workload, base, policy, requested, meta.stream)
+        if caller is not None:
+            caller.check_workload(workload.name)
+        decision = tighten(base, meta.data_classes, meta.sources.data_class)
+        if decision is not base:
+            policy = tables.config.policy.data_classes[decision.data_class]
+            facts = _facts(tables, workload, decision, policy, requested, meta.stream)
+        route = resolve_route(tables.routes, requested, workload, meta.kind)
+    except ModelyardError as error:
+        raise _refused(tables, error, facts) from None
+    return Decided(workload, base_facts, decision, policy, facts, route)
+
+
+def _refused(tables: Tables, error: ModelyardError, facts: RowFacts) -> Refused:
+    """A refusal in steps 1-4. Once the workload is known, the row names the route the request would
+    have taken."""
+    known = tables.routes.get(facts.model) if facts.data_class is not None else None
+    described = f"{known.strategy}:{known.name}; refused ({error.kind})" if known else None
+    return Refused(error, facts, described)
 
 
 def _facts(

@@ -117,7 +117,10 @@ class AttemptRunner:
                 notes.append(f"{target.public_model}: circuit open")
                 continue
             try:
-                result = await self._on_target(ctx, target, call, outcome, accept, on_success, single)
+                try:  # the common case: one plain attempt, no closure and no retry machinery built
+                    result = await self._attempt(ctx, target, call, outcome, accept, on_success)
+                except (UpstreamError, Rejected) as first:
+                    result = await self._retry(ctx, target, call, outcome, accept, on_success, single, first)
                 outcome.route = _describe(plan, notes, target)
                 return Served(target, result)
             except Rejected as rejected:
@@ -139,7 +142,7 @@ class AttemptRunner:
             "no target of this route is available (all circuits open)", provider="gateway", status=503
         )
 
-    async def _on_target(
+    async def _retry(
         self,
         ctx: RequestContext,
         target: Target,
@@ -148,15 +151,13 @@ class AttemptRunner:
         accept: Callable[[R], Awaitable[str | None]] | None,
         on_success: Callable[[Target, R, float], None] | None,
         single: bool,
+        first: UpstreamError | Rejected,
     ) -> R:
-        """One target: a plain first attempt (the common case builds no closure and no retry machinery),
-        then, after a retryable failure, tenacity's retries with back-off."""
-        try:
-            return await self._attempt(ctx, target, call, outcome, accept, on_success)
-        except (UpstreamError, Rejected) as first:
-            if self.config.retries.max_retries == 0 or not self._retryable(first, single):
-                raise
-            await self._sleep(outcome, self._first_wait(first))
+        """After a first attempt failed: tenacity's retries with back-off on the same target, when the
+        failure is retryable; else the failure again."""
+        if self.config.retries.max_retries == 0 or not self._retryable(first, single):
+            raise first
+        await self._sleep(outcome, self._first_wait(first))
 
         async def sleep(seconds: float) -> None:
             await self._sleep(outcome, seconds)
@@ -182,31 +183,8 @@ class AttemptRunner:
         accept: Callable[[R], Awaitable[str | None]] | None,
         on_success: Callable[[Target, R, float], None] | None,
     ) -> R:
-        """One call, its answer checked by ``accept`` when there is one."""
-        result = await self._once(ctx, target, call, outcome, on_success)
-        if accept is None:
-            return result
-        answer_row = outcome.attempts[-1] if outcome.attempts else None  # on_success appended it
-        reason = await accept(result)
-        if reason is not None:
-            if answer_row is not None:
-                answer_row.error_kind = "rejected"  # not a judge row the validator may have added
-            raise Rejected(reason, result)
-        return result
-
-    def _first_wait(self, error: BaseException) -> float:
-        base = self.config.retries.backoff_base_ms / 1000
-        retry_after = error.retry_after if isinstance(error, UpstreamError) else None
-        return max(retry_after or 0.0, base + random.uniform(0, base))
-
-    async def _once(
-        self,
-        ctx: RequestContext,
-        target: Target,
-        call: Callable[[Target], Awaitable[R]],
-        outcome: Outcome,
-        on_success: Callable[[Target, R, float], None] | None,
-    ) -> R:
+        """One call, recorded and fed to the target's breaker; its answer checked by ``accept`` when there
+        is one."""
         breaker = self.breakers[target.public_model]
         breaker.started()
         started = perf_counter()
@@ -237,7 +215,20 @@ class AttemptRunner:
         breaker.succeeded()
         if on_success is not None:
             on_success(target, result, perf_counter() - started)
+        if accept is None:
+            return result
+        answer_row = outcome.attempts[-1] if outcome.attempts else None  # on_success appended it
+        reason = await accept(result)
+        if reason is not None:
+            if answer_row is not None:
+                answer_row.error_kind = "rejected"  # not a judge row the validator may have added
+            raise Rejected(reason, result)
         return result
+
+    def _first_wait(self, error: BaseException) -> float:
+        base = self.config.retries.backoff_base_ms / 1000
+        retry_after = error.retry_after if isinstance(error, UpstreamError) else None
+        return max(retry_after or 0.0, base + random.uniform(0, base))
 
 
 def _describe(plan: Plan[Target], notes: list[str], served_by: Target | None) -> str:

@@ -64,10 +64,6 @@ def stream_usage(meter: StreamMeter, body: JSON, *, completed: bool) -> Usage:
     )
 
 
-def _ms(seconds: float) -> float:
-    return seconds * 1000.0
-
-
 def attempt_row(
     ctx: RequestContext,
     number: int,
@@ -82,24 +78,34 @@ def attempt_row(
     upstream_model: str | None = None,
 ) -> AttemptRow:
     cost, priced = cost_of(target, usage)
-    row = AttemptRow(
-        request_id=ctx.request_id,
-        attempt=number,
-        ts=ctx.ts,
-        provider=target.provider,
-        provider_kind=target.provider_kind,
-        upstream_model=upstream_model or target.upstream_model,
-        status=status,
-        error_kind=error_kind,
-        latency_ms=_ms(seconds),
-        ttft_ms=_ms(ttft_seconds) if ttft_seconds is not None else None,
-        cost_pico_usd=cost,
-        priced=priced,
-        purpose=purpose,
+    u = usage or _NO_USAGE
+    # Positional, in ATTEMPT_COLUMNS order: keyword construction of a row costs several times more, and
+    # this runs on every request (tests/test_metering_rows.py holds the order to the schema's).
+    return AttemptRow(
+        ctx.request_id,
+        number,
+        ctx.ts,
+        target.provider,
+        target.provider_kind,
+        upstream_model or target.upstream_model,
+        status,
+        error_kind,
+        seconds * 1000.0,
+        ttft_seconds * 1000.0 if ttft_seconds is not None else None,
+        u.input_tokens,
+        u.output_tokens,
+        u.cached_input_tokens,
+        u.cache_write_tokens,
+        u.reasoning_tokens,
+        u.estimated,
+        cost,
+        priced,
+        purpose,
     )
-    if usage is not None:
-        _copy_usage(row, usage)
-    return row
+
+
+#: The usage of a call that reported none: every count zero, not estimated.
+_NO_USAGE = Usage()
 
 
 @dataclass(slots=True)
@@ -153,51 +159,48 @@ def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Request
     cost = sum(a.cost_pico_usd or 0 for a in billed) if priced else None
     waited = outcome.upstream_seconds + outcome.backoff_seconds
     workload = facts.workload
-    request = RequestRow(
-        request_id=ctx.request_id,
-        ts=ctx.ts,
-        endpoint=ctx.endpoint,
-        workload=workload.name,
-        data_class=facts.data_class,
-        tenant=ctx.tenant,
-        api_key_id=ctx.api_key_id,
-        model=facts.model,
-        provider=target.provider if target else None,
-        provider_kind=target.provider_kind if target else None,
-        upstream_model=outcome.upstream_model or (target.upstream_model if target else None),
-        status=outcome.status,
-        error_kind=outcome.error_kind,
-        streamed=facts.streamed,
-        cost_pico_usd=cost,
-        priced=priced,
-        price_version=target.price_version if target and priced and not outcome.cache_hit else None,
-        latency_ms=_ms(latency),
-        ttft_ms=_ms(outcome.ttft_seconds) if outcome.ttft_seconds is not None else None,
-        upstream_latency_ms=_ms(outcome.upstream_seconds) if answer_attempts else None,
-        overhead_ms=_ms(latency - waited) if answer_attempts else None,
-        attempts=len(answer_attempts),
-        retries=max(len(answer_attempts) - 1, 0),
-        finish_reason=outcome.finish_reason,
-        client_cancelled=outcome.client_cancelled,
-        route=outcome.route,
-        prompt=outcome.prompt if workload.log_content else None,
-        completion=outcome.completion if workload.log_content else None,
-        policy=facts.policy,
-        cache_hit=outcome.cache_hit,
-        cost_saved_pico_usd=outcome.cost_saved_pico_usd,
-        shadow_of=outcome.shadow_of,
+    usage = outcome.usage or _NO_USAGE
+    answered = bool(answer_attempts)
+    # Positional, in REQUEST_COLUMNS order (see attempt_row; tests/test_metering_rows.py holds the order).
+    return RequestRow(
+        ctx.request_id,
+        ctx.ts,
+        ctx.endpoint,
+        workload.name,
+        facts.data_class,
+        ctx.tenant,
+        ctx.api_key_id,
+        facts.model,
+        target.provider if target else None,
+        target.provider_kind if target else None,
+        outcome.upstream_model or (target.upstream_model if target else None),
+        outcome.status,
+        outcome.error_kind,
+        facts.streamed,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+        usage.estimated,
+        cost,
+        priced,
+        target.price_version if target and priced and not outcome.cache_hit else None,
+        latency * 1000.0,
+        outcome.ttft_seconds * 1000.0 if outcome.ttft_seconds is not None else None,
+        outcome.upstream_seconds * 1000.0 if answered else None,
+        (latency - waited) * 1000.0 if answered else None,
+        len(answer_attempts),
+        max(len(answer_attempts) - 1, 0),
+        outcome.finish_reason,
+        outcome.client_cancelled,
+        outcome.route,
+        outcome.prompt if workload.log_content else None,
+        outcome.completion if workload.log_content else None,
+        facts.policy,
+        outcome.cache_hit,
+        outcome.cost_saved_pico_usd,
+        outcome.shadow_of,
         # A mirror to a candidate is not demand: readers (ledger summary, decide) tell it apart by purpose.
-        purpose="shadow" if outcome.shadow_of else "answer",
+        "shadow" if outcome.shadow_of else "answer",
     )
-    if outcome.usage is not None:
-        _copy_usage(request, outcome.usage)
-    return request
-
-
-def _copy_usage(row: RequestRow | AttemptRow, usage: Usage) -> None:
-    row.input_tokens = usage.input_tokens
-    row.output_tokens = usage.output_tokens
-    row.cached_input_tokens = usage.cached_input_tokens
-    row.cache_write_tokens = usage.cache_write_tokens
-    row.reasoning_tokens = usage.reasoning_tokens
-    row.usage_estimated = usage.estimated
