@@ -304,3 +304,18 @@ def test_refusals_are_never_memoised_and_the_memo_is_bounded(monkeypatch: pytest
             == "public"
         )
     assert len(tables.decided) == 3
+
+
+def test_the_usual_plan_is_reused_only_while_every_candidate_is_available() -> None:
+    tables = fresh_tables()
+    headers = {"X-Modelyard-Workload": "support"}
+    body = {"model": "both", "messages": MESSAGES}
+    first = plan(body, headers, tables=tables)
+    assert [t.public_model for t in first.attempts.candidates] == ["mini", "llama"]
+    assert plan(body, headers, tables=tables).attempts is first.attempts
+    # A circuit opens: planned anew, the target skipped and said so; the usual plan is left as it was.
+    degraded = plan(body, headers, down=frozenset({"mini"}), tables=tables)
+    assert [t.public_model for t in degraded.attempts.candidates] == ["llama"]
+    assert degraded.attempts.skipped == [("mini", "circuit open")]
+    assert first.attempts.skipped == [] and len(first.attempts.candidates) == 2
+    assert plan(body, headers, tables=tables).attempts is first.attempts

@@ -105,6 +105,8 @@ class Tables:
     bases: dict[tuple[str | None, str | None], ClassDecision] = field(init=False)
     #: Steps 1-4 decided, per request shape (see :class:`Decided`).
     decided: dict[tuple[object, ...], Decided] = field(init=False)
+    #: Each (route, class)'s plan with every circuit closed (see :func:`_plan`): bounded by the config.
+    usual_plans: dict[tuple[str, str], Plan[Target]] = field(init=False)
 
     def __post_init__(self) -> None:
         workloads = {
@@ -115,6 +117,7 @@ class Tables:
         object.__setattr__(self, "notes", {})
         object.__setattr__(self, "bases", {})
         object.__setattr__(self, "decided", {})
+        object.__setattr__(self, "usual_plans", {})
 
     def base(self, workload_class: str | None, key_class: str | None) -> ClassDecision:
         key = (workload_class, key_class)
@@ -183,7 +186,7 @@ def admit(
     )
     if facts.streamed is not meta.stream:
         facts = facts._replace(streamed=meta.stream)
-    attempts = plan_route(route, policy, available, rng)
+    attempts = _plan(tables, route, decision.data_class, policy, available, rng)
     if not attempts.candidates:
         raise Refused(_unplannable(decision, policy, route, attempts), facts, attempts.describe())
     redaction = (redact_chat if meta.kind == "chat" else redact_embeddings)(policy, body)
@@ -200,6 +203,32 @@ def admit(
     return RequestPlan(
         workload, decision, policy, route, attempts, redaction, key, meta.stream, meta.wants_usage, facts
     )
+
+
+def _plan(
+    tables: Tables,
+    route: Route[Target],
+    data_class: str,
+    policy: DataClassPolicy,
+    available: Callable[[Target], bool],
+    rng: random.Random,
+) -> Plan[Target]:
+    """Step 5. A route that draws nothing at random (no load balancing, no shadow) has one usual plan per
+    class, the one with every circuit closed: while all its candidates are available it is the plan
+    (shared, never changed after planning); else the route is planned anew."""
+    if route.strategy == "loadbalance" or route.shadow is not None:
+        return plan_route(route, policy, available, rng)
+    usual = tables.usual_plans.get((route.name, data_class))
+    if usual is None:
+        usual = tables.usual_plans[(route.name, data_class)] = plan_route(route, policy, _always, rng)
+    for target in usual.candidates:
+        if not available(target):
+            return plan_route(route, policy, available, rng)
+    return usual
+
+
+def _always(target: Target) -> bool:
+    return True
 
 
 def _decide(tables: Tables, meta: RequestMeta, requested: object, caller: Caller | None) -> Decided:

@@ -108,7 +108,7 @@ def _internal_error(ctx: RequestContext) -> Response:
 
 def _context(endpoint: str) -> RequestContext:
     request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
-    return RequestContext(request_id=request_id, ts=time(), t0=perf_counter(), endpoint=endpoint)
+    return RequestContext(request_id, time(), perf_counter(), endpoint)
 
 
 def _json(payload: bytes, request_id: str | None = None) -> Response:
