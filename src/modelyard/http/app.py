@@ -6,11 +6,8 @@ complete request. Handlers catch errors themselves: a bug answers as an OpenAI-s
 
 from __future__ import annotations
 
-import itertools
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
-from time import perf_counter, time
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,53 +22,35 @@ from modelyard.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from modelyard.gateway.admission import Refused, RequestPlan
+from modelyard.gateway.admission import RequestPlan
 from modelyard.gateway.metering import RequestContext
-from modelyard.gateway.passthrough import Endpoint
 from modelyard.gateway.pipeline import Gateway
 from modelyard.gateway.recording import before_admission
 from modelyard.gateway.streaming import ClientStream
 from modelyard.gateway.targets import Target
-from modelyard.gateway.unvalidated import marked_body, marked_headers
-from modelyard.governance.model import BudgetExceeded, RateLimited, Subject
-from modelyard.http import (
-    completions_api,
-    messages_api,
-    messages_passthrough,
-    rerank_api,
-    responses_passthrough,
-)
+from modelyard.governance.model import Subject
 from modelyard.http.admin import PREFIX as ADMIN_PREFIX
 from modelyard.http.admin import Admin
-from modelyard.http.completions_api import unservable
-from modelyard.http.messages_stream import MessageEvents
+from modelyard.http.answers import (
+    error_response,
+    internal_error,
+    json_answer,
+    request_context,
+    stream_headers,
+    unvalidated,
+)
 from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
-from modelyard.http.responses_api import from_chat, to_chat
-from modelyard.http.responses_passthrough import passes_through
-from modelyard.http.responses_stream import EventTranslator
-from modelyard.http.translated_stream import TranslatedStream
+from modelyard.http.translated_routes import TranslatedRoutes
 from modelyard.http.validation import (
     check_chat_request,
-    check_completion_request,
     check_depth,
     check_embedding_request,
-    check_messages_request,
-    check_rerank_request,
-    check_responses_request,
 )
 from modelyard.routing.plan import Route
 from modelyard.transport.server import Request, Response, Streamed
 
 log = logging.getLogger("modelyard.http")
-
-
-def error_response(error: ModelyardError, request_id: str | None = None) -> Response:
-    headers = {"X-Request-Id": request_id} if request_id else {}
-    if isinstance(error, BudgetExceeded | RateLimited):
-        # RFC 9110 10.2.3: when to try again (the budget's window reset, or the next minute).
-        headers["Retry-After"] = str(error.retry_after)
-    return Response(orjson.dumps(error.to_body()), status=error.status, headers=headers or None)
 
 
 def read_json(request: Request, limit: int, max_depth: int = 128) -> Any:
@@ -91,28 +70,8 @@ def read_json(request: Request, limit: int, max_depth: int = 128) -> Any:
     return body
 
 
-#: Request ids: a random per-process prefix and a counter — unique without a syscall per request.
-_ID_PREFIX = secrets.token_hex(6)
-_ID_COUNTER = itertools.count(1)
-
 #: Codes of the refusals the server makes before any handler runs.
 _REFUSAL_CODES = {400: "invalid_http", 408: "request_timeout", 431: "request_head_too_large"}
-
-
-def _internal_error(ctx: RequestContext) -> Response:
-    """A bug must not reach the client as a stack trace: log it, answer in OpenAI's shape."""
-    log.exception("internal error handling request %s", ctx.request_id)
-    message = f"internal error (request {ctx.request_id}); the gateway's log has the details"
-    return error_response(InternalError(message), ctx.request_id)
-
-
-def _context(endpoint: str) -> RequestContext:
-    request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
-    return RequestContext(request_id, time(), perf_counter(), endpoint)
-
-
-def _json(payload: bytes, request_id: str | None = None) -> Response:
-    return Response(payload, headers={"X-Request-Id": request_id} if request_id else None)
 
 
 #: One model by id (``models.retrieve``); ids may hold slashes (``meta-llama/Llama-3.1-8B``).
@@ -136,7 +95,7 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 
 
-class Api:
+class Api(TranslatedRoutes):
     """The routes of the OpenAI-compatible API (and health, metrics, usage, OpenAPI) over one gateway."""
 
     def __init__(self, gateway: Gateway) -> None:
@@ -193,7 +152,7 @@ class Api:
         return gateway.admit(ctx, meta, body, caller)
 
     async def chat_completions(self, request: Request) -> Response | Streamed:
-        ctx = _context("chat")
+        ctx = request_context("chat")
         gateway = self.gateway
         try:
             plan = self._admit(request, ctx, check_chat_request, "chat")
@@ -203,161 +162,30 @@ class Api:
                 # followed by an error event. The last frame ([DONE], or the error event of a cut
                 # stream) goes with the end of the body.
                 stream: ClientStream = await gateway.stream_chat(ctx, plan)
-                return Streamed(stream, headers=_stream_headers(ctx.request_id))
+                return Streamed(stream, headers=stream_headers(ctx.request_id))
             result = await gateway.chat(ctx, plan)
         except ModelyardError as error:
             return error_response(error, ctx.request_id)
         except Exception:
-            return _internal_error(ctx)
+            return internal_error(ctx)
         if result.rejection is not None:
-            return _unvalidated(result.body, result.rejection, ctx.request_id)
-        return _json(result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id)
-
-    async def responses(self, request: Request) -> Response | Streamed:
-        """OpenAI's Responses API, served as chat: translated before admission, the answer translated
-        back (http/responses_api.py, http/responses_stream.py). Metered under endpoint ``responses``."""
-        ctx = _context("responses")
-        gateway = self.gateway
-        original: dict[str, Any] = {}
-        admitted: list[dict[str, Any]] = []
-
-        def check_and_translate(body: Any) -> None:
-            # Admission must see the chat body (routing, policy, redaction, budgets, the cache key): the
-            # parsed body is replaced in place by its translation; the request is kept to echo back.
-            check_responses_request(body)
-            original.update(body)
-            chat = to_chat(body)
-            body.clear()
-            body.update(chat)
-            admitted.append(body)
-
-        try:
-            plan = self._admit(request, ctx, check_and_translate, "chat")
-            if passes_through(plan, admitted[0]):
-                return await self._forward(ctx, plan, responses_passthrough.endpoint(original))
-            if plan.stream:
-                stream = await gateway.stream_chat(ctx, plan)
-                translated = TranslatedStream(stream, EventTranslator(original))
-                return Streamed(translated, headers=_stream_headers(ctx.request_id))
-            result = await gateway.chat(ctx, plan)
-        except ModelyardError as error:
-            return error_response(error, ctx.request_id)
-        except Exception:
-            return _internal_error(ctx)
-        answer = from_chat(result.body, original)
-        if result.rejection is not None:
-            return _unvalidated(answer, result.rejection, ctx.request_id)
-        return _json(orjson.dumps(answer), ctx.request_id)
-
-    async def completions(self, request: Request) -> Response | Streamed:
-        """Legacy completions, forwarded to OpenAI and OpenAI-compatible servers (http/completions_api.py);
-        refused for other provider kinds. Metered under endpoint ``completions``."""
-        ctx = _context("completions")
-        original: dict[str, Any] = {}
-
-        def check_and_translate(body: Any) -> None:
-            check_completion_request(body)
-            model = body.get("model")
-            route = self.gateway.routes.get(model) if isinstance(model, str) else None
-            refusal = unservable(route.targets, route.name) if route is not None else None
-            if refusal is not None:
-                raise refusal
-            original.update(body)
-            chat = completions_api.admission_body(body)  # admission sees the prompt as messages
-            body.clear()
-            body.update(chat)
-
-        try:
-            plan = self._admit(request, ctx, check_and_translate, "chat")
-            refusal = unservable(plan.attempts.candidates, plan.route.name)  # a workload's default model
-            if refusal is not None:
-                self.gateway.recorder.refused(ctx, Refused(refusal, plan.facts, plan.attempts.describe()))
-                raise refusal
-            return await self._forward(ctx, plan, completions_api.endpoint(original, plan.redaction.body))
-        except ModelyardError as error:
-            return error_response(error, ctx.request_id)
-        except Exception:
-            return _internal_error(ctx)
-
-    async def rerank(self, request: Request) -> Response | Streamed:
-        """Cohere/Jina-style rerank, forwarded to self-hosted rerankers (http/rerank_api.py). Metered under
-        endpoint ``rerank``."""
-        ctx = _context("rerank")
-        original: dict[str, Any] = {}
-
-        def check_and_translate(body: Any) -> None:
-            check_rerank_request(body)
-            original.update(body)
-            admitted = rerank_api.admission_body(body)  # admission sees the texts as embedding input
-            body.clear()
-            body.update(admitted)
-
-        try:
-            plan = self._admit(request, ctx, check_and_translate, "rerank")
-            return await self._forward(ctx, plan, rerank_api.endpoint(original, plan.redaction.body))
-        except ModelyardError as error:
-            return error_response(error, ctx.request_id)
-        except Exception:
-            return _internal_error(ctx)
-
-    async def messages(self, request: Request) -> Response | Streamed:
-        """Anthropic's Messages API inbound, served as chat by every provider kind (http/messages_api.py,
-        http/messages_stream.py); errors in Anthropic's shape. Metered under endpoint ``messages``."""
-        ctx = _context("messages")
-        original: dict[str, Any] = {}
-        api_key = request.headers.get("x-api-key")
-        if api_key and AUTHORIZATION not in request.headers:
-            request.headers[AUTHORIZATION] = f"Bearer {api_key}"  # the Anthropic SDK's way to send a key
-
-        admitted: list[dict[str, Any]] = []
-
-        def check_and_translate(body: Any) -> None:
-            check_messages_request(body)
-            original.update(body)
-            chat = messages_api.to_chat(body)  # admission sees the chat body, as for /v1/responses
-            body.clear()
-            body.update(chat)
-            admitted.append(body)
-
-        try:
-            plan = self._admit(request, ctx, check_and_translate, "chat")
-            if messages_passthrough.passes_through(plan, admitted[0]):
-                return await self._forward(ctx, plan, messages_passthrough.endpoint(original))
-            if plan.stream:
-                stream = await self.gateway.stream_chat(ctx, plan)
-                translated = TranslatedStream(stream, MessageEvents(original))
-                return Streamed(translated, headers=_stream_headers(ctx.request_id))
-            result = await self.gateway.chat(ctx, plan)
-        except ModelyardError as error:
-            return _anthropic_error(error, ctx.request_id)
-        except Exception:
-            log.exception("internal error handling request %s", ctx.request_id)
-            message = f"internal error (request {ctx.request_id}); the gateway's log has the details"
-            return _anthropic_error(InternalError(message), ctx.request_id)
-        answer = messages_api.from_chat(result.body, original)
-        if result.rejection is not None:
-            return _unvalidated(answer, result.rejection, ctx.request_id)
-        return _json(orjson.dumps(answer), ctx.request_id)
-
-    async def _forward(
-        self, ctx: RequestContext, plan: RequestPlan, endpoint: Endpoint
-    ) -> Response | Streamed:
-        """An endpoint forwarded upstream as it is (gateway/passthrough.py): the raw answer or stream."""
-        if plan.stream:
-            stream = await self.gateway.forward_stream(ctx, plan, endpoint)
-            return Streamed(stream, headers=_stream_headers(ctx.request_id))
-        return _json(await self.gateway.forward(ctx, plan, endpoint), ctx.request_id)
+            return unvalidated(result.body, result.rejection, ctx.request_id)
+        return json_answer(
+            result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id
+        )
 
     async def embeddings(self, request: Request) -> Response:
-        ctx = _context("embeddings")
+        ctx = request_context("embeddings")
         try:
             plan = self._admit(request, ctx, check_embedding_request, "embedding")
             result = await self.gateway.embeddings(ctx, plan)
         except ModelyardError as error:
             return error_response(error, ctx.request_id)
         except Exception:
-            return _internal_error(ctx)
-        return _json(result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id)
+            return internal_error(ctx)
+        return json_answer(
+            result.raw if result.raw is not None else orjson.dumps(result.body), ctx.request_id
+        )
 
     def _keyed(self, request: Request) -> Response | None:
         """The refusal of a call without a valid key where keys are required; None when it may pass."""
@@ -372,7 +200,7 @@ class Api:
         if refused is not None:
             return refused
         data = [_model_object(name, route) for name, route in sorted(self.gateway.routes.items())]
-        return _json(orjson.dumps({"object": "list", "data": data}))
+        return json_answer(orjson.dumps({"object": "list", "data": data}))
 
     async def retrieve_model(self, request: Request) -> Response:
         """One model or route by its public name, as in the list; 404 naming the ones that exist."""
@@ -385,10 +213,10 @@ class Api:
             available = ", ".join(sorted(self.gateway.routes))
             message = f"The model {name!r} does not exist on this gateway; available: {available}"
             return error_response(NotFound(message, param="model", code="model_not_found"))
-        return _json(orjson.dumps(_model_object(name, route)))
+        return json_answer(orjson.dumps(_model_object(name, route)))
 
     async def healthz(self, request: Request) -> Response:
-        return _json(b'{"status":"ok"}')
+        return json_answer(b'{"status":"ok"}')
 
     async def usage(self, request: Request) -> Response:
         """The calling tenant's own spend and latency, per workload and model: never another tenant's."""
@@ -425,7 +253,7 @@ class Api:
                 payload["budgets_error"] = "the budget store cannot be read right now; retry later"
             else:
                 payload["budgets"] = [status.to_json() for status in statuses]
-        return _json(orjson.dumps(payload))
+        return json_answer(orjson.dumps(payload))
 
     async def metrics(self, request: Request) -> Response:
         if not self.public_metrics:
@@ -436,19 +264,7 @@ class Api:
         return Response(body, content_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: Request) -> Response:
-        return _json(orjson.dumps(openapi_document()))
-
-
-def _anthropic_error(error: ModelyardError, request_id: str) -> Response:
-    response = error_response(error, request_id)
-    response.body = orjson.dumps(messages_api.error_body(error))
-    return response
-
-
-def _unvalidated(body: dict[str, Any], reason: str, request_id: str) -> Response:
-    """An answer that failed validation after every attempt, returned marked (gateway/unvalidated.py)."""
-    headers = {"X-Request-Id": request_id, **marked_headers(reason)}
-    return Response(orjson.dumps(marked_body(body, reason)), headers=headers)
+        return json_answer(orjson.dumps(openapi_document()))
 
 
 def _model_object(name: str, route: Route[Target]) -> dict[str, Any]:
@@ -460,10 +276,6 @@ def _model_object(name: str, route: Route[Target]) -> dict[str, Any]:
         "owned_by": route.targets[0].provider if route.strategy == "single" else "modelyard",
         "kind": route.targets[0].kind,
     }
-
-
-def _stream_headers(request_id: str) -> dict[str, str]:
-    return {"Cache-Control": "no-cache", "X-Request-Id": request_id}
 
 
 def refusal(status: int, message: str) -> Response:
