@@ -31,9 +31,9 @@ FAKES = {
 
 def available_kinds() -> list[str]:
     """Every provider kind that speaks over the wire (the in-process model is tested in
-    test_local_embeddings.py). A fake that fails to import fails the run: it once dropped its kind from the
-    conformance suite without a word."""
-    kinds = [kind for kind, spec in KINDS.items() if spec.wire]
+    test_local_embeddings.py, the rerank-only APIs in test_api_rerank_vendors.py). A fake that fails to
+    import fails the run: it once dropped its kind from the conformance suite without a word."""
+    kinds = [kind for kind, spec in KINDS.items() if spec.wire and not spec.rerank_only]
     missing = [kind for kind in kinds if kind not in FAKES]
     if missing:
         raise LookupError(f"provider kinds without a fake in tests/conftest.py FAKES: {', '.join(missing)}")

@@ -56,7 +56,7 @@ BASE = {
         ),
         (
             {"providers": {"p": {"kind": "bedrock", "base_url": "http://x"}}},
-            "'openai', 'anthropic', 'gemini', 'openai_compatible' or 'local'",
+            "'openai', 'anthropic', 'gemini', 'openai_compatible', 'cohere', 'jina', 'voyage' or 'local'",
         ),
         ({"providers": {"p": {"kind": "openai"}}}, "base_url is required for kind 'openai'"),
         ({"providers": {"p": {"kind": "openai", "base_url": "ftp://x"}}}, "providers.p.base_url"),

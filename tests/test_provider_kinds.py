@@ -10,6 +10,7 @@ import pytest
 from modelyard.config.kinds import KINDS
 from modelyard.providers.registry import ADAPTERS
 from tests.conftest import FAKES, available_kinds
+from tests.fakes import rerank_vendors
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -20,6 +21,8 @@ def test_every_kind_names_an_adapter_class_that_imports(kind: str) -> None:
 
 
 def test_every_kind_on_the_wire_has_a_fake_and_runs_the_conformance_suite() -> None:
-    wire = {kind for kind, spec in KINDS.items() if spec.wire}
+    wire = {kind for kind, spec in KINDS.items() if spec.wire and not spec.rerank_only}
     assert wire == set(available_kinds()) == set(FAKES)
+    rerank_apis = {kind for kind, spec in KINDS.items() if spec.rerank_only}
+    assert rerank_apis == set(rerank_vendors.VENDORS), "rerank APIs: tests/test_api_rerank_vendors.py"
     assert not KINDS["local"].wire, "the in-process model has no wire format to fake"

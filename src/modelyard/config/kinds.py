@@ -27,13 +27,27 @@ class Kind:
     wire: bool = True
     #: True when it can only embed (the in-process model).
     embeddings_only: bool = False
+    #: True when it serves ``kind: rerank`` models (``POST /v1/rerank``).
+    reranks: bool = False
+    #: True when it can only rerank (the vendors' rerank APIs: their chat APIs are other kinds or none).
+    rerank_only: bool = False
 
 
 KINDS: dict[str, Kind] = {
     "openai": Kind("modelyard.providers.openai:OpenAIAdapter", "external"),
     "anthropic": Kind("modelyard.providers.anthropic:AnthropicAdapter", "external"),
     "gemini": Kind("modelyard.providers.gemini:GeminiAdapter", "external"),
-    "openai_compatible": Kind("modelyard.providers.openai_compatible:OpenAICompatibleAdapter", "self_hosted"),
+    "openai_compatible": Kind(
+        "modelyard.providers.openai_compatible:OpenAICompatibleAdapter", "self_hosted", reranks=True
+    ),
+    # The rerank APIs: Cohere's v2/rerank, Jina's and Voyage's v1/rerank (providers/rerank_vendor.py).
+    "cohere": Kind(
+        "modelyard.providers.cohere:CohereRerankAdapter", "external", reranks=True, rerank_only=True
+    ),
+    "jina": Kind("modelyard.providers.jina:JinaRerankAdapter", "external", reranks=True, rerank_only=True),
+    "voyage": Kind(
+        "modelyard.providers.voyage:VoyageRerankAdapter", "external", reranks=True, rerank_only=True
+    ),
     "local": Kind(
         "modelyard.providers.local_embeddings:LocalEmbeddingAdapter",
         "self_hosted",

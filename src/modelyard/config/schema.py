@@ -23,6 +23,7 @@ from modelyard.config.routing import (
 )
 from modelyard.config.server_limits import ServerLimitsConfig
 from modelyard.config.strict import Strict
+from modelyard.config.tracing import TracingConfig
 
 #: Self-hosted servers that speak OpenAI's format but differ in details; see providers/openai_compatible.py.
 ServerProfile = Literal["generic", "vllm", "ollama", "tgi", "llamacpp"]
@@ -169,6 +170,8 @@ class Config(Strict):
     #: Budgets, rate limits, workload caps, alerts and runtime keys (issue 15). Absent: none of them, and
     #: no budget store is opened.
     governance: GovernanceConfig | None = None
+    #: OpenTelemetry traces of requests, exported by OTLP (issue 18); off unless ``enabled: true``.
+    tracing: TracingConfig = TracingConfig()
 
     @model_validator(mode="after")
     def check_references(self) -> Config:
@@ -181,10 +184,16 @@ class Config(Strict):
             kind = self.providers[model.provider].kind
             if KINDS[kind].embeddings_only and model.kind != "embedding":
                 raise ValueError(f"models.{name}.kind: provider kind '{kind}' serves embeddings only")
-            if model.kind == "rerank" and kind != "openai_compatible":
+            if KINDS[kind].rerank_only and model.kind != "rerank":
+                raise ValueError(
+                    f"models.{name}.kind: provider kind '{kind}' serves rerank only; set 'kind: rerank'"
+                )
+            if model.kind == "rerank" and not KINDS[kind].reranks:
+                rerankers = ", ".join(k for k, spec in KINDS.items() if spec.rerank_only)
                 raise ValueError(
                     f"models.{name}.kind: rerank models are served by openai_compatible providers"
-                    f" (vLLM, TEI, Infinity: POST /rerank); provider '{model.provider}' is {kind}"
+                    f" (vLLM, TEI, Infinity: POST /rerank) or the rerank APIs ({rerankers});"
+                    f" provider '{model.provider}' is {kind}"
                 )
         self._check_routes()
         for name, workload in self.workloads.items():
