@@ -211,3 +211,17 @@ def test_an_answer_that_breaks_the_format_is_refused(raw: Any) -> None:
 )
 def test_vendor_error_bodies_lend_their_message(body: Any, message: str | None) -> None:
     assert vendor_error_message(body) == message
+
+
+async def test_a_rerank_api_without_its_key_says_which_variable_to_set(
+    vendors_gateway: GatewayUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.app import running_gateway
+
+    monkeypatch.delenv("FAKE_VOYAGE_KEY")
+    async with running_gateway(vendors_gateway.config, "127.0.0.1", 0) as url:
+        status, answer = await post(
+            f"{url}/v1/rerank", {"model": "voyage-rerank", "query": "q", "documents": ["d"]}
+        )
+    assert status == 503 and "FAKE_VOYAGE_KEY" in answer["error"]["message"], answer
+    assert vendors_gateway.states["voyage"].received == []

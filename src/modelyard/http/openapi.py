@@ -215,11 +215,12 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/rerank": {
                 "post": {
-                    "summary": "Rerank documents against a query (Cohere/Jina-style request and answer), forwarded"
-                    " to self-hosted rerankers (kind: rerank models on openai_compatible providers: vLLM, TEI,"
-                    " Infinity); PII masking applies to the query and documents. Metered under endpoint"
-                    " 'rerank': the server's token count, priced when the catalog knows the model, else"
-                    " unpriced.",
+                    "summary": "Rerank documents against a query (Cohere/Jina-style request and answer): kind:"
+                    " rerank models on openai_compatible providers (vLLM, TEI, Infinity: forwarded) or on the"
+                    " cohere, jina and voyage rerank APIs (translated); PII masking applies to the query and"
+                    " documents. Metered under endpoint 'rerank': the upstream's token count (estimated and"
+                    " flagged when it reports none, as Cohere, which bills search units), priced when the"
+                    " catalog knows the model, else unpriced.",
                     "parameters": [_WORKLOAD],
                     "requestBody": {
                         "required": True,
@@ -229,8 +230,8 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "results: [{index, relevance_score, document?}] best first, as the"
-                            " server answered",
+                            "description": "results: [{index, relevance_score, document?: {text}}] best first;"
+                            " usage (tokens) or, from Cohere, meta.billed_units",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
                         **upstream_errors,

@@ -1,11 +1,12 @@
-"""``POST /v1/rerank``: the Cohere/Jina-style rerank request, forwarded to self-hosted rerankers.
+"""``POST /v1/rerank``: the Cohere/Jina-style rerank request, to self-hosted rerankers or rerank APIs.
 
 The request most clients send (Cohere's v2 and Jina's shape, which vLLM, TEI and Infinity serve):
 ``{model, query, documents: [str | {text}], top_n?, return_documents?}``; the answer
-``{results: [{index, relevance_score, document?}], usage?}`` is passed back as the server sent it.
+``{results: [{index, relevance_score, document?}], usage?}``.
 
-Rerank models are ``kind: rerank`` in the config, on ``openai_compatible`` providers (the config refuses
-others). Admission sees the query and documents as embedding-style ``input`` (:func:`admission_body`), so
+Rerank models are ``kind: rerank`` in the config, on ``openai_compatible`` providers (the body and answer
+pass as they are) or on the ``cohere``, ``jina`` and ``voyage`` kinds, whose adapters translate both
+(providers/rerank_vendor.py) behind the same ``post_raw`` call; the config refuses other kinds. Admission sees the query and documents as embedding-style ``input`` (:func:`admission_body`), so
 data-class policy and PII masking apply; what goes upstream is the client's body with the upstream model
 and the (masked) texts. Usage is the server's token count when it reports one (vLLM does), else
 estimated and flagged; the cost is the catalog's when it prices the model, else unpriced, never $0.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelyard.config.kinds import KINDS
 from modelyard.config.schema import ProviderConfig
@@ -21,6 +21,7 @@ from modelyard.providers.base import (
     EmbeddingResult,
     StreamMeter,
 )
+from modelyard.providers.http import UpstreamStream
 
 
 class AdapterFactory(Protocol):
@@ -72,6 +73,14 @@ class MissingCredentials:
         yield {}  # type: ignore[unreachable]  # makes this an async generator, as the contract asks
 
     async def embed(self, call: EmbeddingCall) -> EmbeddingResult:
+        raise self._refuse()
+
+    # The forwarded endpoints (gateway/passthrough.py: rerank, legacy completions) refuse the same way,
+    # instead of failing the gateway's check that a forwarding target can forward.
+    async def post_raw(self, path: str, body: JSON) -> tuple[bytes, Any]:
+        raise self._refuse()
+
+    async def open_raw_stream(self, path: str, body: JSON) -> UpstreamStream:
         raise self._refuse()
 
     async def close(self) -> None:
