@@ -225,3 +225,27 @@ async def test_a_rerank_api_without_its_key_says_which_variable_to_set(
         )
     assert status == 503 and "FAKE_VOYAGE_KEY" in answer["error"]["message"], answer
     assert vendors_gateway.states["voyage"].received == []
+
+
+async def test_restricted_texts_never_reach_an_external_rerank_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.app import running_gateway
+
+    state = FakeState()
+    monkeypatch.setenv("FAKE_JINA_KEY", FAKE_KEY)
+    async with serve_app(rerank_vendors.create_app("jina", state)) as base:
+        raw = raw_config({"jina": base + "/v1"}, tmp_path)
+        raw["workloads"] = {"contracts": {"data_class": "restricted"}}
+        async with running_gateway(parse_config(raw), "127.0.0.1", 0) as url:
+            body = {
+                "model": "jina-rerank",
+                "query": "q",
+                "documents": ["d"],
+                "metadata": {"workload": "contracts"},
+            }
+            status, answer = await post(f"{url}/v1/rerank", body)
+    assert status == 403 and answer["error"]["type"] == "permission_error", answer
+    assert state.received == [], (
+        "a rerank API is external by default: the default policy keeps restricted data off it"
+    )
