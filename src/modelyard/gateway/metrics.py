@@ -1,123 +1,197 @@
-"""Prometheus metrics of one gateway, exposed at ``/metrics``.
+"""Prometheus metrics of one gateway, exposed at ``/metrics``: the OpenTelemetry GenAI series and modelyard's own.
 
-The request path only adds to plain integers in a dict (a few hundred nanoseconds, no lock: the event
-loop is one thread); a prometheus_client collector turns them into metric families when scraped, and
-the library does the exposition format. A registry per gateway, not the process-wide default, so two
-gateways in one process (tests) never share counters.
+The request path only adds to plain numbers held by one :class:`Series` per label set (a dict look-up and
+a few additions, no lock: the event loop is one thread); a prometheus_client collector turns them into
+metric families when scraped (:mod:`modelyard.gateway.metric_families`), and the library does the
+exposition format. A registry per gateway, not the process-wide default, so two gateways in one process
+(tests) never share counters.
 
-Label values come only from the config (public model and route names, workloads, target names) and from
-status codes, never from the request: a client naming a million unknown models must not grow ``/metrics``
-by a series each. Anything else is counted under :data:`UNKNOWN`.
+Label values come only from the config (public model and route names, workloads, provider names) and from
+fixed vocabularies (provider kinds, endpoints, status codes, error kinds written in the code), never from
+the request: a client naming a million unknown models must not grow ``/metrics`` by a series each. A model
+or workload the config does not name is counted under :data:`UNKNOWN`; a value of an open vocabulary past
+its first :data:`VOCABULARY_CAP` distinct values (an upstream's response model, say) under :data:`OTHER`.
+
+Which names, units and attributes follow which convention, and why the buckets are what they are:
+``docs/metrics.md``.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from modelyard.ledger.schema import RequestRow
+from modelyard.gateway.metric_families import GenAiCollector
+from modelyard.gateway.series import (
+    DURATION_BUCKETS,
+    TOKEN_BUCKETS,
+    TPOT_BUCKETS,
+    TTFT_BUCKETS,
+    Series,
+    SeriesKey,
+)
+from modelyard.gateway.targets import Target
+from modelyard.ledger.schema import AttemptRow, RequestRow
 from modelyard.routing.breaker import Breakers
+from modelyard.routing.plan import Route
 
-#: Latency histogram bounds, seconds.
-BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 #: The label of a model or workload the config does not name. Config names start with a letter or digit,
 #: so this one cannot collide with a real name.
 UNKNOWN = "_unknown"
+#: OpenTelemetry's fallback value (``error.type``'s ``_OTHER``), for any open vocabulary past its cap.
+OTHER = "_OTHER"
+#: Distinct values an open vocabulary (response models, error kinds) may add before folding into OTHER.
+VOCABULARY_CAP = 64
+#: Label sets kept at most; a request past it is counted in one overflow series (never dropped).
+SERIES_CAP = 10_000
+#: ``gen_ai.provider.name`` per provider kind: the convention's well-known value where one applies
+#: (Gemini's AI Studio API is ``gcp.gemini``), else the kind itself (self-hosted servers have none).
+PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
 
 
-class _Totals:
-    __slots__ = ("buckets", "cost_pico", "input_tokens", "latency_sum", "output_tokens", "requests")
+class Vocabulary:
+    """The values seen so far of an open but small vocabulary, up to a cap; later ones become OTHER."""
 
-    def __init__(self) -> None:
-        self.requests = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cost_pico = 0
-        self.latency_sum = 0.0
-        self.buckets = [0] * (len(BUCKETS) + 1)
+    __slots__ = ("cap", "seen")
+
+    def __init__(self, cap: int = VOCABULARY_CAP) -> None:
+        self.cap, self.seen = cap, set[str]()
+
+    def __call__(self, value: str | None) -> str:
+        if not value:
+            return ""
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.cap:
+            return OTHER
+        self.seen.add(value)
+        return value
 
 
-class GatewayMetrics(Collector):
-    def __init__(self, breakers: Breakers, models: Iterable[str] = (), workloads: Iterable[str] = ()) -> None:
-        self._breakers = breakers
-        self._models = frozenset(models)
+class GatewayMetrics:
+    """Counts each request's row into its :class:`Series`; scraped through :attr:`registry`."""
+
+    def __init__(
+        self,
+        breakers: Breakers,
+        routes: Mapping[str, Route[Target]] | Iterable[str] = (),
+        workloads: Iterable[str] = (),
+    ) -> None:
+        names = list(routes)
+        self._models = frozenset(names)
         self._workloads = frozenset(workloads)
-        self._totals: dict[tuple[str, str, int], _Totals] = {}
+        targets = [t for r in routes.values() for t in r.targets] if isinstance(routes, Mapping) else []
+        self._providers = frozenset(t.provider for t in targets)
+        self._response_models = Vocabulary()
+        self._response_models.seen.update(t.upstream_model for t in targets)
+        self._error_kinds = Vocabulary()
+        self._operations = Vocabulary(16)
+        #: Each row's raw label values (model already checked) -> its series. Bounded like the series.
+        self._by_raw: dict[tuple[object, ...], Series] = {}
+        #: The exported label sets.
+        self.series: dict[SeriesKey, Series] = {}
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self)
+        self.registry.register(GenAiCollector(self.series, breakers))
 
-    def observe(self, row: RequestRow) -> None:
+    def observe(self, row: RequestRow, attempts: Sequence[AttemptRow] = ()) -> None:
+        model = row.model if row.model in self._models else UNKNOWN
+        raw = (
+            row.endpoint,
+            row.workload,
+            model,
+            row.provider_kind,
+            row.provider,
+            row.upstream_model,
+            row.status,
+            row.error_kind,
+        )
+        series = self._by_raw.get(raw)
+        if series is None:
+            series = self._series_for(raw, model, row)
+        series.requests += 1
+        seconds = row.latency_ms * 0.001
+        series.duration_sum += seconds
+        series.duration[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        tin, tout = row.input_tokens, row.output_tokens
+        if tin or tout:
+            tokens, sums = series.tokens, series.token_sums  # input and output inline: every request has them
+            tokens[0][bisect_left(TOKEN_BUCKETS, tin)] += 1
+            tokens[1][bisect_left(TOKEN_BUCKETS, tout)] += 1
+            sums[0] += tin
+            sums[1] += tout
+            if row.cached_input_tokens:
+                series.count_tokens(2, row.cached_input_tokens)
+            if row.cache_write_tokens:
+                series.count_tokens(3, row.cache_write_tokens)
+            if row.reasoning_tokens:
+                series.count_tokens(4, row.reasoning_tokens)
+        cost = row.cost_pico_usd
+        if cost is None:  # tokens billed by a model without a price: counted apart, never as $0
+            series.unpriced += 1
+        else:
+            series.cost_pico += cost
+        if row.retries:
+            fallbacks = _fallbacks(attempts)
+            series.fallbacks += fallbacks
+            series.retries += row.retries - fallbacks
+        if row.cache_hit:
+            series.cache_hits += 1
+            series.cost_saved_pico += row.cost_saved_pico_usd or 0
+        ttft = row.ttft_ms
+        if ttft is not None and row.streamed and row.status < 400:
+            first = ttft * 0.001
+            series.ttft_sum += first
+            series.ttft[bisect_left(TTFT_BUCKETS, first)] += 1
+            if tout > 1:  # the convention's TPOT: the tokens after the first one
+                per_token = (seconds - first) / (tout - 1)
+                series.tpot_sum += per_token
+                series.tpot[bisect_left(TPOT_BUCKETS, per_token)] += 1
+
+    def _series_for(self, raw: tuple[object, ...], model: str, row: RequestRow) -> Series:
+        """The series of a label set seen for the first time: each value checked against the config or
+        its vocabulary (the slow path, once per distinct label set)."""
         workload = row.workload or ""
         if workload and workload not in self._workloads:
             workload = UNKNOWN
-        model = row.model if row.model in self._models else UNKNOWN
-        key = (workload, model, row.status)
-        totals = self._totals.get(key)
-        if totals is None:
-            totals = self._totals[key] = _Totals()
-        totals.requests += 1
-        totals.input_tokens += row.input_tokens
-        totals.output_tokens += row.output_tokens
-        totals.cost_pico += row.cost_pico_usd or 0
-        seconds = row.latency_ms / 1000.0
-        totals.latency_sum += seconds
-        totals.buckets[bisect_left(BUCKETS, seconds)] += 1
-
-    def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "modelyard_requests",
-            "Requests by workload, model and status",
-            labels=["workload", "model", "status"],
+        provider = row.provider or ""
+        if provider and provider not in self._providers:
+            provider = UNKNOWN
+        kind = row.provider_kind or ""
+        key = SeriesKey(
+            operation=self._operations(row.endpoint),
+            provider_name=PROVIDER_NAMES.get(kind, kind) if kind else "",
+            provider=provider,
+            request_model=model,
+            response_model=self._response_models(row.upstream_model),
+            error_type=self._error_kinds(row.error_kind),
+            workload=workload,
+            status=str(row.status),
         )
-        tokens = CounterMetricFamily(
-            "modelyard_tokens",
-            "Tokens by workload, model and direction",
-            labels=["workload", "model", "direction"],
-        )
-        cost = CounterMetricFamily(
-            "modelyard_cost_usd",
-            "Priced spend in USD (unpriced calls excluded)",
-            labels=["workload", "model"],
-        )
-        latency = HistogramMetricFamily(
-            "modelyard_request_seconds", "Request latency as the client saw it", labels=["workload"]
-        )
-        by_workload: dict[str, tuple[list[int], float]] = {}
-        spend: dict[tuple[str, str], int] = {}
-        volume: dict[tuple[str, str], tuple[int, int]] = {}
-        for (workload, model, status), totals in self._totals.items():
-            requests.add_metric([workload, model, str(status)], totals.requests)
-            tin, tout = volume.get((workload, model), (0, 0))
-            volume[(workload, model)] = (tin + totals.input_tokens, tout + totals.output_tokens)
-            spend[(workload, model)] = spend.get((workload, model), 0) + totals.cost_pico
-            counts, total = by_workload.get(workload, ([0] * (len(BUCKETS) + 1), 0.0))
-            by_workload[workload] = (
-                [a + b for a, b in zip(counts, totals.buckets, strict=True)],
-                total + totals.latency_sum,
-            )
-        for (workload, model), (tin, tout) in volume.items():
-            tokens.add_metric([workload, model, "input"], tin)
-            tokens.add_metric([workload, model, "output"], tout)
-            cost.add_metric([workload, model], spend[(workload, model)] / 1e12)
-        for workload, (counts, total) in by_workload.items():
-            cumulative, buckets = 0, []
-            for bound, count in zip([*map(str, BUCKETS), "+Inf"], counts, strict=True):
-                cumulative += count
-                buckets.append((bound, cumulative))
-            latency.add_metric([workload], buckets, total)
-        breaker = GaugeMetricFamily(
-            "modelyard_circuit_state",
-            "Circuit breaker per target: 0 closed, 1 half-open, 2 open",
-            labels=["target"],
-        )
-        for target, state in self._breakers.states().items():
-            breaker.add_metric([target], _STATE_VALUE[state])
-        yield from (requests, tokens, cost, latency, breaker)
+        series = self.series.get(key)
+        if series is None:
+            if len(self.series) >= SERIES_CAP:
+                key = SeriesKey(OTHER, OTHER, OTHER, OTHER, OTHER, OTHER, OTHER, OTHER)
+                series = self.series.get(key)
+            if series is None:
+                series = self.series[key] = Series()
+        if len(self._by_raw) < SERIES_CAP:
+            self._by_raw[raw] = series
+        return series
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _fallbacks(attempts: Sequence[AttemptRow]) -> int:
+    """How many times a request moved on to another target (the other extra attempts were retries)."""
+    moves, previous = 0, None
+    for attempt in attempts:
+        if attempt.purpose != "answer":
+            continue
+        target = (attempt.provider, attempt.upstream_model)
+        if previous is not None and target != previous:
+            moves += 1
+        previous = target
+    return moves

@@ -20,11 +20,13 @@ from typing import Any, Protocol
 from modelyard.errors import ModelyardError, UpstreamError
 from modelyard.gateway.admission import Refused
 from modelyard.gateway.budgeting import Hold, settle
+from modelyard.gateway.ledger_metrics import SpoolGauges
 from modelyard.gateway.metering import Outcome, RequestContext, RowFacts, build_row
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.targets import NO_WORKLOAD
 from modelyard.governance.runtime import Governance
 from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.writer import Ledger
 
 
 class LedgerSink(Protocol):
@@ -43,11 +45,13 @@ class Recorder:
         self, ledger: LedgerSink, metrics: GatewayMetrics, governance: Governance | None = None
     ) -> None:
         self.ledger, self.metrics, self.governance = ledger, metrics, governance
+        if isinstance(ledger, Ledger):  # a test's fake ledger has no spool to watch
+            metrics.registry.register(SpoolGauges(ledger))
 
     def record(self, ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> None:
         row = build_row(ctx, facts, outcome)
         self.ledger.record(row, outcome.attempts)
-        self.metrics.observe(row)
+        self.metrics.observe(row, outcome.attempts)
         hold = ctx.hold
         if hold is not None and self.governance is not None:
             ctx.hold = None
