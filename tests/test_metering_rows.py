@@ -62,6 +62,16 @@ def _ctx() -> RequestContext:
     )
 
 
+def _traced_ctx() -> RequestContext:
+    ctx = _ctx()
+    ctx.template_id, ctx.template_version, ctx.trace_id = (
+        "triage-prompt",
+        "v7",
+        "0af7651916cd43dd8448eb211c80319c",
+    )
+    return ctx
+
+
 @pytest.mark.parametrize("price", [PRICE, None], ids=["priced", "unpriced"])
 def test_attempt_row_columns(price: ModelPrice | None) -> None:
     target = _target(price)
@@ -109,7 +119,7 @@ def test_attempt_row_without_usage_counts_nothing() -> None:
 
 def test_request_row_columns() -> None:
     target = _target(PRICE)
-    ctx = _ctx()
+    ctx = _traced_ctx()
     first = attempt_row(ctx, 1, target, status=429, error_kind="rate_limited", seconds=0.1)
     second = attempt_row(ctx, 2, target, status=200, error_kind=None, seconds=0.2, usage=USAGE)
     outcome = Outcome(
@@ -126,6 +136,7 @@ def test_request_row_columns() -> None:
         prompt="[prompt]",
         completion="[completion]",
         shadow_of="req-0",
+        tool_calls=3,
     )
     workload = Workload("support", "internal", True, "public-m")
     facts = RowFacts(workload, "confidential", "confidential (header); allows any", "route-r", True)
@@ -171,6 +182,11 @@ def test_request_row_columns() -> None:
         cost_saved_pico_usd=None,
         shadow_of="req-0",
         purpose="shadow",
+        eval_run_id=None,
+        template_id="triage-prompt",
+        template_version="v7",
+        tool_calls=3,
+        trace_id="0af7651916cd43dd8448eb211c80319c",
     )
     _same(row, expected, approx=("overhead_ms",))
 
@@ -187,6 +203,7 @@ def test_request_row_refused_before_any_attempt() -> None:
         "answer",
         0,
     )
+    assert (row.template_id, row.template_version, row.tool_calls, row.trace_id) == (None, None, None, None)
 
 
 def _same(row: Any, expected: Any, approx: tuple[str, ...] = ()) -> None:

@@ -2,7 +2,7 @@
 
 Every command reads the database named by ``--db URL`` or by ``ledger.url`` in the gateway's ``--config``
 file, and takes the same filters (``--since``, ``--until``, ``--workload``, ``--model``, ``--status``,
-``--purpose``, ``--eval-run``). ``summary`` keeps what calls were for apart (``--by purpose``, on by default): the gateway's
+``--purpose``, ``--eval-run``, ``--template``, ``--trace``). ``summary`` keeps what calls were for apart (``--by purpose``, on by default): the gateway's
 answers, shadow mirrors, and the candidate (``eval``) and grading (``judge``) calls of eval runs.
 """
 
@@ -82,6 +82,14 @@ def _filter_options(command: F) -> F:
                 help="Only calls made for this: answers, shadow mirrors, eval runs' candidate or judge calls.",
             ),
             click.option("--eval-run", "eval_run_id", metavar="RUN_ID", help="Only this eval run's calls."),
+            click.option(
+                "--template",
+                metavar="NAME[@VERSION]",
+                help="Only requests built from this prompt template (any version, or the one named).",
+            ),
+            click.option(
+                "--trace", "trace_id", metavar="TRACE_ID", help="Only this OpenTelemetry trace's requests."
+            ),
         ]
     ):
         command = option(command)
@@ -96,7 +104,10 @@ def _filter(
     status: int | None,
     purpose: str | None,
     eval_run_id: str | None,
+    template: str | None,
+    trace_id: str | None,
 ) -> RequestFilter:
+    template_id, _, template_version = (template or "").partition("@")
     return RequestFilter(
         since=since,
         until=until,
@@ -105,6 +116,10 @@ def _filter(
         status=status,
         purpose=purpose,
         eval_run_id=eval_run_id,
+        template_id=template_id or None,
+        template_version=template_version or None,
+        # Trace ids are written in lower-case hex (W3C Trace Context); accept what a UI shows in capitals.
+        trace_id=trace_id.lower() if trace_id else None,
     )
 
 
@@ -251,10 +266,17 @@ def _requests_table(rows: list[RequestRow]) -> Table:
         table.add_column(name)
     for name in ("in", "out", "cost", "latency ms", "ttft ms"):
         table.add_column(name, justify="right", no_wrap=True)
+    # Shown only when some row has one: most ledgers record neither templates nor tool calls.
+    templates = any(row.template_id for row in rows)
+    tools = any(row.tool_calls for row in rows)
+    if templates:
+        table.add_column("template")
+    if tools:
+        table.add_column("tools", justify="right")
     for row in rows:
         cost = "unpriced" if row.cost_pico_usd is None else usd(pico_to_usd(row.cost_pico_usd))
         status = str(row.status) + (f" {row.error_kind}" if row.error_kind else "")
-        table.add_row(
+        cells = [
             datetime.fromtimestamp(row.ts).strftime("%Y-%m-%d %H:%M:%S"),
             row.request_id,
             row.workload or "-",
@@ -266,7 +288,13 @@ def _requests_table(rows: list[RequestRow]) -> Table:
             cost,
             _ms(row.latency_ms),
             _ms(row.ttft_ms),
-        )
+        ]
+        if templates:
+            version = f"@{row.template_version}" if row.template_version else ""
+            cells.append(f"{row.template_id}{version}" if row.template_id else "-")
+        if tools:
+            cells.append("-" if row.tool_calls is None else str(row.tool_calls))
+        table.add_row(*cells)
     return table
 
 

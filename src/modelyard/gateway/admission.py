@@ -63,6 +63,11 @@ class RequestMeta(NamedTuple):
     stream: bool = False
     #: ``stream_options.include_usage``: the client wants the usage chunk at the end of a stream.
     wants_usage: bool = False
+    #: The prompt template it names (``name@version``), split; recorded, never routed on.
+    template_id: str | None = None
+    template_version: str | None = None
+    #: The W3C ``traceparent`` it sent (checked by the tracer, which ignores a malformed one).
+    traceparent: str | None = None
 
 
 class RequestPlan(NamedTuple):

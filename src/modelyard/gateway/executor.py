@@ -17,7 +17,7 @@ import orjson
 from modelyard.gateway.admission import RequestPlan
 from modelyard.gateway.attempts import AttemptRunner, Served
 from modelyard.gateway.cached import answer_frames
-from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, cost_of
+from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, cost_of, tool_calls_in
 from modelyard.gateway.recording import Recorder
 from modelyard.gateway.redaction import StreamRestorer, restore_result
 from modelyard.gateway.side_calls import judge, mirror
@@ -135,6 +135,7 @@ class Executor:
         )
         model = result.body.get("model")
         outcome.upstream_model = model if isinstance(model, str) else None
+        outcome.tool_calls = tool_calls_in(result.body)
         if not served.accepted:
             outcome.error_kind = "validation_failed"
             outcome.route = f"{outcome.route}; {billing_note(outcome.attempts)}"
@@ -180,6 +181,7 @@ class Executor:
         outcome.cache_hit, outcome.cost_saved_pico_usd = True, cached.cost_pico_usd
         outcome.route = f"cache hit (answered earlier by {cached.served_by})"
         outcome.finish_reason = "stop"
+        outcome.tool_calls = tool_calls_in(cached.body)
         self.recorder.record(ctx, plan.facts, outcome)
         return cached
 

@@ -17,6 +17,8 @@ from modelyard.ledger.schema import AttemptRow, RequestRow
 from modelyard.providers.base import JSON, StreamMeter, Usage, estimate_tokens, message_chars
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from modelyard.gateway.budgeting import Hold
 
 
@@ -37,6 +39,12 @@ class RequestContext:
     #: With a network budget store, the reservation admission left to be awaited off the event loop
     #: (``Gateway.chat`` and its siblings await it first; see ``gateway.budgeting.reserve_async``).
     reserving: Callable[[], Awaitable[None]] | None = None
+    #: The prompt template the request named (``name@version``), split.
+    template_id: str | None = None
+    template_version: str | None = None
+    #: With tracing on: the request's open span (closed by the recorder) and its trace id (for the row).
+    span: Span | None = None
+    trace_id: str | None = None
 
 
 def cost_of(target: Target, usage: Usage | None) -> tuple[int | None, bool]:
@@ -104,6 +112,17 @@ def attempt_row(
     )
 
 
+def tool_calls_in(body: JSON) -> int:
+    """Tool calls in a chat answer: every choice's ``message.tool_calls``."""
+    count = 0
+    for choice in body.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if isinstance(calls, list):
+            count += len(calls)
+    return count
+
+
 #: The usage of a call that reported none: every count zero, not estimated.
 _NO_USAGE = Usage()
 
@@ -131,6 +150,8 @@ class Outcome:
     shadow_of: str | None = None
     prompt: str | None = None
     completion: str | None = None
+    #: Tool calls in a whole answer; None where not counted.
+    tool_calls: int | None = None
 
 
 class RowFacts(NamedTuple):
@@ -203,4 +224,9 @@ def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Request
         outcome.shadow_of,
         # A mirror to a candidate is not demand: readers (ledger summary, decide) tell it apart by purpose.
         "shadow" if outcome.shadow_of else "answer",
+        None,  # eval_run_id: only eval runs' rows have one
+        ctx.template_id,
+        ctx.template_version,
+        outcome.tool_calls,
+        ctx.trace_id,
     )

@@ -14,6 +14,7 @@ import asyncio
 import random
 from collections.abc import Mapping
 from functools import partial
+from typing import TYPE_CHECKING
 
 from modelyard.catalog.prices import PriceCatalog
 from modelyard.config.schema import Config
@@ -36,6 +37,9 @@ from modelyard.providers.base import JSON, Adapter, ChatResult, EmbeddingResult
 from modelyard.routing.breaker import Breakers
 from modelyard.routing.cache import ResponseCache
 
+if TYPE_CHECKING:
+    from modelyard.gateway.tracing import Tracing
+
 __all__ = ["Gateway", "LedgerSink", "Refused", "RequestPlan"]
 
 
@@ -51,6 +55,7 @@ class Gateway:
         *,
         governance: Governance | None = None,
         rng: random.Random | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.adapters = dict(adapters)
@@ -61,7 +66,15 @@ class Gateway:
         self.governance = governance
         self.keys = KeyRing(config.auth, governance.keys if governance else None)
         self.metrics = GatewayMetrics(self.breakers, self.routes, config.workloads)
-        self.recorder = Recorder(ledger, self.metrics, governance)
+        if tracing is None and config.tracing.enabled:
+            # Imported here: the OpenTelemetry SDK's objects, loaded by a gateway that does not trace,
+            # would cost every request (more for the garbage collector to walk).
+            from modelyard.gateway.tracing import Tracing
+
+            tracing = Tracing(config.tracing)
+        #: None unless ``tracing.enabled`` (or a test's tracer): then requests pay nothing for tracing.
+        self.tracing = tracing
+        self.recorder = Recorder(ledger, self.metrics, governance, self.tracing)
         if governance is not None:
             self.metrics.registry.register(BudgetGauges(governance, config))
         caching = {n: w.cache for n, w in config.workloads.items() if w.cache is not None}
@@ -79,6 +92,10 @@ class Gateway:
     def admit(self, ctx: RequestContext, meta: RequestMeta, body: JSON, caller: Caller | None) -> RequestPlan:
         """The request's plan; a refusal is recorded (with what admission had decided), then raised as
         the error the client gets."""
+        if meta.template_id is not None:
+            ctx.template_id, ctx.template_version = meta.template_id, meta.template_version
+        if self.tracing is not None:
+            self.tracing.start(ctx, meta.traceparent)
         try:
             plan = admit(self.tables, meta, body, caller, self._available, self.rng)
         except Refused as refusal:
@@ -145,3 +162,6 @@ class Gateway:
         for adapter in self.adapters.values():
             await adapter.close()
         await self.cache.close()
+        if self.tracing is not None:
+            # Exports what is still batched: a blocking HTTP call, kept off the event loop.
+            await asyncio.to_thread(self.tracing.shutdown)

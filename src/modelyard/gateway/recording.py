@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelyard.errors import ModelyardError, UpstreamError
 from modelyard.gateway.admission import Refused
@@ -26,6 +26,9 @@ from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.targets import NO_WORKLOAD
 from modelyard.governance.runtime import Governance
 from modelyard.ledger.schema import AttemptRow, RequestRow
+
+if TYPE_CHECKING:
+    from modelyard.gateway.tracing import Tracing
 from modelyard.ledger.writer import Ledger
 
 
@@ -39,12 +42,18 @@ class Recorder:
     """Builds each request's row from its admission facts and its outcome, and hands it to the ledger
     and the metrics."""
 
-    __slots__ = ("governance", "ledger", "metrics")
+    __slots__ = ("governance", "ledger", "metrics", "tracing")
 
     def __init__(
-        self, ledger: LedgerSink, metrics: GatewayMetrics, governance: Governance | None = None
+        self,
+        ledger: LedgerSink,
+        metrics: GatewayMetrics,
+        governance: Governance | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.ledger, self.metrics, self.governance = ledger, metrics, governance
+        #: None when tracing is off: then a request's only cost of tracing is the test below.
+        self.tracing = tracing
         if isinstance(ledger, Ledger):  # a test's fake ledger has no spool to watch
             metrics.registry.register(SpoolGauges(ledger))
 
@@ -56,6 +65,8 @@ class Recorder:
         if hold is not None and self.governance is not None:
             ctx.hold = None
             self._settle(hold, row)
+        if self.tracing is not None:
+            self.tracing.finish(ctx, row, outcome.attempts)
 
     def _settle(self, hold: Hold, row: RequestRow) -> None:
         """Replace the reservation by what the request used: queued, and applied in a batch right after

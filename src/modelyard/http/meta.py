@@ -8,6 +8,7 @@ client's copy overrule the proxy's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,10 +18,16 @@ from modelyard.gateway.admission import RequestMeta, Sources
 
 WORKLOAD_HEADER = "X-Modelyard-Workload"
 DATA_CLASS_HEADER = "X-Modelyard-Data-Class"
+#: The prompt template a request was built from, ``name@version`` (or ``metadata.template`` in the body):
+#: recorded in the ledger's ``template_id`` / ``template_version`` and on the request's span.
+TEMPLATE_HEADER = "X-Modelyard-Template"
+#: W3C Trace Context: the client's trace, joined by the request's span when tracing is on.
+TRACEPARENT_HEADER = "traceparent"
 AUTHORIZATION = "Authorization"
 
 SOURCES = Sources(workload=WORKLOAD_HEADER, data_class=DATA_CLASS_HEADER)
 _FROM_HEADER = "header " + WORKLOAD_HEADER
+_TEMPLATE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._:/-]{0,127})(?:@([A-Za-z0-9][A-Za-z0-9._+-]{0,63}))?")
 
 
 def read_meta(headers: Mapping[str, str], body: Mapping[str, Any], kind: ModelKind) -> RequestMeta:
@@ -28,10 +35,14 @@ def read_meta(headers: Mapping[str, str], body: Mapping[str, Any], kind: ModelKi
     for, and how it wants its answer. Different workload headers are refused rather than one picked."""
     workload: object = single_header(headers, WORKLOAD_HEADER)
     named_in = _FROM_HEADER
+    metadata = body.get("metadata")
     if workload is None:
-        metadata = body.get("metadata")
         workload = metadata.get("workload") if isinstance(metadata, dict) else None
         named_in = "metadata.workload"
+    template: object = single_header(headers, TEMPLATE_HEADER)
+    if template is None and isinstance(metadata, dict):
+        template = metadata.get("template")
+    template_id, template_version = read_template(template) if template is not None else (None, None)
     stream = body.get("stream") is True
     options = body.get("stream_options") if stream else None
     classes = header_values(headers, DATA_CLASS_HEADER)
@@ -43,7 +54,25 @@ def read_meta(headers: Mapping[str, str], body: Mapping[str, Any], kind: ModelKi
         tuple(classes) if classes else (),
         stream,
         isinstance(options, dict) and options.get("include_usage") is True,
+        template_id,
+        template_version,
+        headers.get(TRACEPARENT_HEADER),
     )
+
+
+def read_template(value: object) -> tuple[str, str | None]:
+    """``name@version`` as ``(name, version)``; the version is optional. Anything else is refused, saying
+    what is expected, rather than recorded as noise."""
+    match = _TEMPLATE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidRequest(
+            f"{TEMPLATE_HEADER} (or metadata.template) must be 'name@version' or 'name': letters, digits"
+            " and . _ : / - (name up to 128 characters, version up to 64, + allowed); got"
+            f" {str(value)[:80]!r}",
+            code="invalid_template",
+            param=TEMPLATE_HEADER,
+        )
+    return match.group(1), match.group(2)
 
 
 def header_values(headers: Mapping[str, str], name: str) -> list[str]:

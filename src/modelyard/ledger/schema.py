@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 #: Bumped when a migration changes the row shape; written into every spool line.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(slots=True)
@@ -76,6 +76,16 @@ class RequestRow:
     purpose: str = "answer"
     #: For ``eval`` and ``judge`` calls: the eval run that made them (the ``run_id`` of its record).
     eval_run_id: str | None = None
+    #: The prompt template the client named (``X-Modelyard-Template: name@version`` or
+    #: ``metadata.template``): its id and version (None: no version given).
+    template_id: str | None = None
+    template_version: str | None = None
+    #: Tool calls in the answer (``choices[].message.tool_calls``); None where not counted (streams,
+    #: embeddings, passthrough endpoints, refusals).
+    tool_calls: int | None = None
+    #: The OpenTelemetry trace id (32 hex digits) when tracing is on: the client's own when it sent a
+    #: ``traceparent``; set whether or not the trace was sampled.
+    trace_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -44,6 +44,11 @@ class RequestFilter:
     purpose: str | None = None
     #: The eval run whose calls to read (``RequestRow.eval_run_id``).
     eval_run_id: str | None = None
+    #: The prompt template (``RequestRow.template_id``), and one version of it.
+    template_id: str | None = None
+    template_version: str | None = None
+    #: One OpenTelemetry trace (``RequestRow.trace_id``, 32 hex digits).
+    trace_id: str | None = None
 
     def where(self, placeholder: str) -> tuple[str, list[Any]]:
         """A ``WHERE`` clause (or ``""``) and its parameters, for a driver's placeholder style."""
@@ -58,6 +63,9 @@ class RequestFilter:
             ("tenant", "=", self.tenant),
             ("purpose", "=", self.purpose),
             ("eval_run_id", "=", self.eval_run_id),
+            ("template_id", "=", self.template_id),
+            ("template_version", "=", self.template_version),
+            ("trace_id", "=", self.trace_id),
         ):
             if value is not None:
                 tests.append(f"{column} {op} {placeholder}")

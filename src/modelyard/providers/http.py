@@ -11,6 +11,7 @@ Where a call goes is the configured URL alone: no proxy from the environment, no
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +31,12 @@ from modelyard.transport.http1 import ConnectError, Exchange, Pool, ProtocolErro
 TRANSPORT_ERRORS = (TimeoutError, ConnectError, StreamCut, ProtocolError, OSError)
 #: Request heads kept per client (one per endpoint URL and header set: a handful per provider).
 HEAD_CACHE_SIZE = 256
+
+#: The W3C ``traceparent`` header line (``traceparent: 00-...`` and its CRLF) every upstream call of the current
+#: request carries, set by the gateway's tracing (``gateway/tracing.py``) when tracing is on. A context
+#: variable, so that no adapter signature changes; appended to the cached request head rather than part
+#: of its key, so a per-request header does not defeat the head cache.
+UPSTREAM_TRACEPARENT: ContextVar[bytes | None] = ContextVar("modelyard_upstream_traceparent", default=None)
 
 
 def error_message_of(body: Any) -> str | None:
@@ -124,6 +131,9 @@ class UpstreamClient:
     async def post_json(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[bytes, Any]:
         """POST and return ``(raw body, parsed JSON)`` of a 2xx answer."""
         pool, head = self._prepare(url, headers)
+        traceparent = UPSTREAM_TRACEPARENT.get()
+        if traceparent is not None:
+            head += traceparent
         exchange = None
         try:
             exchange = await pool.open(head, body, read_timeout_s=self.config.timeouts.read)
@@ -147,6 +157,9 @@ class UpstreamClient:
         """POST and return the 2xx streaming answer, once its head is in. A failure until then (status,
         connection) is raised here; after it, :meth:`UpstreamStream.next_piece` maps its own."""
         pool, head = self._prepare(url, headers)
+        traceparent = UPSTREAM_TRACEPARENT.get()
+        if traceparent is not None:
+            head += traceparent
         try:
             exchange = await pool.open(head, body, read_timeout_s=self.config.timeouts.read)
         except TRANSPORT_ERRORS as exc:
