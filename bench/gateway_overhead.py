@@ -137,14 +137,9 @@ def start_modelyard_before(tmp: Path, upstream: Upstream) -> Running:
     return start_modelyard(tmp, upstream, "modelyard-before", {"PYTHONPATH": str(BEFORE_SRC / "src")})
 
 
-def start_modelyard(
-    tmp: Path, upstream: Upstream, name: str = "modelyard", extra_env: dict[str, str] | None = None
-) -> Running:
-    db = tmp / f"{name}-ledger.db"
-    # Routing on, as a real deployment runs it: each model a fallback route over two providers (the backup
-    # never needed here), under a data-class policy that names the approved providers, so every request
-    # pays for workload resolution, the class decision, the plan and the breakers.
-    config = f"""
+def modelyard_config(upstream: Upstream, db: Path) -> str:
+    """modelyard's config here (also bench/inprocess_counts.py's)."""
+    return f"""
 providers:
   upstream-json: {{kind: openai, base_url: "{upstream.json_base}", api_key_env: BENCH_UPSTREAM_KEY}}
   upstream-sse:  {{kind: openai, base_url: "{upstream.sse_base}", api_key_env: BENCH_UPSTREAM_KEY}}
@@ -166,6 +161,16 @@ policy:
 server: {{default_workload: bench}}
 ledger: {{url: "sqlite:///{db}"}}
 """
+
+
+def start_modelyard(
+    tmp: Path, upstream: Upstream, name: str = "modelyard", extra_env: dict[str, str] | None = None
+) -> Running:
+    db = tmp / f"{name}-ledger.db"
+    # Routing on, as a real deployment runs it: each model a fallback route over two providers (the backup
+    # never needed here), under a data-class policy that names the approved providers, so every request
+    # pays for workload resolution, the class decision, the plan and the breakers.
+    config = modelyard_config(upstream, db)
     path = tmp / f"{name}.yaml"
     path.write_text(config)
     port = free_port()

@@ -1,0 +1,147 @@
+"""Instructions per request of modelyard's request handler and the lean forwarder's, in one process each.
+
+``Api.handle`` (or the lean forwarder's handler) is called directly with a parsed request, against the same
+nginx upstream the overhead benchmark uses; no inbound HTTP server and no ledger ingester, so the figure is
+the handler's own work plus the upstream call. Each system runs under valgrind (``--tool=cachegrind
+--cache-sim=no``) twice, with 100 and 600 measured requests; the difference divided by 1,000 (two rounds
+each) is the cost of one request, without start-up. Deterministic to ±1 %, whatever else the machine runs:
+the A/B of a change to the request path in ~2 minutes (``instruction_counts.py`` measures the whole server
+under wrk, ~10 minutes).
+
+    .venv/bin/python bench/inprocess_counts.py [--systems lean,modelyard] [--src CHECKOUT] [--stream]
+
+``--src`` measures another checkout's ``src/`` (for a before/after). ``--ablate STEP`` replaces one step
+by a no-op (``check``: request validation, ``ledger``: the spool line, ``metrics``): what is left is that
+step's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+
+
+def _measure(system: str, n: int, stream: bool, ablate: str) -> None:
+    """Run ``2 * n`` requests through ``system`` (after 300 of warm-up) and exit."""
+    sys.path.insert(0, str(BENCH))
+    import uvloop
+    from multidict import CIMultiDict
+
+    import gateway_overhead as bench
+    from modelyard.transport.messages import Request, Streamed
+
+    tmp = Path(tempfile.mkdtemp())
+    nginx, upstream = bench.start_nginx(tmp)
+    body = (BENCH / "requests" / ("chat-stream.json" if stream else "chat.json")).read_bytes()
+
+    async def drain(answer: object) -> None:
+        if isinstance(answer, Streamed):
+
+            async def write(piece: bytes) -> None:
+                return None
+
+            await answer.body.pump(write)
+
+    async def main() -> None:
+        os.environ["BENCH_UPSTREAM_KEY"] = "sk-bench"
+        if system == "lean":
+            sys.argv = [
+                "lean",
+                "0",
+                f"bench-json={upstream.json_base}/chat/completions",
+                f"bench-stream={upstream.sse_base}/chat/completions",
+            ]
+            spec = importlib.util.spec_from_file_location("lean", BENCH / "lean_forwarder.py")
+            assert spec is not None and spec.loader is not None
+            lean = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(lean)
+            handle = lean.chat
+            ledger = None
+        else:
+            from modelyard.catalog.prices import load_catalog
+            from modelyard.config.loader import load_config
+            from modelyard.gateway.pipeline import Gateway
+            from modelyard.http import app as http_app
+            from modelyard.ledger.writer import Ledger
+            from modelyard.providers.registry import build_adapter
+
+            path = tmp / "modelyard.yaml"  # the overhead benchmark's: routing on, the SQLite ledger
+            path.write_text(bench.modelyard_config(upstream, tmp / "ledger.db"))
+            config = load_config(str(path))
+            ledger = Ledger(config.ledger)
+            await ledger.start()
+            adapters = {name: build_adapter(name, p) for name, p in config.providers.items()}
+            gateway = Gateway(config, adapters, load_catalog(config.catalog.price_files), ledger)
+            if ablate == "check":
+                http_app.check_chat_request = lambda body: None  # type: ignore[assignment]
+            elif ablate == "ledger":
+                ledger.record = lambda request, attempts=(): None  # type: ignore[method-assign]
+            elif ablate == "metrics":
+                gateway.metrics.observe = lambda row: None  # type: ignore[method-assign]
+            handle = http_app.Api(gateway).handle
+
+        def request() -> Request:
+            headers = CIMultiDict({"Content-Type": "application/json", "Host": "bench"})
+            return Request("POST", "/v1/chat/completions", "", headers, body, len(body))
+
+        for _ in range(300 + 2 * n):
+            await drain(await handle(request()))
+        if ledger is not None:
+            await ledger.close()
+
+    try:
+        uvloop.run(main())
+    finally:
+        nginx.stop()
+    sys.exit(0)
+
+
+def _instructions(system: str, n: int, args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.src:
+        env["PYTHONPATH"] = str(Path(args.src) / "src")
+    argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    argv += [sys.executable, __file__, "--child", system, "--n", str(n), "--ablate", args.ablate]
+    argv += ["--stream"] if args.stream else []
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{system}: valgrind run failed:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--systems", default="lean,modelyard")
+    parser.add_argument("--src", default="", help="another checkout whose src/ is measured")
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--ablate", default="", choices=["", "check", "ledger", "metrics"])
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _measure(args.child, args.n, args.stream, args.ablate)
+    started = time.monotonic()
+    for system in args.systems.split(","):
+        short, long = _instructions(system, 100, args), _instructions(system, 600, args)
+        label = (
+            f"{system}{' (stream)' if args.stream else ''}{f' without {args.ablate}' if args.ablate else ''}"
+        )
+        print(f"{label:40s} {(long - short) // 1000:>9,} instructions/request", flush=True)
+    print(f"({time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    main()
