@@ -38,6 +38,12 @@ def started(log: Path) -> list[tuple[int, int]]:
     return [(int(s), int(p)) for s, p in STARTED.findall(log.read_text())]
 
 
+def serving(log: Path) -> set[int]:
+    """The pids of the workers that said they listen (a started worker takes a moment, longer on a busy
+    machine; until one listens, connections go to the others, or are refused when none does)."""
+    return {int(pid) for pid in re.findall(r"worker (\d+) serving", log.read_text())}
+
+
 async def load(url: str, until: asyncio.Event, answered: list[str], clients: int = 8) -> None:
     """``clients`` loops of requests, each on a new connection (so the kernel hands them to either
     worker), until ``until`` is set; the ids of answers received whole go to ``answered``."""
@@ -231,6 +237,8 @@ async def test_a_worker_killed_mid_request_leaves_no_reservation_past_its_ttl(tm
                 assert await asyncio.gather(*in_flight) == [None] * 20
                 assert reserved() == 20, "the killed workers' requests hold their estimates"
                 await wait_for(lambda: len(started(log)) == 4, 15, "the restarts")
+                restarted = {pid for _, pid in started(log)[2:]}
+                await wait_for(lambda: restarted <= serving(log), 30, "the restarted workers to listen")
                 state.scenario, state.delay_s = "text", 0.0
                 await asyncio.sleep(2.5)  # past the TTL
                 for _ in range(4):  # sweeps run as requests arrive (either worker's sweeps the store)
