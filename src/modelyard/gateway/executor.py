@@ -17,14 +17,14 @@ import orjson
 from modelyard.gateway.admission import RequestPlan
 from modelyard.gateway.attempts import AttemptRunner, Served
 from modelyard.gateway.cached import answer_frames
-from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, cost_of, tool_calls_in
+from modelyard.gateway.metering import Outcome, RequestContext, cost_of, tool_calls_in
 from modelyard.gateway.recording import Recorder
 from modelyard.gateway.redaction import StreamRestorer, restore_result
 from modelyard.gateway.side_calls import judge, mirror
 from modelyard.gateway.streaming import ClientStream, Frames, Relay, opener
 from modelyard.gateway.targets import Target
 from modelyard.gateway.unvalidated import billing_note
-from modelyard.providers.base import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult, Usage
+from modelyard.providers.base import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
 from modelyard.routing.cache import CachedAnswer, ResponseCache
 from modelyard.routing.validators import answer_text, first_failure, requested_schema, schema_violation
 
@@ -103,9 +103,7 @@ class Executor:
 
         def on_success(target: Target, result: ChatResult, seconds: float) -> None:
             model = result.body.get("model")
-            self._answered(
-                ctx, outcome, target, result.usage, seconds, model if isinstance(model, str) else None
-            )
+            outcome.answered(ctx, target, result.usage, seconds, model if isinstance(model, str) else None)
 
         async def accept(result: ChatResult) -> str | None:
             text = answer_text(result.body)
@@ -144,30 +142,6 @@ class Executor:
             outcome.prompt = orjson.dumps(plan.redaction.body.get("messages")).decode()
             outcome.completion = orjson.dumps(result.body.get("choices")).decode()
         self.recorder.record(ctx, plan.facts, outcome)
-
-    @staticmethod
-    def _answered(
-        ctx: RequestContext,
-        outcome: Outcome,
-        target: Target,
-        usage: Usage | None,
-        seconds: float,
-        upstream_model: str | None = None,
-    ) -> None:
-        """An attempt that answered: its row, and its time spent upstream."""
-        outcome.upstream_seconds += seconds
-        outcome.attempts.append(
-            attempt_row(
-                ctx,
-                len(outcome.attempts) + 1,
-                target,
-                status=200,
-                error_kind=None,
-                seconds=seconds,
-                usage=usage,
-                upstream_model=upstream_model,
-            )
-        )
 
     # -- cache and shadow ------------------------------------------------------------------------------
 
@@ -218,7 +192,7 @@ class Executor:
             )
 
         def on_success(target: Target, result: EmbeddingResult, seconds: float) -> None:
-            self._answered(ctx, outcome, target, result.usage, seconds)
+            outcome.answered(ctx, target, result.usage, seconds)
 
         with self.recorder.on_failure(ctx, plan.facts, outcome):
             served = await self.runner.run(ctx, plan.attempts, call, outcome, on_success=on_success)

@@ -153,6 +153,29 @@ class Outcome:
     #: Tool calls in a whole answer; None where not counted.
     tool_calls: int | None = None
 
+    def answered(
+        self,
+        ctx: RequestContext,
+        target: Target,
+        usage: Usage | None,
+        seconds: float,
+        upstream_model: str | None = None,
+    ) -> None:
+        """An attempt that answered: its row, and its time spent upstream."""
+        self.upstream_seconds += seconds
+        self.attempts.append(
+            attempt_row(
+                ctx,
+                len(self.attempts) + 1,
+                target,
+                status=200,
+                error_kind=None,
+                seconds=seconds,
+                usage=usage,
+                upstream_model=upstream_model,
+            )
+        )
+
 
 class RowFacts(NamedTuple):
     """What a request's row says about its admission, decided once: for answers and refusals alike."""

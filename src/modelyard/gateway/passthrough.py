@@ -76,19 +76,7 @@ async def forward(
     def on_success(target: Target, result: tuple[bytes, Any], seconds: float) -> None:
         usage, _ = endpoint.answer(result[1])
         model = result[1].get("model") if isinstance(result[1], dict) else None
-        outcome.upstream_seconds += seconds
-        outcome.attempts.append(
-            attempt_row(
-                ctx,
-                len(outcome.attempts) + 1,
-                target,
-                status=200,
-                error_kind=None,
-                seconds=seconds,
-                usage=usage,
-                upstream_model=model if isinstance(model, str) else None,
-            )
-        )
+        outcome.answered(ctx, target, usage, seconds, model if isinstance(model, str) else None)
 
     with recorder.on_failure(ctx, plan.facts, outcome):
         served = await runner.run(ctx, plan.attempts, call, outcome, on_success=on_success)
