@@ -161,6 +161,27 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> N
                     os.kill(pid, signal.SIGKILL)
 
 
+async def test_workers_still_starting_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """Killed before its workers listen (they are still importing): each learns its supervisor's pid from
+    the environment, so one whose parent is already gone when it asks Linux to be told stops at once."""
+    state = FakeState()
+    async with serve_app(fake_openai.create_app(state)) as upstream:
+        config = write_config(tmp_path, upstream, flush_ms=50)
+        log = tmp_path / "serve.log"
+        process = supervisor(config, free_port(), log)
+        try:
+            await wait_for(lambda: len(started(log)) == 2, 20, "two workers")
+            pids = [pid for _, pid in started(log)]
+            process.kill()
+            process.wait()
+            await wait_for(lambda: all(gone(pid) for pid in pids), 30, "the orphaned workers to stop")
+            assert not serving(log), "killed before any worker listened"
+        finally:
+            for _, pid in started(log):
+                if not gone(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize(
     ("governance", "says"),
     [

@@ -52,6 +52,8 @@ MAX_BACKOFF_S = 30.0
 #: requests (``SHUTDOWN_GRACE_S``) plus the ledger ingester's last pass.
 STOP_TIMEOUT_S = 90.0
 POLL_S = 0.1
+#: The environment variable naming a worker's supervisor (see :func:`_stop_with_parent`).
+SUPERVISOR_PID = "MODELYARD_SUPERVISOR_PID"
 
 
 def _socket(host: str, port: int) -> socket.socket:
@@ -102,7 +104,10 @@ class Supervisor:
         sock = worker_socket(self.host, self.port)
         try:
             fd = sock.fileno()
-            process = subprocess.Popen([*self.command, "--listen-fd", str(fd)], pass_fds=(fd,))
+            # The worker learns who its supervisor is from here, not from getppid(): a supervisor that dies
+            # while the worker is still starting would otherwise leave it an orphan that never notices.
+            env = {**os.environ, SUPERVISOR_PID: str(os.getpid())}
+            process = subprocess.Popen([*self.command, "--listen-fd", str(fd)], pass_fds=(fd,), env=env)
         finally:
             sock.close()  # the worker's copy is the only one: its queue goes with it
         self.workers[slot] = Worker(slot, process, time.monotonic(), crashes)
@@ -204,7 +209,7 @@ def _stop_with_parent() -> None:
         return
     import ctypes
 
-    parent = os.getppid()
+    parent = int(os.environ.get(SUPERVISOR_PID, os.getppid()))
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:  # the supervisor died before the request above took effect
