@@ -19,6 +19,7 @@ import psycopg
 
 from modelyard.ledger import migrate
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow, Values
+from modelyard.ledger.series import Series, SeriesQuery, postgres_bucket, series_in_database
 from modelyard.ledger.sql import (
     DEFAULT_BATCH_ROWS,
     EVERYTHING,
@@ -111,6 +112,13 @@ class PostgresStore:
                 return conn.execute(sql.encode(), params).fetchall()  # one row per group
 
         return summarise_in_database(run, group_by, where, "%s")
+
+    def series(self, query: SeriesQuery) -> Series:
+        def run(sql: str, params: Sequence[Any]) -> list[Any]:
+            with self._transaction() as conn:
+                return conn.execute(sql.encode(), params).fetchall()  # one row per group and bucket
+
+        return series_in_database(run, query, "%s", postgres_bucket)
 
     def iter_rows(
         self, table: LedgerTable, where: RequestFilter = EVERYTHING, *, batch_size: int = DEFAULT_BATCH_ROWS

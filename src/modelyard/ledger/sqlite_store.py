@@ -12,6 +12,7 @@ from typing import Any
 
 from modelyard.ledger import migrate
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow, Values
+from modelyard.ledger.series import Series, SeriesQuery, series_in_database, sqlite_bucket
 from modelyard.ledger.sql import (
     DEFAULT_BATCH_ROWS,
     EVERYTHING,
@@ -108,6 +109,13 @@ class SQLiteStore:
                 return self._db.execute(sql, params).fetchall()  # one row per group, never per request
 
         return summarise_in_database(run, group_by, where, "?")
+
+    def series(self, query: SeriesQuery) -> Series:
+        def run(sql: str, params: Sequence[Any]) -> list[Any]:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()  # one row per group and bucket
+
+        return series_in_database(run, query, "?", sqlite_bucket)
 
     def iter_rows(
         self, table: LedgerTable, where: RequestFilter = EVERYTHING, *, batch_size: int = DEFAULT_BATCH_ROWS

@@ -12,6 +12,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, Protocol
 
 from modelyard.ledger.schema import AttemptRow, RequestRow, Values
+from modelyard.ledger.series import Series, SeriesQuery
 from modelyard.ledger.sql import (
     DEFAULT_BATCH_ROWS,
     EVERYTHING,
@@ -85,6 +86,11 @@ class LedgerStore(Protocol):
         self, group_by: Sequence[GroupKey] = ("workload", "model"), where: RequestFilter = EVERYTHING
     ) -> list[SummaryRow]:
         """Per-group figures (see :class:`~modelyard.ledger.summary.SummaryRow`), computed in the database."""
+        ...
+
+    def series(self, query: SeriesQuery) -> Series:
+        """Figures per time bucket and group (see :mod:`modelyard.ledger.series`), computed in the
+        database; raises ``ValueError`` when the query is outside its bounds."""
         ...
 
     def iter_rows(

@@ -41,7 +41,9 @@ Key = tuple[str | None, ...]
 
 
 @dataclass(slots=True)
-class _Totals:
+class GroupTotals:
+    """One group's counts and exact sums, as :func:`aggregate_sql` returns them."""
+
     requests: int
     errors: int
     input_tokens: int
@@ -69,27 +71,35 @@ def summarise_in_database(
         if name not in GROUP_KEYS:
             raise ValueError(f"cannot group by {name!r}; allowed: {', '.join(GROUP_KEYS)}")
     where_sql, params = where.where(placeholder)
-    width = len(group_by)
-    totals: dict[Key, _Totals] = {}
-    for row in run(aggregate_sql(group_by, where_sql), params):
-        # Drivers return SUM() as int (SQLite) or Decimal (PostgreSQL's NUMERIC): both exact; int() them.
-        numbers = [0 if value is None else int(value) for value in row[width:]]
-        totals[tuple(row[:width])] = _Totals(*numbers)
-    totals = {key: t for key, t in totals.items() if t.requests}  # no GROUP BY: one row even when empty
+    totals = group_totals(run, group_by, where_sql, params)
     counts = {key: t.successes for key, t in totals.items()}
-    latency = _percentiles(
+    latency = rank_percentiles(
         run, group_by, (where_sql, params), placeholder, "latency_ms", counts, _LATENCY_CUTS
     )
     counts = {key: t.ttft_count for key, t in totals.items()}
-    ttft = _percentiles(run, group_by, (where_sql, params), placeholder, "ttft_ms", counts, _TTFT_CUTS)
+    ttft = rank_percentiles(run, group_by, (where_sql, params), placeholder, "ttft_ms", counts, _TTFT_CUTS)
     return [
         _finish(key, group_by, totals[key], latency.get(key, {}), ttft.get(key, {}))
         for key in sorted(totals, key=_group_order)
     ]
 
 
-def aggregate_sql(group_by: Sequence[GroupKey], where_sql: str) -> str:
-    """Counts, token sums and the two halves of the cost sum, per group."""
+def group_totals(
+    run: Run, group_by: Sequence[str], where_sql: str, params: Sequence[Any], source: str = "requests"
+) -> dict[Key, GroupTotals]:
+    """Per group with at least one request: its counts and exact sums (one query)."""
+    width = len(group_by)
+    totals: dict[Key, GroupTotals] = {}
+    for row in run(aggregate_sql(group_by, where_sql, source), params):
+        # Drivers return SUM() as int (SQLite) or Decimal (PostgreSQL's NUMERIC): both exact; int() them.
+        numbers = [0 if value is None else int(value) for value in row[width:]]
+        totals[tuple(row[:width])] = GroupTotals(*numbers)
+    return {key: t for key, t in totals.items() if t.requests}  # no GROUP BY: one row even when empty
+
+
+def aggregate_sql(group_by: Sequence[str], where_sql: str, source: str = "requests") -> str:
+    """Counts, token sums and the two halves of the cost sum, per group, over ``source`` (the requests
+    table, or a derived table of it that adds a grouping column such as a time bucket)."""
     keys = ", ".join(group_by)
     figures = (
         "COUNT(*)",
@@ -102,15 +112,21 @@ def aggregate_sql(group_by: Sequence[GroupKey], where_sql: str) -> str:
         f"COUNT(CASE WHEN {_OK} THEN ttft_ms END)",
     )
     select = ", ".join([*group_by, *figures])
-    return f"SELECT {select} FROM requests{where_sql}" + (f" GROUP BY {keys}" if keys else "")
+    return f"SELECT {select} FROM {source}{where_sql}" + (f" GROUP BY {keys}" if keys else "")
 
 
 def ranks_sql(
-    group_by: Sequence[GroupKey], where_sql: str, column: str, wanted: int, placeholder: str
+    group_by: Sequence[str],
+    where_sql: str,
+    column: str,
+    wanted: int,
+    placeholder: str,
+    source: str = "requests",
 ) -> str:
     """The ``column`` values of successful requests at ``wanted`` (group, sorted position) pairs.
 
-    The pairs are parameters (see :func:`_pair_params`), before the filter's parameters.
+    The pairs are parameters (see :func:`_pair_params`), before the filter's parameters. Group columns
+    are text (a NULL is matched as ``('', true)``).
     """
     row = "(" + ", ".join([placeholder] * (2 * len(group_by) + 1)) + ")"
     names = "".join(f"{key}, {key}_null, " for key in group_by)
@@ -126,7 +142,7 @@ def ranks_sql(
         f"WITH wanted({names}pos) AS (VALUES {', '.join([row] * wanted)}) "
         f"SELECT {''.join(f'r.{key}, ' for key in group_by)}r.pos, r.v FROM ("
         f"SELECT {keys}{column} AS v, ROW_NUMBER() OVER ({partition}ORDER BY {column}) - 1 AS pos "
-        f"FROM requests{ok}{_OK} AND {column} IS NOT NULL"
+        f"FROM {source}{ok}{_OK} AND {column} IS NOT NULL"
         f") r CROSS JOIN wanted w WHERE r.pos = w.pos{same}"
     )
 
@@ -136,52 +152,58 @@ def _pair_params(key: Key, position: int) -> list[Any]:
     return [*(value for part in key for value in (part or "", part is None)), position]
 
 
-def _percentiles(
+def rank_percentiles(
     run: Run,
-    group_by: Sequence[GroupKey],
+    group_by: Sequence[str],
     where: tuple[str, Sequence[Any]],
     placeholder: str,
     column: str,
     counts: dict[Key, int],
     cuts: Sequence[int],
+    *,
+    of: int = _CUTS,
+    source: str = "requests",
 ) -> dict[Key, dict[int, float]]:
-    """Per group, cut → percentile of ``column`` over the group's ``counts[key]`` successful requests."""
-    pairs = [(key, position) for key, n in counts.items() for position in sorted(_positions(n, cuts))]
+    """Per group, cut → percentile of ``column`` over the group's ``counts[key]`` successful requests.
+
+    ``cuts`` are ``i``-th cuts of ``of`` quantiles (of 100: the 99th percentile is cut 99).
+    """
+    pairs = [(key, position) for key, n in counts.items() for position in sorted(_positions(n, cuts, of))]
     where_sql, params = where
     values: dict[Key, dict[int, float]] = {}
     width = len(group_by)
     for first in range(0, len(pairs), _PAIRS_PER_QUERY):
         chunk = pairs[first : first + _PAIRS_PER_QUERY]
         wanted = [value for key, position in chunk for value in _pair_params(key, position)]
-        sql = ranks_sql(group_by, where_sql, column, len(chunk), placeholder)
+        sql = ranks_sql(group_by, where_sql, column, len(chunk), placeholder, source)
         for row in run(sql, [*wanted, *params]):
             values.setdefault(tuple(row[:width]), {})[int(row[width])] = float(row[width + 1])
-    return {key: {i: interpolate(points, counts[key], i) for i in cuts} for key, points in values.items()}
+    return {key: {i: interpolate(points, counts[key], i, of) for i in cuts} for key, points in values.items()}
 
 
-def _positions(n: int, cuts: Sequence[int]) -> set[int]:
+def _positions(n: int, cuts: Sequence[int], of: int = _CUTS) -> set[int]:
     """The sorted positions :func:`interpolate` reads for these cuts of ``n`` values."""
     if n < 2:
         return set(range(n))
-    return {j + step for i in cuts for j in (i * (n - 1) // _CUTS,) for step in (0, 1)}
+    return {j + step for i in cuts for j in (i * (n - 1) // of,) for step in (0, 1)}
 
 
-def interpolate(sorted_values: dict[int, float], n: int, cut: int) -> float:
-    """The ``cut``-th of 20 quantiles of ``n`` values, from the values at the positions it needs.
+def interpolate(sorted_values: dict[int, float], n: int, cut: int, of: int = _CUTS) -> float:
+    """The ``cut``-th of ``of`` quantiles of ``n`` values, from the values at the positions it needs.
 
-    The arithmetic of ``statistics.quantiles(data, n=20, method="inclusive")``, term for term, so the
+    The arithmetic of ``statistics.quantiles(data, n=of, method="inclusive")``, term for term, so the
     result is the same float; one value is its own every percentile.
     """
     if n == 1:
         return sorted_values[0]
-    j, delta = divmod(cut * (n - 1), _CUTS)
-    return (sorted_values[j] * (_CUTS - delta) + sorted_values[j + 1] * delta) / _CUTS
+    j, delta = divmod(cut * (n - 1), of)
+    return (sorted_values[j] * (of - delta) + sorted_values[j + 1] * delta) / of
 
 
 def _finish(
     key: Key,
     group_by: Sequence[GroupKey],
-    totals: _Totals,
+    totals: GroupTotals,
     latency: dict[int, float],
     ttft: dict[int, float],
 ) -> SummaryRow:
