@@ -209,13 +209,15 @@ async def test_models_health_and_openapi(gateway: GatewayUnderTest) -> None:
     assert status == 200
     from modelyard.http.admin import PREFIX, admin_paths
     from modelyard.http.app import ROUTES
+    from modelyard.http.console import Console, console_paths
 
-    assert set(body["paths"]) == set(ROUTES) | set(admin_paths()), (
+    assert set(body["paths"]) == set(ROUTES) | set(admin_paths()) | set(console_paths()), (
         "every route is documented, and nothing else"
     )
     assert all(path.startswith(PREFIX) for path in admin_paths()), (
         "the admin routes are all under /admin/keys"
     )
+    assert all(Console.serves(path) for path in console_paths()), "the console's routes are under /console"
 
 
 def test_openapi_document_in_repo_is_current() -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from modelyard.config.console import ConsoleConfig
 from modelyard.config.governance import EACH, GovernanceConfig
 from modelyard.config.kinds import KINDS, Hosting, ProviderKind
 from modelyard.config.routing import (
@@ -172,6 +173,8 @@ class Config(Strict):
     governance: GovernanceConfig | None = None
     #: OpenTelemetry traces of requests, exported by OTLP (issue 18); off unless ``enabled: true``.
     tracing: TracingConfig = TracingConfig()
+    #: The browser console at ``/console`` (issue 18): where the latest decision report is.
+    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
     def check_references(self) -> Config:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from modelyard.errors import ModelyardError, UpstreamError
 from modelyard.gateway.admission import Refused
@@ -26,16 +26,21 @@ from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.targets import NO_WORKLOAD
 from modelyard.governance.runtime import Governance
 from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.store import LedgerStore
 
 if TYPE_CHECKING:
     from modelyard.gateway.tracing import Tracing
 from modelyard.ledger.writer import Ledger
+
+Read = TypeVar("Read")
 
 
 class LedgerSink(Protocol):
     def record(self, request: RequestRow, attempts: list[AttemptRow]) -> None: ...
 
     async def usage(self, tenant: str, since: float = 0.0) -> list[dict[str, Any]]: ...
+
+    async def read(self, query: Callable[[LedgerStore], Read]) -> Read: ...
 
 
 class Recorder:

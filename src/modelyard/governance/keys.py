@@ -108,6 +108,19 @@ class KeyRecord:
     def active(self) -> bool:
         return self.revoked_at is None
 
+    def to_json(self) -> dict[str, Any]:
+        """The record as the admin API and the console show it: never the secret, nor its hash."""
+        return {
+            "id": self.key_id,
+            "tenant": self.tenant,
+            "workloads": list(self.workloads),
+            "data_class": self.data_class,
+            "limits": self.limits.model_dump(mode="json", exclude_none=True),
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+            "active": self.active,
+        }
+
 
 class UnknownKey(LookupError):
     """An admin operation named a key that does not exist (or is already revoked)."""

@@ -41,16 +41,7 @@ class NewKey(Strict):
 
 
 def record_json(record: KeyRecord) -> dict[str, Any]:
-    return {
-        "id": record.key_id,
-        "tenant": record.tenant,
-        "workloads": list(record.workloads),
-        "data_class": record.data_class,
-        "limits": record.limits.model_dump(mode="json", exclude_none=True),
-        "created_at": record.created_at,
-        "revoked_at": record.revoked_at,
-        "active": record.active,
-    }
+    return record.to_json()
 
 
 class Conflict(ModelyardError):
@@ -75,12 +66,13 @@ class Admin:
 
     def handle(self, request: Request) -> Response:
         try:
-            self._authorize(request)
+            self.authorize(request)
             return self._route(request)
         except ModelyardError as error:
             return Response(orjson.dumps(error.to_body()), status=error.status)
 
-    def _authorize(self, request: Request) -> None:
+    def authorize(self, request: Request) -> None:
+        """Raise unless the admin API is configured and the request carries its key (the console too)."""
         if not self.enabled:
             raise NotFound(
                 "no admin API here: set governance.admin_key_env to an environment variable holding the"

@@ -39,6 +39,7 @@ from modelyard.http.answers import (
     stream_headers,
     unvalidated,
 )
+from modelyard.http.console import Console
 from modelyard.http.meta import AUTHORIZATION, read_meta
 from modelyard.http.openapi import openapi_document
 from modelyard.http.translated_routes import TranslatedRoutes
@@ -108,6 +109,7 @@ class Api(TranslatedRoutes):
         }
         governance = gateway.governance
         self.admin = Admin(gateway.config, governance.key_store if governance else None)
+        self.console = Console(self.admin, gateway.config, gateway.ledger, governance)
 
     async def handle(self, request: Request) -> Response | Streamed:
         route = self.routes.get(request.path)
@@ -115,6 +117,8 @@ class Api(TranslatedRoutes):
             return await route[1](request)
         if request.path.startswith(ADMIN_PREFIX):
             return self.admin.handle(request)
+        if Console.serves(request.path):
+            return await self.console.handle(request)
         if request.path.startswith(_MODEL_PREFIX) and request.method == "GET":
             return await self.retrieve_model(request)
         return self.unknown_route(request)

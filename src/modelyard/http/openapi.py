@@ -17,6 +17,7 @@ from modelyard.gateway.unvalidated import REASON_HEADER, VALIDATION_HEADER
 from modelyard.governance.keys import KeyLimits
 from modelyard.http.admin import ADMIN_KEY_SCHEMA, NewKey, admin_paths
 from modelyard.http.completions_api import CompletionRequest
+from modelyard.http.console import console_paths
 from modelyard.http.messages_api import MessagesRequest
 from modelyard.http.rerank_api import RerankRequest
 from modelyard.http.responses_api import ResponsesRequest
@@ -319,6 +320,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}},
             },
             **admin_paths(),
+            **console_paths(),
         },
         "components": {
             "schemas": {

@@ -27,13 +27,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from modelyard.config.schema import LedgerConfig
 from modelyard.ledger import spool
 from modelyard.ledger.ingester import Ingester, backoff_s, redact_url
 from modelyard.ledger.schema import AttemptRow, RequestRow
 from modelyard.ledger.store import LedgerStore, RequestFilter, open_store, sqlite_path
+
+Read = TypeVar("Read")
 
 log = logging.getLogger("modelyard.ledger")
 
@@ -273,18 +275,25 @@ class Ledger:
     async def usage(self, tenant: str, since: float = 0.0) -> list[dict[str, Any]]:
         """One tenant's figures per workload and model, read from the store (the last flush interval's
         rows may not be there yet). Never another tenant's: the filter is on the tenant column."""
+        groups = await self.read(
+            lambda store: store.summary(("workload", "model"), RequestFilter(since=since, tenant=tenant))
+        )
+        return [group.to_dict() for group in groups]
 
-        def read() -> list[dict[str, Any]]:
+    async def read(self, query: Callable[[LedgerStore], Read]) -> Read:
+        """``query`` run on the store in a worker thread, off the event loop. A failure (the database is
+        away) drops the store so that the next read opens it afresh, and is raised."""
+
+        def run() -> Read:
             try:
-                groups = self._ingester.store.summary(
-                    ("workload", "model"), RequestFilter(since=since, tenant=tenant)
-                )
+                return query(self._ingester.store)
+            except ValueError:
+                raise  # the query itself was refused (out of bounds): the store is fine
             except Exception:
                 self._ingester.reopen_later()
                 raise
-            return [group.to_dict() for group in groups]
 
-        return await asyncio.to_thread(read)
+        return await asyncio.to_thread(run)
 
     def _retire(self, segment: spool.SpoolSegment) -> None:
         """A segment with a torn tail takes no more lines: close it and store it like a closed one (its
