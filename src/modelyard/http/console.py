@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,12 @@ class Console:
             query = series_query(params, time.time())
             series = await self._ledger.read(lambda store: store.series(query))
             return series.to_json()
-        read: Callable[[], dict[str, Any]]
-        if name == "decision":
-            read = lambda: decision_panel(self._decision)  # noqa: E731 (one line, typed above)
-        elif name == "governance":
-            read = lambda: governance_panel(self._config, self._governance)  # noqa: E731
-        else:
+        panels: dict[str, Callable[[], dict[str, Any]]] = {
+            "decision": partial(decision_panel, self._decision),
+            "governance": partial(governance_panel, self._config, self._governance),
+        }
+        read = panels.get(name)
+        if read is None:
             raise NotFound(f"unknown console path {API}{name}", code="unknown_url")
         return await asyncio.to_thread(read)
 
