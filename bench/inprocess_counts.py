@@ -10,7 +10,8 @@ under wrk, ~10 minutes).
 
     .venv/bin/python bench/inprocess_counts.py [--systems lean,modelyard] [--src CHECKOUT] [--stream]
 
-``--src`` measures another checkout's ``src/`` (for a before/after). ``--ablate STEP`` replaces one step
+``--src`` measures another checkout's ``src/`` (for a before/after); ``--tracing RATIO`` turns tracing on
+at that sample ratio (spans go to the SDK's in-memory exporter: the SDK's work, not a collector's). ``--ablate STEP`` replaces one step
 by a no-op (``check``: request validation, ``ledger``: the spool line, ``metrics``): what is left is that
 step's cost.
 """
@@ -32,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 
 
-def _measure(system: str, n: int, stream: bool, ablate: str) -> None:
+def _measure(system: str, n: int, stream: bool, ablate: str, tracing: float | None = None) -> None:
     """Run ``2 * n`` requests through ``system`` (after 300 of warm-up) and exit."""
     sys.path.insert(0, str(BENCH))
     import uvloop
@@ -82,7 +83,18 @@ def _measure(system: str, n: int, stream: bool, ablate: str) -> None:
             ledger = Ledger(config.ledger)
             await ledger.start()
             adapters = {name: build_adapter(name, p) for name, p in config.providers.items()}
-            gateway = Gateway(config, adapters, load_catalog(config.catalog.price_files), ledger)
+            tracer = None
+            if tracing is not None:  # spans kept in memory: the SDK's work, not a collector's network
+                from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+                from modelyard.config.tracing import TracingConfig
+                from modelyard.gateway.tracing import Tracing
+
+                tracer = Tracing(
+                    TracingConfig(enabled=True, sample_ratio=tracing), exporter=InMemorySpanExporter()
+                )
+            catalog = load_catalog(config.catalog.price_files)
+            gateway = Gateway(config, adapters, catalog, ledger, tracing=tracer)
             if ablate == "check":
                 http_app.check_chat_request = lambda body: None  # type: ignore[assignment]
             elif ablate == "ledger":
@@ -114,6 +126,7 @@ def _instructions(system: str, n: int, args: argparse.Namespace) -> int:
     argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     argv += [sys.executable, __file__, "--child", system, "--n", str(n), "--ablate", args.ablate]
     argv += ["--stream"] if args.stream else []
+    argv += ["--tracing", str(args.tracing)] if args.tracing is not None else []
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if done.returncode != 0 or found is None:
@@ -127,17 +140,20 @@ def main() -> None:
     parser.add_argument("--src", default="", help="another checkout whose src/ is measured")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--ablate", default="", choices=["", "check", "ledger", "metrics"])
+    parser.add_argument(
+        "--tracing", type=float, default=None, metavar="RATIO", help="tracing on at this sample ratio"
+    )
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _measure(args.child, args.n, args.stream, args.ablate)
+        _measure(args.child, args.n, args.stream, args.ablate, args.tracing)
     started = time.monotonic()
     for system in args.systems.split(","):
         short, long = _instructions(system, 100, args), _instructions(system, 600, args)
-        label = (
-            f"{system}{' (stream)' if args.stream else ''}{f' without {args.ablate}' if args.ablate else ''}"
-        )
+        label = system + (" (stream)" if args.stream else "")
+        label += f" without {args.ablate}" if args.ablate else ""
+        label += f" tracing {args.tracing:g}" if args.tracing is not None else ""
         print(f"{label:40s} {(long - short) // 1000:>9,} instructions/request", flush=True)
     print(f"({time.monotonic() - started:.0f} s)")
 

@@ -174,6 +174,8 @@ async def test_stream_and_non_stream_agree(gateway: GatewayUnderTest, kind: str,
         assert row["provider_kind"] == kind
         assert row["workload"] == "chat" and row["data_class"] == "public"
     assert rows[0]["cost_pico_usd"] == rows[1]["cost_pico_usd"]
+    # Tool calls are counted the same whether the answer was streamed or not (issue 18).
+    assert [r["tool_calls"] for r in rows] == ([1, 1] if scenario == "tool_call" else [0, 0])
     assert rows[1]["ttft_ms"] is not None and rows[1]["ttft_ms"] <= rows[1]["latency_ms"]
 
 

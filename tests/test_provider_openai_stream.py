@@ -128,3 +128,30 @@ def test_spaced_json_from_python_servers_is_metered_too(adapter: OpenAIAdapter) 
     assert done and meter.finish_reason == "stop" and meter.usage is not None
     assert meter.usage.output_tokens == 3 and b'"usage": {' not in out
     assert meter.text_chars() == len("Hel") + len('lo \\"x\\"') + len("!")
+
+
+def _call_fragment(index: int, *, call_id: str | None, arguments: str) -> bytes:
+    call: dict[str, object] = {"index": index, "function": {"arguments": arguments}}
+    if call_id is not None:
+        call.update(id=call_id, type="function")
+    return event({"tool_calls": [call]})
+
+
+def test_tool_calls_are_counted_by_index_in_plain_and_general_runs(adapter: OpenAIAdapter) -> None:
+    """Two parallel calls, fragments spread over runs; one server repeats the id on every fragment. The
+    count is the calls begun (the ledger's tool_calls), whatever the framing (issue 18)."""
+    meter = StreamMeter()
+    adapter._relay_block(ROLE, meter, True)
+    adapter._relay_block(_call_fragment(0, call_id="call_a", arguments='{"ci'), meter, True)
+    assert meter.tool_calls == 1
+    repeated = _call_fragment(0, call_id="call_a", arguments='ty": "Paris"}')
+    second = _call_fragment(1, call_id="call_b", arguments="{}")
+    adapter._relay_block(repeated + second, meter, True)
+    assert meter.tool_calls == 2, "a repeated id is the same call; index 1 is a new one"
+    # The general (event by event) path: an ``id:`` field makes the run not plain.
+    third = b"id: 9\n" + _call_fragment(2, call_id="call_c", arguments="{}")
+    adapter._relay_block(third, meter, True)
+    assert meter.tool_calls == 3
+    plain_text = StreamMeter()
+    adapter._relay_block(ROLE + b"".join(TOKENS) + FINISH, plain_text, True)
+    assert plain_text.tool_calls == 0

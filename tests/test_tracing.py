@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -146,6 +147,13 @@ async def test_request_and_attempt_spans_join_the_clients_trace_and_reach_the_up
     assert len(received) == 3
     expected = f"00-{CLIENT_TRACE}-{request.context.span_id:016x}-01"
     assert [r.headers.get("traceparent") for r in received] == [expected] * 3
+
+    # The spans go through OTLP's own encoder as they are (built finished, not checked attribute by
+    # attribute by a live SDK span): what a collector receives carries the same names and links.
+    encoded = encode_spans(spans)
+    (scope,) = encoded.resource_spans[0].scope_spans
+    assert sorted(s.name for s in scope.spans) == sorted(s.name for s in spans)
+    assert {s.trace_id.hex() for s in scope.spans} == {CLIENT_TRACE}
 
     # The ledger row: template, tool calls and the trace id.
     assert (row["template_id"], row["template_version"], row["tool_calls"], row["trace_id"]) == (

@@ -17,9 +17,17 @@ from modelyard.ledger.schema import AttemptRow, RequestRow
 from modelyard.providers.base import JSON, StreamMeter, Usage, estimate_tokens, message_chars
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import SpanContext
 
     from modelyard.gateway.budgeting import Hold
+
+
+class SampledSpan(NamedTuple):
+    """A sampled request's span before it is recorded (``gateway/tracing.py``): its ids, and the
+    client's span when it sent a ``traceparent``."""
+
+    context: SpanContext
+    parent: SpanContext | None
 
 
 @dataclass(slots=True)
@@ -42,8 +50,8 @@ class RequestContext:
     #: The prompt template the request named (``name@version``), split.
     template_id: str | None = None
     template_version: str | None = None
-    #: With tracing on: the request's open span (closed by the recorder) and its trace id (for the row).
-    span: Span | None = None
+    #: With tracing on: a sampled request's span (recorded by the recorder) and its trace id (for the row).
+    span: SampledSpan | None = None
     trace_id: str | None = None
 
 

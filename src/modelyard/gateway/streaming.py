@@ -192,7 +192,7 @@ class Relay:
         usage = stream_usage(meter, self._body, completed=completed)
         outcome.upstream_seconds += seconds
         outcome.usage, outcome.finish_reason = usage, meter.finish_reason
-        outcome.upstream_model = meter.upstream_model
+        outcome.upstream_model, outcome.tool_calls = meter.upstream_model, meter.tool_calls
         attempt_status = outcome.status
         if error is not None:
             # The client got 200 and the stream's head before the cut: the request's status says so (the

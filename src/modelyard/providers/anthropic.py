@@ -167,7 +167,7 @@ class StreamTranslator:
         self.output_chars = 0
         self._raw_usage: JSON = {}
         self._blocks: dict[int, tuple[str, int]] = {}  # Anthropic block index → (kind, OpenAI tool index)
-        self._tool_calls = 0
+        self.tool_calls = 0
 
     def feed(self, event: str, data: JSON) -> list[JSON]:
         """Consume one event (its SSE name and parsed data); return the OpenAI chunks it produces."""
@@ -221,7 +221,7 @@ class StreamTranslator:
             self._blocks[index] = ("json", -1)
             return []
         if kind == "tool_use":
-            tool_index, self._tool_calls = self._tool_calls, self._tool_calls + 1
+            tool_index, self.tool_calls = self.tool_calls, self.tool_calls + 1
             self._blocks[index] = ("tool", tool_index)
             function = {"name": block["name"], "arguments": ""}
             call = {"index": tool_index, "id": block["id"], "type": "function", "function": function}
@@ -248,7 +248,7 @@ class StreamTranslator:
     def _message_delta(self, data: JSON) -> list[JSON]:
         self._merge_usage(data.get("usage") or {})
         stop_reason = (data.get("delta") or {}).get("stop_reason")
-        self.finish_reason = finish_reason_of(stop_reason, has_tool_calls=self._tool_calls > 0)
+        self.finish_reason = finish_reason_of(stop_reason, has_tool_calls=self.tool_calls > 0)
         return [self._chunk({}, self.finish_reason)]
 
     def _content(self, text: str) -> JSON:
@@ -357,3 +357,4 @@ def _update_meter(meter: StreamMeter, translator: StreamTranslator) -> None:
     meter.finish_reason = translator.finish_reason
     meter.output_chars = translator.output_chars
     meter.upstream_model = translator.model
+    meter.tool_calls = translator.tool_calls

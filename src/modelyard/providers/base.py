@@ -84,6 +84,8 @@ class StreamMeter:
     #: (see :meth:`text_chars`: raw runs may still be waiting to be counted).
     output_chars: int = 0
     upstream_model: str | None = None
+    #: Tool calls the answer began (the ledger's ``tool_calls``), counted as the adapter sees them.
+    tool_calls: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     #: Raw runs of events after output began, counted only if an estimate needs them (most streams end
     #: with the provider's own usage, and then counting their text would be wasted work).

@@ -165,6 +165,7 @@ def _update(meter: StreamMeter, translator: StreamTranslator) -> None:
     meter.finish_reason = translator.finish_reason
     meter.output_chars = translator.output_chars
     meter.upstream_model = translator.model
+    meter.tool_calls = translator.tool_calls
 
 
 def _new_id() -> str:

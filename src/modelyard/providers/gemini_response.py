@@ -182,7 +182,7 @@ class StreamTranslator:
         self.finish_reason: str | None = None
         self.output_chars = 0
         self._started = False
-        self._calls = 0
+        self.tool_calls = 0
 
     @property
     def finished(self) -> bool:
@@ -200,13 +200,13 @@ class StreamTranslator:
         chunks = [] if self._started else [self._chunk({"role": "assistant", "content": ""})]
         self._started = True
         candidate = _candidate(event)
-        read = _read_parts((candidate.get("content") or {}).get("parts") or [], self._calls + 1)
+        read = _read_parts((candidate.get("content") or {}).get("parts") or [], self.tool_calls + 1)
         chunks.extend(self._text_chunk(text) for text in read.texts if text)
         for call in read.calls:
             chunks.extend(self._call_chunks(call))
         reason = "SAFETY" if _blocked(event) else candidate.get("finishReason")
         if reason and not self.finished:
-            self.finish_reason = map_finish_reason(reason, self._calls > 0)
+            self.finish_reason = map_finish_reason(reason, self.tool_calls > 0)
             chunks.append(self._chunk({}, self.finish_reason))
         return chunks
 
@@ -223,7 +223,7 @@ class StreamTranslator:
 
     def _call_chunks(self, call: JSON) -> list[JSON]:
         """OpenAI's shape for a tool call: id and name first, then the arguments as a later fragment."""
-        index, self._calls = self._calls, self._calls + 1
+        index, self.tool_calls = self.tool_calls, self.tool_calls + 1
         arguments = call["function"]["arguments"]
         self.output_chars += len(arguments)
         head = {key: value for key, value in call.items() if key != "function"}

@@ -116,6 +116,8 @@ _SOME_ARGUMENTS = re.compile(rb'arguments": ?"[^"]')
 #: The model an event names (model ids hold no characters JSON escapes).
 _MODEL = re.compile(rb'"model": ?"([^"\\]+)"')
 DONE_EVENT = b"data: [DONE]\n\n"
+#: Marks an event that carries tool-call fragments (generated text has its quotes escaped).
+_TOOL_CALLS = b'"tool_calls"'
 
 
 def text_bytes(raw: bytes) -> int:
@@ -152,6 +154,21 @@ def track_chunk(chunk: JSON, meter: StreamMeter) -> None:
         meter.finish_reason = finish
     if meter.upstream_model is None and isinstance(chunk.get("model"), str):
         meter.upstream_model = chunk["model"]
+
+
+def track_tool_calls(chunk: JSON, meter: StreamMeter) -> None:
+    """Count the tool calls a stream began from one chunk's deltas. A call's fragments share its
+    ``index``; the count is the highest index seen plus one, per choice, so a server that repeats the
+    call's id on every fragment is not counted twice."""
+    seen: dict[Any, int] = meter.extra.setdefault("tool_indexes", {})
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict) and isinstance(call.get("index"), int):
+                key = choice.get("index", 0)
+                seen[key] = max(seen.get(key, 0), call["index"] + 1)
+    meter.tool_calls = sum(seen.values())
 
 
 class OpenAIAdapter:
@@ -207,6 +224,10 @@ class OpenAIAdapter:
         if meter.started or has_text(block):
             meter.defer(block, text_bytes)
         finish_marker, usage_marker = meter.extra.get("markers") or self._first_run(block, meter)
+        if _TOOL_CALLS in block:  # rare: only answers that call tools parse their fragments' events
+            for event in block[:-2].split(b"\n\n"):
+                if _TOOL_CALLS in event:
+                    track_tool_calls(self._parse_event(_data_of(event) or b"{}"), meter)
         at = block.rfind(finish_marker)
         if at >= 0:  # its value is a plain word (stop, length, tool_calls...): read in place
             at += len(finish_marker)
@@ -253,9 +274,10 @@ class OpenAIAdapter:
             first = meter.chunks == 0
             meter.chunks += 1
             meter.output_chars += text_bytes(payload)
-            if first or any(marker in payload for marker in _FULL_PARSE):
+            if first or _TOOL_CALLS in payload or any(marker in payload for marker in _FULL_PARSE):
                 chunk = self._parse_event(payload)
                 track_chunk(chunk, meter)
+                track_tool_calls(chunk, meter)
                 if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
                     continue
             kept.append(b"data: " + payload + b"\n\n")
