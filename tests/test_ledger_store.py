@@ -197,3 +197,17 @@ def test_summarise_rejects_unknown_group() -> None:
 def test_open_store_rejects_unknown_url() -> None:
     with pytest.raises(ValueError, match=r"sqlite:///path\.db or postgresql://"):
         open_store("mysql://localhost/x")
+
+
+def test_none_and_bools_bind_as_null_and_integers_with_the_adapters() -> None:
+    """sqlite_store registers process-wide adapters for None and bool (a cost, not a meaning, change):
+    every sqlite3 connection in the process still stores NULL and 0/1 for them."""
+    import sqlite3
+
+    import modelyard.ledger.sqlite_store  # noqa: F401  (registers the adapters)
+
+    db = sqlite3.connect(":memory:")
+    row = db.execute(
+        "SELECT typeof(?), typeof(?), ?, ?, ? IS NULL", (True, None, True, False, None)
+    ).fetchone()
+    assert row == ("integer", "null", 1, 0, 1)
