@@ -30,6 +30,7 @@ from modelyard.governance.estimate import Estimate, estimate, input_tokens, unpr
 from modelyard.governance.model import Actual, Reservation, Subject
 from modelyard.governance.runtime import Governance
 from modelyard.ledger.schema import RequestRow
+from modelyard.providers import cohere
 from modelyard.providers.base import JSON
 
 
@@ -52,6 +53,11 @@ def prompt_texts(body: JSON, kind: ModelKind) -> list[str]:
         raw = body.get("input")
         items = raw if isinstance(raw, list) else [raw]
         return [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
+    if kind == "rerank":
+        # Admission's rerank body is ``input: [query, *documents]``; a reranker reads the query beside
+        # every document (Voyage bills query tokens x documents + the documents' tokens).
+        query, *documents = map(str, body["input"])
+        return [query] * len(documents) + documents
     texts = []
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else message
@@ -71,6 +77,15 @@ def requested_max_tokens(body: JSON) -> int | None:
     return None
 
 
+def search_units_bound(body: JSON, kind: ModelKind) -> int:
+    """The search units a rerank request can be billed, at most (Cohere's rule, every UTF-8 byte taken
+    for a token and the smallest context it documents); 0 for other kinds."""
+    if kind != "rerank":
+        return 0
+    query, *documents = (len(text.encode("utf-8")) for text in body["input"])
+    return cohere.search_units(query, documents, cohere.context_tokens(""))
+
+
 def worst_estimate(
     config: GovernanceConfig,
     targets: Sequence[Target],
@@ -79,6 +94,7 @@ def worst_estimate(
     prompt_tokens: int,
     max_tokens: int | None,
     usd_applies: bool,
+    search_units: int = 0,
 ) -> Estimate:
     """The estimate at the dearest target a plan may try (a fallback may cost more than the first
     choice); an unpriced one follows ``governance.unpriced``."""
@@ -92,6 +108,7 @@ def worst_estimate(
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
             usd_budgets_apply=usd_applies,
+            search_units=search_units,
         )
         if worst is None or (candidate.cost_pico or 0) > (worst.cost_pico or 0):
             worst = candidate
@@ -131,9 +148,10 @@ def _estimate(
         targets,
         workload=subject.workload,
         prompt_tokens=prompt,
-        # An embedding answers with vectors: no output tokens to hold.
+        # An embedding answers with vectors, a reranker with scores: no output tokens to hold.
         max_tokens=requested_max_tokens(body) if kind == "chat" else 0,
         usd_applies=usd,
+        search_units=search_units_bound(body, kind),
     )
     if governance.rate_limiter is not None:
         governance.rate_limiter.admit(subject, held.tokens)

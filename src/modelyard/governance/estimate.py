@@ -87,15 +87,18 @@ def estimate(
     prompt_tokens: int,
     max_tokens: int | None,
     usd_budgets_apply: bool,
+    search_units: int = 0,
 ) -> Estimate:
-    """The reservation for one request (prompt already counted with :func:`input_tokens`)."""
+    """The reservation for one request (prompt already counted with :func:`input_tokens`; a rerank
+    request's ``search_units`` bounded by the caller, priced where the model bills searches)."""
     check_caps(config, workload, prompt_tokens, max_tokens)
     caps = config.workloads.get(workload or "")
     out = output_tokens(
         max_tokens, caps.max_output_tokens if caps else None, config.default_max_output_tokens
     )
     if price is not None:
-        cost: int | None = price.cost_pico(Usage(input_tokens=prompt_tokens, output_tokens=out))
+        usage = Usage(input_tokens=prompt_tokens, output_tokens=out, search_units=search_units)
+        cost: int | None = price.cost_pico(usage)
     elif not usd_budgets_apply or config.unpriced == "skip_usd":
         cost = None
     elif config.unpriced == "fixed":
