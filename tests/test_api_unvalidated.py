@@ -94,3 +94,67 @@ async def test_a_schema_failure_after_retries_is_marked_and_billed_per_attempt(
     assert all(a["input_tokens"] == 11 and a["cost_pico_usd"] > 0 for a in first_two)
     assert row["cost_pico_usd"] == sum(a["cost_pico_usd"] for a in first_two), "both attempts billed"
     assert passed["error_kind"] is None
+
+
+async def test_a_streamed_cascade_answer_that_fails_is_marked_in_its_headers_and_final_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both models answer plain text: the cascade escalates, then returns the last answer, unvalidated.
+    plans = {"cheap": flaky.FaultPlan(script=["text"] * 4), "strong": flaky.FaultPlan(script=["text"] * 4)}
+    config = {
+        "models": models(mini="cheap", big="strong"),
+        "routes": {
+            "extract": {
+                "strategy": "cascade",
+                "targets": [{"model": "mini"}, {"model": "big"}],
+                "validators": [{"kind": "json_schema", "schema": SCHEMA}],
+            }
+        },
+    }
+    async with fleet(tmp_path, monkeypatch, plans, **config) as (gateway, _):
+        sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+        raw = await sdk.chat.completions.with_raw_response.create(
+            model="extract",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in raw.parse()]
+        await sdk.close()
+        (row,) = await gateway.wait_rows(1)
+
+    assert raw.headers[VALIDATION_HEADER] == "failed"
+    assert raw.headers[REASON_HEADER] == "json_schema: answer is not valid JSON"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello, world!", "the answer paid for is streamed"
+    (finish,) = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finish.choices[0].finish_reason == "stop", "finish_reason stays the model's"
+    assert finish.model_extra == {
+        "modelyard": {"validation": {"status": "failed", "reason": "json_schema: answer is not valid JSON"}}
+    }
+    assert [c.model_extra for c in chunks if c is not finish] == [{}] * (len(chunks) - 1), "one chunk marked"
+    assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 11, "the returned answer's"
+    assert row["error_kind"] == "validation_failed" and row["streamed"] == 1
+    assert row["route"].endswith("attempt 1: answer rejected, attempt 2: answer returned, failed validation")
+
+
+async def test_a_streamed_cascade_answer_that_passes_is_not_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plans = {"cheap": flaky.FaultPlan(script=["json"])}
+    config = {
+        "models": models(mini="cheap"),
+        "routes": {
+            "extract": {
+                "strategy": "cascade",
+                "targets": [{"model": "mini"}],
+                "validators": [{"kind": "json_schema", "schema": SCHEMA}],
+            }
+        },
+    }
+    async with fleet(tmp_path, monkeypatch, plans, **config) as (gateway, _):
+        body = {"model": "extract", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        url = f"{gateway.url}/v1/chat/completions"
+        async with aiohttp.ClientSession() as session, session.post(url, data=orjson.dumps(body)) as r:
+            headers, raw = r.headers, await r.read()
+    assert VALIDATION_HEADER not in headers and b"modelyard" not in raw and raw.endswith(b"data: [DONE]\n\n")
