@@ -58,6 +58,7 @@ DOCUMENTS: list[Any] = ["a poem about spring", {"text": "gpu prices fell"}, "pri
 def test_every_kind_has_its_wire_fixtures() -> None:
     for kind in CHAT_KINDS + RERANK_KINDS:
         assert kind in replay.OPERATIONS, f"provider kind {kind} has no wire fixtures (tests/fakes/replay.py)"
+        assert (replay.WIRE / kind / "error_429.json").is_file()
         for operation in replay.OPERATIONS[kind]:
             assert (replay.WIRE / kind / f"{operation.fixture}.json").is_file()
             if operation.fixture != "rerank":
@@ -326,3 +327,42 @@ async def test_the_replay_fake_refuses_what_the_provider_would() -> None:
         )
         assert status == 401
     assert state.violations == [("messages", "(body): 'max_tokens' is a required property")]
+
+
+# -- the provider's rate limit, in each endpoint's own error shape -------------------------------------------
+
+ERROR_CASES = [
+    *[("responses", kind) for kind in CHAT_KINDS],
+    *[("messages", kind) for kind in CHAT_KINDS],
+    *[("completions", kind) for kind in COMPLETION_KINDS],
+    *[("rerank", kind) for kind in RERANK_KINDS],
+]
+
+
+def request_for(endpoint: str, kind: str) -> dict[str, Any]:
+    if endpoint == "responses":
+        return {"model": f"{kind}-chat", "input": "Say hello."}
+    if endpoint == "messages":
+        return {"model": f"{kind}-chat", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}
+    if endpoint == "completions":
+        return {"model": f"{kind}-chat", "prompt": "Say hello."}
+    return {"model": f"{kind}-rerank", "query": "gpu prices", "documents": DOCUMENTS}
+
+
+@pytest.mark.parametrize(("endpoint", "kind"), ERROR_CASES)
+async def test_a_providers_rate_limit_reaches_the_client_in_the_endpoints_shape(
+    wire_gateway: GatewayUnderTest, endpoint: str, kind: str
+) -> None:
+    wire_gateway.states[kind].scenario = "rate_limited"
+    status, raw = await call(f"{wire_gateway.url}/v1/{endpoint}", request_for(endpoint, kind))
+    assert status == 429, raw
+    error = orjson.loads(raw)
+    if endpoint == "messages":  # the Anthropic SDK reads Anthropic's error shape
+        assert error["type"] == "error" and error["error"]["type"] == "rate_limit_error"
+    else:
+        assert error["error"]["code"] == "rate_limit_exceeded" and error["error"]["type"]
+    assert FAKE_KEY not in raw.decode(), "no credential in what the client sees"
+    state = wire_gateway.states[kind]
+    assert isinstance(state, replay.ReplayState) and state.violations == []
+    (row,) = await wire_gateway.wait_rows(1)
+    assert (row["endpoint"], row["status"]) == (endpoint, 429)

@@ -6,7 +6,9 @@ sequence of a streamed one, replayed exactly as recorded (event names, framing, 
 answering it checks, as the provider does, the credential header and the request body against the
 operation's JSON Schema (``tests/fixtures/wire/schemas/``, each naming the reference it follows); a body
 that breaks it gets a 400 in the provider's error shape and is kept in :attr:`ReplayState.violations`,
-so a conformance test sees every request the gateway sent that the provider would refuse.
+so a conformance test sees every request the gateway sent that the provider would refuse. Scenario
+``rate_limited`` answers every operation with the kind's recorded 429 body (``error_429.json``) and
+``retry-after: 7``.
 """
 
 from __future__ import annotations
@@ -115,6 +117,13 @@ def handler(kind: str, operation: Operation) -> Any:
             where = "/".join(map(str, problem.absolute_path)) or "(body)"
             state.violations.append((operation.fixture, f"{where}: {problem.message}"))
             return _error(kind, 400, f"{where}: {problem.message}")
+        if state.scenario == "rate_limited":
+            return web.Response(
+                body=fixture(kind, "error_429.json"),
+                status=429,
+                content_type="application/json",
+                headers={"retry-after": "7"},
+            )
         if not _streamed(kind, request, body):
             return web.Response(
                 body=fixture(kind, f"{operation.fixture}.json"), content_type="application/json"
