@@ -158,3 +158,68 @@ async def test_a_streamed_cascade_answer_that_passes_is_not_marked(
         async with aiohttp.ClientSession() as session, session.post(url, data=orjson.dumps(body)) as r:
             headers, raw = r.headers, await r.read()
     assert VALIDATION_HEADER not in headers and b"modelyard" not in raw and raw.endswith(b"data: [DONE]\n\n")
+
+
+CASCADE = {
+    "models": models(mini="cheap", big="strong"),
+    "routes": {
+        "extract": {
+            "strategy": "cascade",
+            "targets": [{"model": "mini"}, {"model": "big"}],
+            "validators": [{"kind": "json_schema", "schema": SCHEMA}],
+        }
+    },
+}
+MARK = {"validation": {"status": "failed", "reason": "json_schema: answer is not valid JSON"}}
+
+
+async def test_streamed_responses_and_messages_through_a_cascade_are_marked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenAI targets: /v1/responses would pass through to OpenAI, but a cascade must read the answer, so
+    # it is served as chat (the fake answers chat only); both answers fail the schema.
+    plans = {"cheap": flaky.FaultPlan(script=["text"] * 4), "strong": flaky.FaultPlan(script=["text"] * 4)}
+    async with fleet(tmp_path, monkeypatch, plans, **CASCADE) as (gateway, states):
+        sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+        raw = await sdk.responses.with_raw_response.create(model="extract", input="hi", stream=True)
+        events = [event async for event in raw.parse()]
+        await sdk.close()
+        body = {"model": "extract", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+        url, data = f"{gateway.url}/v1/messages", orjson.dumps({**body, "stream": True})
+        async with aiohttp.ClientSession() as session, session.post(url, data=data) as r:
+            message_headers, message_stream = r.headers, (await r.read()).decode()
+    assert raw.headers[VALIDATION_HEADER] == "failed"
+    completed = events[-1]
+    assert completed.type == "response.completed" and completed.response.output_text == "Hello, world!"
+    assert (completed.response.model_extra or {})["modelyard"] == MARK
+    assert all(r.path == "/v1/chat/completions" for s in states.values() for r in s.received)
+
+    assert message_headers[VALIDATION_HEADER] == "failed"
+    blocks = [block for block in message_stream.split("\n\n") if block.startswith("event: message_delta")]
+    (delta,) = [orjson.loads(block.split("data: ", 1)[1]) for block in blocks]
+    assert delta["modelyard"] == MARK and delta["delta"]["stop_reason"] == "end_turn"
+    assert message_stream.rstrip().endswith('{"type":"message_stop"}')
+
+
+async def test_a_cascade_over_anthropic_reads_a_messages_answer_before_it_is_returned(
+    tmp_path: Path, fakes: tuple[dict[str, str], dict[str, Any]]
+) -> None:
+    from modelyard.app import running_gateway
+    from tests.conftest import gateway_config
+
+    bases, states = fakes
+    route = {"strategy": "cascade", "targets": [{"model": "anthropic-chat"}]}
+    route["validators"] = [{"kind": "json_schema", "schema": SCHEMA}]
+    config = gateway_config(tmp_path, bases, routes={"extract": route})
+    body = {"model": "extract", "max_tokens": 20, "top_k": 5, "messages": [{"role": "user", "content": "hi"}]}
+    async with (
+        running_gateway(config, "127.0.0.1", 0) as url,
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/v1/messages", data=orjson.dumps(body)) as r,
+    ):
+        headers, answer = r.headers, orjson.loads(await r.read())
+    assert headers[VALIDATION_HEADER] == "failed" and answer["modelyard"] == MARK
+    sent = states["anthropic"].received
+    assert sent and all("top_k" not in r.body for r in sent), (
+        "translated (a passthrough keeps top_k): the cascade read the answer"
+    )
