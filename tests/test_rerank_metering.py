@@ -102,6 +102,48 @@ def test_litellms_price_per_query_is_a_search_unit_price() -> None:
     assert price.cost_pico(Usage(search_units=2)) == 2 * UNIT_PICO
 
 
+def test_import_litellm_keeps_rerank_prices_per_search_unit_and_per_token(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelyard.cli.main import cli
+
+    source = tmp_path / "litellm.json"
+    source.write_text(
+        orjson.dumps(
+            {
+                "cohere/rerank-v3.5": {
+                    "litellm_provider": "cohere",
+                    "mode": "rerank",
+                    "input_cost_per_token": 0.0,
+                    "input_cost_per_query": 0.002,
+                },
+                "jina_ai/jina-reranker-v2-base-multilingual": {
+                    "litellm_provider": "jina_ai",
+                    "mode": "rerank",
+                    "input_cost_per_token": 1.8e-08,
+                },
+            }
+        ).decode()
+    )
+    out = tmp_path / "prices.yaml"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["catalog", "import-litellm", str(source), "-o", str(out), "--as-of", "2026-12-03"]
+    )
+    assert result.exit_code == 0, result.output
+    written = load_price_file(out)
+    cohere_price = written.price_for("cohere", "rerank-v3.5")
+    assert cohere_price is not None and cohere_price.search_unit == Decimal("0.002"), "kept in the file"
+    jina_price = written.price_for("jina", "jina-reranker-v2-base-multilingual")
+    assert jina_price is not None and jina_price.rates.input == Decimal("0.018"), "LiteLLM's jina_ai is jina"
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    listed = runner.invoke(cli, ["catalog", "--price-file", str(out), "--profiles-dir", str(profiles)])
+    assert listed.exit_code == 0, listed.output
+    (line,) = [line for line in listed.output.splitlines() if "cohere/rerank-v3.5" in line]
+    assert line.endswith("(+ 2.000 per 1K search units)"), line
+
+
 def test_the_bundled_catalog_prices_voyage_per_token_and_leaves_cohere_unpriced() -> None:
     from modelyard.catalog.prices import load_catalog
 

@@ -38,6 +38,7 @@ _PROVIDER_KINDS = {
     "anthropic": "anthropic",
     "gemini": "gemini",
     "vertex_ai-language-models": "gemini",
+    "jina_ai": "jina",  # the rerank APIs (cohere and voyage are named as our kinds are)
 }
 #: When two keys land on the same (kind, model), an entry from the kind's own API wins over an alias
 #: (Gemini Developer API prices over Vertex AI's, which may differ by region).
