@@ -60,7 +60,8 @@ UNIT_PICO = 2 * 10**9
         (100, [10_000], 4096, 1),  # one long document: 3 chunks, still under 100
         (100, [10_000] * 40, 4096, 2),  # 40 documents of 3 chunks each: 120 chunks
         (100, [10_000] * 40, 32_768, 1),  # Rerank 4's context holds each in one chunk
-        (4000, [100] * 50, 4096, 1),  # a query filling the context still scores each document
+        (4000, [100] * 50, 4096, 1),  # a long query still scores each document once
+        (9000, [4000] * 60, 4096, 2),  # Cohere reads 2,048 query tokens at most: 2 chunks a document
     ],
 )
 def test_search_units_follow_coheres_rule(query: int, documents: list[int], context: int, units: int) -> None:

@@ -36,6 +36,8 @@ _OPTIONAL = {"top_n": "top_n", "max_tokens_per_doc": "max_tokens_per_doc", "prio
 DOCUMENTS_PER_SEARCH_UNIT = 100
 #: Tokens of a model's context Cohere reserves for special tokens (its chunking rule).
 RESERVED_TOKENS = 4
+#: The longest query Cohere reads ("Best Practices for using Rerank": tokens per query, at most 2,048).
+MAX_QUERY_TOKENS = 2_048
 
 
 def context_tokens(model: str) -> int:
@@ -47,7 +49,7 @@ def search_units(query_tokens: int, document_tokens: Sequence[int], context: int
     """Search units of one rerank call by Cohere's rule: every document takes as many chunks as its
     text needs beside the query within ``context`` (less the reserved tokens); each 100 chunks, or part
     of them, is one unit."""
-    room = max(context - RESERVED_TOKENS - query_tokens, 1)
+    room = max(context - RESERVED_TOKENS - min(query_tokens, MAX_QUERY_TOKENS), 1)
     chunks = sum(max(-(-tokens // room), 1) for tokens in document_tokens)
     return max(-(-chunks // DOCUMENTS_PER_SEARCH_UNIT), 1)
 
