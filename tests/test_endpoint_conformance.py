@@ -7,13 +7,12 @@ recorded after each provider's documented format (``tests/fixtures/wire/<kind>/`
 the SSE byte sequence) and refuses, as the provider would, a request that breaks the documented shape
 (``tests/fixtures/wire/schemas/``). Each case checks what went upstream (path, model, the shape), what the
 client got (the endpoint's own format, its SSE event order), and the ledger row metering it. The kinds come
-from the provider table (config/kinds.py): a kind added without fixtures fails here.
+from the provider table (config/kinds.py): a kind added without fixtures fails here. Rate limits and tool
+calls, over the same gateway: tests/test_endpoint_conformance_calls.py; shared parts: tests/endpoint_support.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +21,28 @@ import orjson
 import pytest
 
 from modelyard.config import parse_config
-from modelyard.config.kinds import KINDS
 from modelyard.errors import ConfigError
 from tests.conftest import FAKE_KEY, GatewayUnderTest
+from tests.endpoint_support import (
+    CHAT_KINDS,
+    COMPLETION_KINDS,
+    DOCUMENTS,
+    RERANK_KINDS,
+    RERANKER,
+    TEXT,
+    UPSTREAM,
+    USAGE,
+    call,
+    chat_path,
+    sse_events,
+    the_row,
+    upstream,
+    wire_gateway,
+)
 from tests.fakes import replay
 from tests.fakes.common import serve_app
 
-CHAT_KINDS = [k for k, spec in KINDS.items() if spec.wire and not spec.rerank_only]
-RERANK_KINDS = [k for k, spec in KINDS.items() if spec.wire and spec.reranks]
-#: Legacy completions exist only in OpenAI's API family.
-COMPLETION_KINDS = ["openai", "openai_compatible"]
-UPSTREAM = {
-    "openai": "gpt-4o-mini",
-    "openai_compatible": "meta-llama/Llama-3.1-8B-Instruct",
-    "anthropic": "claude-haiku-4-5",
-    "gemini": "gemini-2.5-flash",
-}
-RERANKER = {
-    "openai_compatible": "BAAI/bge-reranker-v2-m3",
-    "cohere": "rerank-v4.0-fast",
-    "jina": "jina-reranker-v2-base-multilingual",
-    "voyage": "rerank-2.5",
-}
-#: What the gateway sends each kind for a translated chat (responses and messages on non-native kinds).
-CHAT_OPERATION = {
-    "openai": "/v1/chat/completions",
-    "openai_compatible": "/v1/chat/completions",
-    "anthropic": "/v1/messages",
-    "gemini": "/v1beta/models/gemini-2.5-flash:{method}",
-}
-TEXT, USAGE = "Hello, world!", (11, 4)
-DOCUMENTS: list[Any] = ["a poem about spring", {"text": "gpu prices fell"}, "prices of gpu rentals rose"]
+__all__ = ["wire_gateway"]  # a fixture, used by name
 
 
 def test_every_kind_has_its_wire_fixtures() -> None:
@@ -63,78 +53,10 @@ def test_every_kind_has_its_wire_fixtures() -> None:
             assert (replay.WIRE / kind / f"{operation.fixture}.json").is_file()
             if operation.fixture != "rerank":
                 assert (replay.WIRE / kind / f"{operation.fixture}.sse").is_file()
+            if operation.fixture not in ("rerank", "completions"):  # the operations tools reach
+                for suffix in ("json", "sse"):
+                    assert (replay.WIRE / kind / f"{operation.fixture}_tool_call.{suffix}").is_file()
             assert (replay.WIRE / "schemas" / f"{operation.schema}.json").is_file()
-
-
-@pytest.fixture
-async def wire_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GatewayUnderTest]:
-    from modelyard.app import running_gateway
-
-    providers: dict[str, Any] = {}
-    models: dict[str, Any] = {}
-    states: dict[str, Any] = {}
-    async with AsyncExitStack() as stack:
-        for kind in dict.fromkeys(CHAT_KINDS + RERANK_KINDS):
-            states[kind] = replay.ReplayState()
-            url = await stack.enter_async_context(serve_app(replay.create_app(kind, states[kind])))
-            monkeypatch.setenv(f"WIRE_{kind.upper()}_KEY", FAKE_KEY)
-            base = url + replay.BASE_SUFFIX.get(kind, "")
-            providers[kind] = {"kind": kind, "base_url": base, "api_key_env": f"WIRE_{kind.upper()}_KEY"}
-            if kind in UPSTREAM:
-                models[f"{kind}-chat"] = {"provider": kind, "upstream_model": UPSTREAM[kind]}
-            if kind in RERANKER:
-                models[f"{kind}-rerank"] = {
-                    "provider": kind,
-                    "upstream_model": RERANKER[kind],
-                    "kind": "rerank",
-                }
-        raw = {
-            "providers": providers,
-            "models": models,
-            "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.db'}", "flush_interval_ms": 20},
-        }
-        config = parse_config(raw)
-        async with running_gateway(config, "127.0.0.1", 0) as url:
-            yield GatewayUnderTest(url=url, config=config, db_path=tmp_path / "ledger.db", states=states)
-
-
-async def call(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url, data=orjson.dumps(body), headers=headers) as r,
-    ):
-        return r.status, await r.read()
-
-
-def sse_events(raw: bytes) -> list[tuple[str | None, Any]]:
-    """(event name, parsed data) of every SSE event; ``[DONE]`` as (None, "[DONE]")."""
-    events: list[tuple[str | None, Any]] = []
-    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
-        name, data = None, []
-        for line in block.splitlines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-        if data:
-            text = "\n".join(data)
-            events.append((name, text if text == "[DONE]" else orjson.loads(text)))
-    return events
-
-
-def upstream(gateway: GatewayUnderTest, kind: str) -> Any:
-    """The one request the kind's fake received, checked against the documented shape there."""
-    state = gateway.states[kind]
-    assert isinstance(state, replay.ReplayState)
-    assert state.violations == [], f"{kind} would refuse what the gateway sent: {state.violations}"
-    (received,) = state.received
-    return received
-
-
-async def the_row(gateway: GatewayUnderTest, endpoint: str, stream: bool) -> dict[str, Any]:
-    (row,) = await gateway.wait_rows(1)
-    assert (row["endpoint"], row["status"], row["streamed"]) == (endpoint, 200, int(stream))
-    return row
 
 
 # -- POST /v1/responses --------------------------------------------------------------------------------------
@@ -178,11 +100,6 @@ async def test_responses(wire_gateway: GatewayUnderTest, kind: str, stream: bool
         assert "You are terse." in orjson.dumps(sent.body).decode(), "instructions became the system prompt"
     row = await the_row(wire_gateway, "responses", stream)
     assert (row["input_tokens"], row["output_tokens"], row["usage_estimated"]) == (*USAGE, 0)
-
-
-def chat_path(kind: str, stream: bool) -> str:
-    method = "streamGenerateContent" if stream else "generateContent"
-    return CHAT_OPERATION[kind].format(method=method)
 
 
 # -- POST /v1/messages ---------------------------------------------------------------------------------------
@@ -327,42 +244,3 @@ async def test_the_replay_fake_refuses_what_the_provider_would() -> None:
         )
         assert status == 401
     assert state.violations == [("messages", "(body): 'max_tokens' is a required property")]
-
-
-# -- the provider's rate limit, in each endpoint's own error shape -------------------------------------------
-
-ERROR_CASES = [
-    *[("responses", kind) for kind in CHAT_KINDS],
-    *[("messages", kind) for kind in CHAT_KINDS],
-    *[("completions", kind) for kind in COMPLETION_KINDS],
-    *[("rerank", kind) for kind in RERANK_KINDS],
-]
-
-
-def request_for(endpoint: str, kind: str) -> dict[str, Any]:
-    if endpoint == "responses":
-        return {"model": f"{kind}-chat", "input": "Say hello."}
-    if endpoint == "messages":
-        return {"model": f"{kind}-chat", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}
-    if endpoint == "completions":
-        return {"model": f"{kind}-chat", "prompt": "Say hello."}
-    return {"model": f"{kind}-rerank", "query": "gpu prices", "documents": DOCUMENTS}
-
-
-@pytest.mark.parametrize(("endpoint", "kind"), ERROR_CASES)
-async def test_a_providers_rate_limit_reaches_the_client_in_the_endpoints_shape(
-    wire_gateway: GatewayUnderTest, endpoint: str, kind: str
-) -> None:
-    wire_gateway.states[kind].scenario = "rate_limited"
-    status, raw = await call(f"{wire_gateway.url}/v1/{endpoint}", request_for(endpoint, kind))
-    assert status == 429, raw
-    error = orjson.loads(raw)
-    if endpoint == "messages":  # the Anthropic SDK reads Anthropic's error shape
-        assert error["type"] == "error" and error["error"]["type"] == "rate_limit_error"
-    else:
-        assert error["error"]["code"] == "rate_limit_exceeded" and error["error"]["type"]
-    assert FAKE_KEY not in raw.decode(), "no credential in what the client sees"
-    state = wire_gateway.states[kind]
-    assert isinstance(state, replay.ReplayState) and state.violations == []
-    (row,) = await wire_gateway.wait_rows(1)
-    assert (row["endpoint"], row["status"]) == (endpoint, 429)

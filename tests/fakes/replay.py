@@ -8,7 +8,8 @@ operation's JSON Schema (``tests/fixtures/wire/schemas/``, each naming the refer
 that breaks it gets a 400 in the provider's error shape and is kept in :attr:`ReplayState.violations`,
 so a conformance test sees every request the gateway sent that the provider would refuse. Scenario
 ``rate_limited`` answers every operation with the kind's recorded 429 body (``error_429.json``) and
-``retry-after: 7``.
+``retry-after: 7``; scenario ``tool_call`` replays ``<operation>_tool_call.json`` / ``.sse`` (one call of
+``get_weather({"city": "Paris"})``).
 """
 
 from __future__ import annotations
@@ -124,15 +125,15 @@ def handler(kind: str, operation: Operation) -> Any:
                 content_type="application/json",
                 headers={"retry-after": "7"},
             )
+        # Scenario "text" is the operation's plain files; another (tool_call) has its own.
+        name = operation.fixture if state.scenario == "text" else f"{operation.fixture}_{state.scenario}"
         if not _streamed(kind, request, body):
-            return web.Response(
-                body=fixture(kind, f"{operation.fixture}.json"), content_type="application/json"
-            )
+            return web.Response(body=fixture(kind, f"{name}.json"), content_type="application/json")
         if kind == "gemini" and request.query.get("alt") != "sse":
             return _error(kind, 400, "the gateway streams Gemini with alt=sse")
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
-        await response.write(fixture(kind, f"{operation.fixture}.sse"))
+        await response.write(fixture(kind, f"{name}.sse"))
         await response.write_eof()
         return response
 
