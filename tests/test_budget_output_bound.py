@@ -248,3 +248,17 @@ def test_self_hosted_servers_get_max_tokens_and_openai_keeps_max_completion_toke
     assert to_request(body, "m", OPENAI_PROFILE, stream=False)["max_completion_tokens"] == 77
     both = {"messages": [], "max_tokens": 5, "max_completion_tokens": 77}
     assert to_request(both, "m", PROFILES[profile], stream=False)["max_tokens"] == 5, "the client's own kept"
+
+
+def test_a_workload_without_the_bound_is_named_in_a_warning_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from modelyard.governance.runtime import open_governance
+
+    config = GovernanceConfig.model_validate(
+        governance(tmp_path, workloads={"research": {"bound_output": False}, "chat": {}})
+    )
+    governance_ = open_governance(config, f"sqlite:///{tmp_path / 'ledger.db'}")
+    governance_.close()
+    warned = [r.getMessage() for r in caplog.records if r.name == "modelyard.governance"]
+    assert len(warned) == 1 and "'research'" in warned[0] and "more than its reservation" in warned[0]
