@@ -9,6 +9,8 @@ settlement the recorder makes from the request's row, whatever way it ended.
   event-loop turn (one SQLite transaction for all of them, ``governance/settler.py``); when the store is
   across the network (PostgreSQL, Redis) the reservation runs in the governance's thread pool, so a round
   trip never stalls the event loop's other requests.
+- :func:`send_output_bound` puts the reserved output bound into the upstream body of a request that set
+  none (each adapter sends it in its provider's own field), so an answer cannot cost more than was held.
 - :func:`actual` is what the request really used, from its ledger row: the metered cost (0 when nothing
   was billed; the reserved amount for an unpriced model under ``unpriced: fixed``), and its tokens.
 """
@@ -26,7 +28,13 @@ from modelyard.config.schema import ModelKind
 from modelyard.gateway.targets import Target
 from modelyard.governance.budgets import usd_budgets_apply
 from modelyard.governance.config import BudgetConfig, GovernanceConfig
-from modelyard.governance.estimate import Estimate, estimate, input_tokens, unpriced_actual_cost
+from modelyard.governance.estimate import (
+    Estimate,
+    bound_to_send,
+    estimate,
+    input_tokens,
+    unpriced_actual_cost,
+)
 from modelyard.governance.model import Actual, Reservation, Subject
 from modelyard.governance.runtime import Governance
 from modelyard.ledger.schema import RequestRow
@@ -40,6 +48,13 @@ class Hold(NamedTuple):
     reservation: Reservation
     estimate: Estimate
     subject: Subject
+    #: The output bound to send upstream, the request having set none (None: send nothing).
+    output_bound: int | None = None
+
+
+#: The chat body's output bound: OpenAI's current name, which its reasoning models require; the adapters
+#: translate it (Anthropic ``max_tokens``, Gemini ``maxOutputTokens``, self-hosted servers ``max_tokens``).
+OUTPUT_BOUND_FIELD = "max_completion_tokens"
 
 
 def prompt_texts(body: JSON, kind: ModelKind) -> list[str]:
@@ -128,7 +143,7 @@ def reserve(
     raises the 400 / 403 / 429 the client gets."""
     held = _estimate(governance, subject, body, kind, targets, key_budgets)
     reservation = governance.governor.reserve(subject, held, key_budgets)
-    return Hold(reservation, held, subject)
+    return Hold(reservation, held, subject, bound_to_send(held, reservation.lines))
 
 
 def _estimate(
@@ -176,7 +191,7 @@ async def reserve_async(
         reservation = governor.prepare(subject, held, key_budgets)
         if reservation.lines:
             governor.conclude(reservation, await governance.settler.hold(reservation))
-        return Hold(reservation, held, subject)
+        return Hold(reservation, held, subject, bound_to_send(held, reservation.lines))
     call = partial(reserve, governance, subject, body, kind, targets, key_budgets)
     future = asyncio.get_running_loop().run_in_executor(offload, call)
     try:
@@ -192,6 +207,12 @@ def _release_late(governance: Governance, future: asyncio.Future[Hold]) -> None:
     hold = future.result()
     # requests=0: never sent upstream, so it does not count against a requests-per-minute limit either.
     governance.settler.submit(hold.reservation, Actual(0, 0, 0), hold.subject, -hold.estimate.tokens)
+
+
+def send_output_bound(hold: Hold, upstream_body: JSON) -> None:
+    """Bound the answer of a request that set no ``max_tokens`` at what its reservation assumed."""
+    if hold.output_bound is not None:
+        upstream_body[OUTPUT_BOUND_FIELD] = hold.output_bound
 
 
 def settle(governance: Governance, hold: Hold, row: RequestRow) -> None:

@@ -39,7 +39,8 @@ def endpoint(original: JSON) -> Endpoint:
     def body(target: Target) -> JSON:
         return {**original, "model": target.upstream_model}
 
-    return Endpoint("/messages", body, _answer, _event, _cut)
+    # max_tokens is required by the Messages API, so the reserved bound is the client's own; named anyway.
+    return Endpoint("/messages", body, _answer, _event, _cut, output_limit="max_tokens")
 
 
 def _answer(body: Any) -> tuple[Usage | None, str | None]:

@@ -45,7 +45,8 @@ def endpoint(original: JSON) -> Endpoint:
             upstream.pop("metadata", None)
         return upstream
 
-    return Endpoint("/responses", body, _answer, _event, _cut)
+    # A request without max_output_tokens gets the bound its budget reservation assumed (budgeting.py).
+    return Endpoint("/responses", body, _answer, _event, _cut, output_limit="max_output_tokens")
 
 
 def usage_of(raw: Any) -> Usage | None:
