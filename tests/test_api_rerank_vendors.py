@@ -21,12 +21,28 @@ from tests.fakes import rerank_vendors
 from tests.fakes.common import FakeState, serve_app
 
 VENDORS = ["cohere", "jina", "voyage"]
-UPSTREAM = {"cohere": "rerank-v3.5", "jina": "jina-reranker-v2-base-multilingual", "voyage": "rerank-2.5"}
+UPSTREAM = {
+    "cohere": "rerank-v4.0-fast",
+    "jina": "jina-reranker-v2-base-multilingual",
+    "voyage": "rerank-2.5",
+}
 DOCUMENTS = ["a poem about spring", {"text": "gpu prices fell"}, "prices of gpu rentals rose"]
 TEXTS = ["a poem about spring", "gpu prices fell", "prices of gpu rentals rose"]
 
 
+#: A price file layer for Cohere (the bundled catalog leaves Cohere unpriced, see its notes): a figure for
+#: the test, in the per-search-unit shape Cohere bills.
+COHERE_PRICES = """
+version: test
+models:
+  - {provider: cohere, model: rerank-v4.0-fast, input: "0", output: "0", per_1k_search_units: "2.00",
+     source: test, as_of: 2026-12-03}
+"""
+
+
 def raw_config(bases: dict[str, str], tmp: Path) -> dict[str, Any]:
+    prices = tmp / "cohere_prices.yaml"
+    prices.write_text(COHERE_PRICES, encoding="utf-8")
     providers = {
         kind: {"kind": kind, "base_url": base, "api_key_env": f"FAKE_{kind.upper()}_KEY"}
         for kind, base in bases.items()
@@ -39,6 +55,7 @@ def raw_config(bases: dict[str, str], tmp: Path) -> dict[str, Any]:
         "providers": providers,
         "models": models,
         "ledger": {"url": f"sqlite:///{tmp / 'ledger.db'}", "flush_interval_ms": 20},
+        "catalog": {"price_files": [str(prices)]},
     }
 
 
@@ -91,13 +108,19 @@ async def test_each_rerank_api_gets_its_wire_format_and_the_client_gets_one_answ
 
     (row,) = await vendors_gateway.wait_rows(1)
     assert row["endpoint"] == "rerank" and row["status"] == 200
-    assert row["priced"] == 0 and row["cost_pico_usd"] is None, "no catalog price: unpriced, never $0"
     if kind == "cohere":
         assert answer["meta"]["billed_units"] == {"search_units": 1}, "Cohere's billing passed to the client"
+        assert answer["usage"] == {"search_units": 1}
         assert row["usage_estimated"], "Cohere reports search units, not tokens: estimated and flagged"
+        assert row["search_units"] == 1 and row["priced"] == 1
+        assert row["cost_pico_usd"] == 2 * 10**9, "$2.00 per 1,000 search units: $0.002 for one"
     else:
         assert answer["usage"] == {"total_tokens": 12}
-        assert row["input_tokens"] == 12 and not row["usage_estimated"]
+        assert row["input_tokens"] == 12 and not row["usage_estimated"] and row["search_units"] == 0
+    if kind == "voyage":
+        assert row["priced"] == 1 and row["cost_pico_usd"] == 12 * 50_000, "rerank-2.5: $0.05 per 1M tokens"
+    if kind == "jina":
+        assert row["priced"] == 0 and row["cost_pico_usd"] is None, "no catalog price: unpriced, never $0"
 
 
 ERRORS = [

@@ -28,6 +28,7 @@ USAGE = Usage(
     cache_write_tokens=44,
     reasoning_tokens=55,
     estimated=True,
+    search_units=66,
 )
 
 
@@ -107,6 +108,7 @@ def test_attempt_row_columns(price: ModelPrice | None) -> None:
         cost_pico_usd=price.cost_pico(USAGE) if price else None,
         priced=price is not None,
         purpose="shadow",
+        search_units=66,
     )
     _same(row, expected)
 
@@ -187,6 +189,7 @@ def test_request_row_columns() -> None:
         template_version="v7",
         tool_calls=3,
         trace_id="0af7651916cd43dd8448eb211c80319c",
+        search_units=66,
     )
     _same(row, expected, approx=("overhead_ms",))
 

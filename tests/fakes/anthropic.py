@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.common import FakeState, cut_connection
+from tests.fakes.common import FakeState, cut_connection, verbose_output_tokens
 
 API_KEY = "sk-test-SECRET-0001"
 MODEL_SUFFIX = "-20250514"  # Anthropic reports the dated model snapshot it ran
@@ -91,6 +91,9 @@ def script_for(scenario: str, request: dict[str, Any]) -> Script:
         return Script([thinking, _text("42")], "end_turn", _usage(10, 50))
     if scenario == "length":
         return Script([_text("Hello")], "max_tokens", _usage(11, 2))
+    if scenario == "verbose":  # writes until max_tokens (required by the Messages API) stops it
+        written = verbose_output_tokens(request, "max_tokens")
+        return Script([_text("Hello, world!")], "max_tokens", _usage(11, written))
     return Script([_text("Hello, world!")], "end_turn", _usage(11, 4))  # text, slow
 
 

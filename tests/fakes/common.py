@@ -28,6 +28,10 @@ stream_error      streaming: the first text delta "Hel" then the provider's in-s
 slow              as text, after sleeping ``FakeState.delay_s`` before the response headers
 embedding         (embeddings endpoints) one 3-dimensional vector per input, usage input 2 per input
 echo              (OpenAI fake) answers with the last user message, as the upstream received it
+verbose           (OpenAI and Anthropic fakes) a model that writes until it is stopped: content
+                  "Hello, world!", finish "length" (Anthropic "max_tokens", Responses "incomplete"), output
+                  tokens = the output bound the request sent (max_completion_tokens, max_tokens,
+                  max_output_tokens), or :data:`UNBOUNDED_OUTPUT_TOKENS` when it sent none
 ================  =====================================================================================
 """
 
@@ -60,7 +64,22 @@ Scenario = Literal[
     "slow",
     "embedding",
     "echo",
+    "verbose",
 ]
+
+#: What the ``verbose`` scenario writes when the request sets no output bound: a model running to its own
+#: limit (long reasoning, an agent loop), far past any default a budget reservation would assume.
+UNBOUNDED_OUTPUT_TOKENS = 100_000
+
+
+def verbose_output_tokens(body: Any, *fields: str) -> int:
+    """The ``verbose`` scenario's output tokens: the first of ``fields`` the request sets."""
+    for name in fields:
+        value = body.get(name) if isinstance(body, dict) else None
+        if isinstance(value, int):
+            return value
+    return UNBOUNDED_OUTPUT_TOKENS
+
 
 #: Every scenario's expected result after normalisation, shared by the conformance suite.
 EXPECTED_TEXT = {
@@ -70,6 +89,7 @@ EXPECTED_TEXT = {
     "reasoning": "42",
     "length": "Hello",
     "slow": "Hello, world!",
+    "verbose": "Hello, world!",
 }
 EXPECTED_USAGE = {
     # scenario: (input, output, cached_input, cache_write, reasoning)

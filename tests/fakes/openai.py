@@ -16,7 +16,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.common import EXPECTED_TEXT, EXPECTED_USAGE, STATE, FakeState, cut_connection
+from tests.fakes.common import (
+    EXPECTED_TEXT,
+    EXPECTED_USAGE,
+    STATE,
+    FakeState,
+    cut_connection,
+    verbose_output_tokens,
+)
 
 API_KEY = "sk-test-SECRET-0001"
 CREATED = 1_763_900_000
@@ -35,8 +42,10 @@ def _error(status: int, kind: str, message: str, code: str | None = None) -> web
     return web.json_response(body, status=status, headers=headers)
 
 
-def _usage(scenario: str) -> dict[str, Any]:
+def _usage(scenario: str, body: Any = None) -> dict[str, Any]:
     prompt, completion, cached, _write, reasoning = EXPECTED_USAGE.get(scenario, EXPECTED_USAGE["text"])
+    if scenario == "verbose":  # OpenAI's reasoning models honour only the newer name
+        completion = verbose_output_tokens(body, "max_completion_tokens", "max_tokens")
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -61,7 +70,7 @@ def _message(scenario: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
         }
         return {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None}, "tool_calls"
-    finish = "length" if scenario == "length" else "stop"
+    finish = "length" if scenario in ("length", "verbose") else "stop"
     return {"role": "assistant", "content": EXPECTED_TEXT[scenario], "refusal": None}, finish
 
 
@@ -102,7 +111,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             "created": CREATED,
             "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": _usage(state.scenario),
+            "usage": _usage(state.scenario, body),
             "system_fingerprint": "fp_fake",
         }
     )
@@ -149,7 +158,7 @@ async def _stream(request: web.Request, state: FakeState, body: dict[str, Any]) 
         text = _echo(body) if state.scenario == "echo" else EXPECTED_TEXT[state.scenario]
         for i in range(0, len(text), 3):
             await response.write(_chunk(model, {"content": text[i : i + 3]}))
-        finish = "length" if state.scenario == "length" else "stop"
+        finish = "length" if state.scenario in ("length", "verbose") else "stop"
     await response.write(_chunk(model, {}, finish))
     if include_usage:
         payload = {
@@ -158,7 +167,7 @@ async def _stream(request: web.Request, state: FakeState, body: dict[str, Any]) 
             "created": CREATED,
             "model": model,
             "choices": [],
-            "usage": _usage(state.scenario),
+            "usage": _usage(state.scenario, body),
         }
         await response.write(b"data: " + orjson.dumps(payload) + b"\n\n")
     await response.write(b"data: [DONE]\n\n")
@@ -193,8 +202,10 @@ async def embeddings(request: web.Request) -> web.Response:
 # -- Responses API (platform.openai.com/docs/api-reference/responses) ---------------------------------------
 
 
-def _responses_usage(scenario: str) -> dict[str, Any]:
+def _responses_usage(scenario: str, body: Any = None) -> dict[str, Any]:
     prompt, completion, cached, _write, reasoning = EXPECTED_USAGE.get(scenario, EXPECTED_USAGE["text"])
+    if scenario == "verbose":
+        completion = verbose_output_tokens(body, "max_output_tokens")
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": cached},
@@ -240,7 +251,7 @@ def _response(body: dict[str, Any], scenario: str, status: str) -> dict[str, Any
         "tool_choice": body.get("tool_choice", "auto"),
         "tools": body.get("tools", []),
         "text": body.get("text", {"format": {"type": "text"}}),
-        "usage": _responses_usage(scenario) if done else None,
+        "usage": _responses_usage(scenario, body) if done else None,
     }
 
 
@@ -259,7 +270,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
         status, kind, message = _ERRORS[state.scenario]
         return _error(status, kind, message)
     scenario = "text" if state.scenario == "echo" else state.scenario
-    final = "incomplete" if scenario == "length" else "completed"
+    final = "incomplete" if scenario in ("length", "verbose") else "completed"
     if not body.get("stream"):
         return web.json_response(_response(body, scenario, final))
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

@@ -1,8 +1,8 @@
 """Fake Cohere (v2), Jina and Voyage rerank servers, each in its vendor's published wire format.
 
 - Cohere ``POST /v2/rerank`` (docs.cohere.com/reference/rerank): answers ``{id, results: [{index,
-  relevance_score}], meta: {api_version: {version: "2"}, billed_units: {search_units: 1}}}``; never returns
-  documents; errors ``{"message": ...}`` (docs.cohere.com/reference/errors).
+  relevance_score}], meta: {api_version: {version: "2"}, billed_units: {search_units}}}`` (one unit per 100
+  documents, or part of them; the fake sends no chunks); never returns documents; errors ``{"message": ...}`` (docs.cohere.com/reference/errors).
 - Jina ``POST /v1/rerank``: ``{model, usage: {total_tokens}, results: [{index, relevance_score, document:
   {text}}]}`` (documents unless ``return_documents: false``); errors ``{"detail": ...}``.
 - Voyage ``POST /v1/rerank`` (docs.voyageai.com/reference/reranker-api): ``{object: "list", data: [{index,
@@ -66,7 +66,8 @@ async def cohere_rerank(request: web.Request) -> web.Response:
     if failure is not None:
         return failure
     results = _scores(body["query"], body["documents"])[: body.get("top_n") or None]
-    meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}
+    units = -(-len(body["documents"]) // 100)
+    meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": units}}
     return web.json_response({"id": "07734bd2-2473-4f07-94e1-0d9f0e6843cf", "results": results, "meta": meta})
 
 

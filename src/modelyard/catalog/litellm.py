@@ -38,6 +38,7 @@ _PROVIDER_KINDS = {
     "anthropic": "anthropic",
     "gemini": "gemini",
     "vertex_ai-language-models": "gemini",
+    "jina_ai": "jina",  # the rerank APIs (cohere and voyage are named as our kinds are)
 }
 #: When two keys land on the same (kind, model), an entry from the kind's own API wins over an alias
 #: (Gemini Developer API prices over Vertex AI's, which may differ by region).
@@ -103,7 +104,14 @@ def _parse_entry(key: str, entry: dict[str, Any], *, source: str, as_of: date) -
         long_context_threshold=threshold,
         long_context=_tier_rates(rates, tier, where) if tier else None,
         notes=f"imported from LiteLLM ({litellm_provider}, mode {mode})",
+        search_unit=_per_query(entry, where),
     )
+
+
+def _per_query(entry: dict[str, Any], where: str) -> Decimal | None:
+    """LiteLLM's ``input_cost_per_query`` (its Cohere rerank entries): USD per search unit."""
+    value = entry.get("input_cost_per_query")
+    return None if value is None else _tidy(_to_per_million(value, f"{where}.input_cost_per_query") / MILLION)
 
 
 def _rates(entry: dict[str, Any], where: str) -> Rates:

@@ -20,7 +20,8 @@ PICO = Decimal(10) ** 12
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """USD per 1M tokens for one pricing tier."""
+    """USD per 1M tokens for one pricing tier (a rerank API's per-search price is
+    :attr:`ModelPrice.search_unit`)."""
 
     input: Decimal
     output: Decimal
@@ -48,6 +49,9 @@ class ModelPrice:
     long_context_threshold: int | None = None
     long_context: Rates | None = None
     notes: str = ""
+    #: USD per search unit, for rerank APIs that bill searches rather than tokens (Cohere); ``None``: the
+    #: model is not billed per search. Billed on top of the token rates (which are 0 for such a model).
+    search_unit: Decimal | None = None
     #: Integer pico-USD per token for (rates, long_context), when every rate has at most six decimals per
     #: 1M tokens (all real prices): the request path then prices with integer arithmetic, still exact.
     _pico: tuple[tuple[int, ...] | None, tuple[int, ...] | None] = field(
@@ -57,6 +61,13 @@ class ModelPrice:
     def __post_init__(self) -> None:
         long_context = _pico_rates(self.long_context) if self.long_context else None
         object.__setattr__(self, "_pico", (_pico_rates(self.rates), long_context))
+
+    def _search_units_pico(self, usage: Usage) -> int:
+        """The searches' cost in pico-USD (a search unit's price is whole pico-dollars for every real
+        price: $2 per 1,000 is 2e9)."""
+        if not usage.search_units or self.search_unit is None:
+            return 0
+        return to_pico(usage.search_units * self.search_unit)
 
     def cost_pico(self, usage: Usage) -> int:
         """The exact cost of ``usage`` in pico-USD (what the ledger stores)."""
@@ -68,6 +79,7 @@ class ModelPrice:
         rates = self._pico[1] if long else self._pico[0]
         if rates is None:
             return to_pico(self.cost(usage))
+        searches = self._search_units_pico(usage) if usage.search_units else 0
         uncached_in, out, cached, write_5m, write_1h, reasoning_rate = rates
         cache_write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
         uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
@@ -79,6 +91,7 @@ class ModelPrice:
             + cache_write_1h * write_1h
             + (usage.output_tokens - reasoning) * out
             + reasoning * reasoning_rate
+            + searches
         )
 
     def rates_for(self, usage: Usage) -> Rates:
@@ -105,7 +118,8 @@ class ModelPrice:
             + (usage.output_tokens - reasoning) * r.output
             + reasoning * _or(r.reasoning, r.output)
         )
-        return total / MILLION
+        searches = usage.search_units * self.search_unit if self.search_unit and usage.search_units else 0
+        return total / MILLION + searches
 
 
 def _pico_rates(r: Rates) -> tuple[int, ...] | None:

@@ -1,6 +1,7 @@
 """API prices: versioned data in ``catalog/data/prices.yaml``, each entry with its source and date.
 
-Money is :class:`~decimal.Decimal` end to end. Prices are USD per million tokens. Costs follow each
+Money is :class:`~decimal.Decimal` end to end. Prices are USD per million tokens (and, for rerank APIs
+that bill searches, USD per 1,000 search units). Costs follow each
 provider's billing rules once the adapter has normalised usage (see :class:`~modelyard.providers.base.Usage`):
 cached prompt tokens at the cache-read rate, cache writes at the write rate (Anthropic's 1-hour writes at
 their own rate), reasoning tokens at the reasoning rate (the output rate unless the catalog says otherwise),
@@ -155,6 +156,9 @@ class PriceEntry(_Tiered):
     batch_input: Price | None = None
     batch_output: Price | None = None
     long_context: LongContextTier | None = None
+    #: USD per 1,000 search units, as Cohere publishes rerank prices (a search unit is one query with up
+    #: to 100 documents); the token rates of such a model are "0".
+    per_1k_search_units: Price | None = None
     source: str
     as_of: date
     notes: str = ""
@@ -172,6 +176,7 @@ class PriceEntry(_Tiered):
             long_context_threshold=tier.threshold if tier else None,
             long_context=tier.rates() if tier else None,
             notes=self.notes,
+            search_unit=self.per_1k_search_units / 1000 if self.per_1k_search_units is not None else None,
         )
 
 

@@ -15,7 +15,7 @@ import yaml
 from modelyard.errors import ConfigError
 
 #: The provider kinds modelyard has adapters for: the default of an import.
-ROUTED_KINDS = ("openai", "anthropic", "gemini")
+ROUTED_KINDS = ("openai", "anthropic", "gemini", "cohere", "jina", "voyage")
 
 
 def _day(value: str | None) -> date:
@@ -111,9 +111,10 @@ def _echo_prices(prices: Any) -> None:
     click.echo(f"  {'provider/model':<44} {'input':>8} {'output':>8} {'cached':>8}  {'as of':<10}  source")
     for (provider, model), p in sorted(prices.prices.items()):
         r = p.rates
+        searches = f"  (+ {_money(p.search_unit * 1000)} per 1K search units)" if p.search_unit else ""
         click.echo(
             f"  {provider + '/' + model:<44} {_money(r.input):>8} {_money(r.output):>8} "
-            f"{_money(r.cached_input):>8}  {p.as_of.isoformat():<10}  {p.source}"
+            f"{_money(r.cached_input):>8}  {p.as_of.isoformat():<10}  {p.source}{searches}"
         )
 
 
@@ -223,6 +224,8 @@ def price_entry(price: Any) -> dict[str, Any]:
         entry["batch_output"] = _money(price.batch_output)
     if price.long_context is not None:
         entry["long_context"] = {"threshold": price.long_context_threshold, **_rates(price.long_context)}
+    if price.search_unit is not None:
+        entry["per_1k_search_units"] = _money(price.search_unit * 1000)
     entry |= {"source": price.source, "as_of": price.as_of.isoformat(), "notes": price.notes}
     return entry
 

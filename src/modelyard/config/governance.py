@@ -12,7 +12,7 @@ Shape (every field optional except what a budget needs)::
       input_estimate: bound         # or approx (UTF-8 bytes / 4); see estimate.py
       default_max_output_tokens: 4096
       key_cache_ttl_s: 5            # a revoked key stops working everywhere within this
-      workloads: {chat: {max_output_tokens: 1024, max_input_tokens: 32000}}
+      workloads: {chat: {max_output_tokens: 1024, max_input_tokens: 32000, bound_output: true}}
       budgets:
         - {name: team-daily, scope: tenant, subject: "*", unit: usd, limit: "25", window: {kind: day, timezone: Europe/Paris}}
       rate_limits:
@@ -144,6 +144,11 @@ class WorkloadCaps(Strict):
 
     max_output_tokens: int | None = Field(default=None, ge=1)
     max_input_tokens: int | None = Field(default=None, ge=1)
+    #: A request that sets no ``max_tokens`` is sent the bound its reservation assumed (this cap, else
+    #: ``default_max_output_tokens``), so its answer cannot cost more than was held. ``false``: send
+    #: nothing and let the model's own limit apply (long reasoning is never cut at the default); such
+    #: reservations are flagged ``unbounded`` and a budget may then be passed by more than one request.
+    bound_output: bool = True
 
 
 class StoreConfig(Strict):

@@ -9,6 +9,8 @@ settlement the recorder makes from the request's row, whatever way it ended.
   event-loop turn (one SQLite transaction for all of them, ``governance/settler.py``); when the store is
   across the network (PostgreSQL, Redis) the reservation runs in the governance's thread pool, so a round
   trip never stalls the event loop's other requests.
+- :func:`send_output_bound` puts the reserved output bound into the upstream body of a request that set
+  none (each adapter sends it in its provider's own field), so an answer cannot cost more than was held.
 - :func:`actual` is what the request really used, from its ledger row: the metered cost (0 when nothing
   was billed; the reserved amount for an unpriced model under ``unpriced: fixed``), and its tokens.
 """
@@ -26,10 +28,17 @@ from modelyard.config.schema import ModelKind
 from modelyard.gateway.targets import Target
 from modelyard.governance.budgets import usd_budgets_apply
 from modelyard.governance.config import BudgetConfig, GovernanceConfig
-from modelyard.governance.estimate import Estimate, estimate, input_tokens, unpriced_actual_cost
+from modelyard.governance.estimate import (
+    Estimate,
+    bound_to_send,
+    estimate,
+    input_tokens,
+    unpriced_actual_cost,
+)
 from modelyard.governance.model import Actual, Reservation, Subject
 from modelyard.governance.runtime import Governance
 from modelyard.ledger.schema import RequestRow
+from modelyard.providers import cohere
 from modelyard.providers.base import JSON
 
 
@@ -39,6 +48,13 @@ class Hold(NamedTuple):
     reservation: Reservation
     estimate: Estimate
     subject: Subject
+    #: The output bound to send upstream, the request having set none (None: send nothing).
+    output_bound: int | None = None
+
+
+#: The chat body's output bound: OpenAI's current name, which its reasoning models require; the adapters
+#: translate it (Anthropic ``max_tokens``, Gemini ``maxOutputTokens``, self-hosted servers ``max_tokens``).
+OUTPUT_BOUND_FIELD = "max_completion_tokens"
 
 
 def prompt_texts(body: JSON, kind: ModelKind) -> list[str]:
@@ -52,6 +68,11 @@ def prompt_texts(body: JSON, kind: ModelKind) -> list[str]:
         raw = body.get("input")
         items = raw if isinstance(raw, list) else [raw]
         return [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
+    if kind == "rerank":
+        # Admission's rerank body is ``input: [query, *documents]``; a reranker reads the query beside
+        # every document (Voyage bills query tokens x documents + the documents' tokens).
+        query, *documents = map(str, body["input"])
+        return [query] * len(documents) + documents
     texts = []
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else message
@@ -71,6 +92,15 @@ def requested_max_tokens(body: JSON) -> int | None:
     return None
 
 
+def search_units_bound(body: JSON, kind: ModelKind) -> int:
+    """The search units a rerank request can be billed, at most (Cohere's rule, every UTF-8 byte taken
+    for a token and the smallest context it documents); 0 for other kinds."""
+    if kind != "rerank":
+        return 0
+    query, *documents = (len(text.encode("utf-8")) for text in body["input"])
+    return cohere.search_units(query, documents, cohere.context_tokens(""))
+
+
 def worst_estimate(
     config: GovernanceConfig,
     targets: Sequence[Target],
@@ -79,6 +109,7 @@ def worst_estimate(
     prompt_tokens: int,
     max_tokens: int | None,
     usd_applies: bool,
+    search_units: int = 0,
 ) -> Estimate:
     """The estimate at the dearest target a plan may try (a fallback may cost more than the first
     choice); an unpriced one follows ``governance.unpriced``."""
@@ -92,6 +123,7 @@ def worst_estimate(
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
             usd_budgets_apply=usd_applies,
+            search_units=search_units,
         )
         if worst is None or (candidate.cost_pico or 0) > (worst.cost_pico or 0):
             worst = candidate
@@ -111,7 +143,7 @@ def reserve(
     raises the 400 / 403 / 429 the client gets."""
     held = _estimate(governance, subject, body, kind, targets, key_budgets)
     reservation = governance.governor.reserve(subject, held, key_budgets)
-    return Hold(reservation, held, subject)
+    return Hold(reservation, held, subject, bound_to_send(held, reservation.lines))
 
 
 def _estimate(
@@ -131,9 +163,10 @@ def _estimate(
         targets,
         workload=subject.workload,
         prompt_tokens=prompt,
-        # An embedding answers with vectors: no output tokens to hold.
+        # An embedding answers with vectors, a reranker with scores: no output tokens to hold.
         max_tokens=requested_max_tokens(body) if kind == "chat" else 0,
         usd_applies=usd,
+        search_units=search_units_bound(body, kind),
     )
     if governance.rate_limiter is not None:
         governance.rate_limiter.admit(subject, held.tokens)
@@ -158,7 +191,7 @@ async def reserve_async(
         reservation = governor.prepare(subject, held, key_budgets)
         if reservation.lines:
             governor.conclude(reservation, await governance.settler.hold(reservation))
-        return Hold(reservation, held, subject)
+        return Hold(reservation, held, subject, bound_to_send(held, reservation.lines))
     call = partial(reserve, governance, subject, body, kind, targets, key_budgets)
     future = asyncio.get_running_loop().run_in_executor(offload, call)
     try:
@@ -174,6 +207,12 @@ def _release_late(governance: Governance, future: asyncio.Future[Hold]) -> None:
     hold = future.result()
     # requests=0: never sent upstream, so it does not count against a requests-per-minute limit either.
     governance.settler.submit(hold.reservation, Actual(0, 0, 0), hold.subject, -hold.estimate.tokens)
+
+
+def send_output_bound(hold: Hold, upstream_body: JSON) -> None:
+    """Bound the answer of a request that set no ``max_tokens`` at what its reservation assumed."""
+    if hold.output_bound is not None:
+        upstream_body[OUTPUT_BOUND_FIELD] = hold.output_bound
 
 
 def settle(governance: Governance, hold: Hold, row: RequestRow) -> None:

@@ -69,11 +69,12 @@ class Executor:
             # A cascade must see the whole answer before accepting it: the client gets it as one stream.
             served = await self._complete(ctx, plan, outcome)
             outcome.ttft_seconds = perf_counter() - ctx.t0
-            frames = answer_frames(served.result.body, served.result.usage, plan.wants_usage)
-            self._finish(ctx, plan, outcome, served)
+            self._finish(ctx, plan, outcome, served)  # sets result.rejection when validation failed
+            result = served.result
+            frames = answer_frames(result.body, result.usage, plan.wants_usage, rejection=result.rejection)
             await self._store(plan, served)
             self._launch_shadow(ctx, plan)
-            return Frames(frames)
+            return Frames(frames, result.rejection)
         red = plan.redaction
         with self.recorder.on_failure(ctx, plan.facts, outcome):
             open_stream = opener(red.body, plan.wants_usage, self.ttft_timeout_s)

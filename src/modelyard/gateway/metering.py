@@ -77,6 +77,7 @@ def stream_usage(meter: StreamMeter, body: JSON, *, completed: bool) -> Usage:
         cache_write_1h_tokens=base.cache_write_1h_tokens,
         reasoning_tokens=base.reasoning_tokens,
         estimated=True,
+        search_units=base.search_units,
     )
 
 
@@ -117,6 +118,7 @@ def attempt_row(
         cost,
         priced,
         purpose,
+        u.search_units,
     )
 
 
@@ -206,7 +208,7 @@ def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Request
     answer_attempts = [a for a in outcome.attempts if a.purpose != "shadow"]
     # Nothing billed (refused, failed before any token, served from the cache) costs exactly $0; tokens
     # from a model without a price make the whole request unpriced rather than understated.
-    billed = [a for a in answer_attempts if a.input_tokens or a.output_tokens]
+    billed = [a for a in answer_attempts if a.input_tokens or a.output_tokens or a.search_units]
     priced = all(a.priced for a in billed)
     cost = sum(a.cost_pico_usd or 0 for a in billed) if priced else None
     waited = outcome.upstream_seconds + outcome.backoff_seconds
@@ -260,4 +262,5 @@ def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Request
         ctx.template_version,
         outcome.tool_calls,
         ctx.trace_id,
+        usage.search_units,
     )

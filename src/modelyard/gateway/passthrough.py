@@ -56,6 +56,16 @@ class Endpoint:
     event: Callable[[JSON, StreamMeter], bool]
     #: The frame telling the client its stream broke (the endpoint's own error event).
     cut: Callable[[UpstreamError], bytes]
+    #: The body's output bound (``max_output_tokens``, ``max_tokens``): where the reserved bound goes when
+    #: the client set none (None: the endpoint has no such field, or always carries the client's own).
+    output_limit: str | None = None
+
+    def upstream_body(self, target: Target, ctx: RequestContext) -> JSON:
+        body = self.body(target)
+        bound = ctx.hold.output_bound if ctx.hold is not None else None
+        if bound is not None and self.output_limit is not None:
+            body[self.output_limit] = bound  # budgeting.send_output_bound, in this endpoint's field
+        return body
 
 
 def _adapter(target: Target) -> RawEndpoints:
@@ -71,7 +81,7 @@ async def forward(
     outcome = Outcome(status=200, route=plan.attempts.describe())
 
     async def call(target: Target) -> tuple[bytes, Any]:
-        return await _adapter(target).post_raw(endpoint.path, endpoint.body(target))
+        return await _adapter(target).post_raw(endpoint.path, endpoint.upstream_body(target, ctx))
 
     def on_success(target: Target, result: tuple[bytes, Any], seconds: float) -> None:
         usage, _ = endpoint.answer(result[1])
@@ -98,7 +108,7 @@ async def forward_stream(
     outcome = Outcome(status=200, route=plan.attempts.describe())
 
     async def open_stream(target: Target) -> tuple[UpstreamStream, bytes]:
-        upstream = await _adapter(target).open_raw_stream(endpoint.path, endpoint.body(target))
+        upstream = await _adapter(target).open_raw_stream(endpoint.path, endpoint.upstream_body(target, ctx))
         try:
             head = await upstream.next_piece()
         except BaseException:

@@ -23,7 +23,7 @@ from modelyard.gateway.admission import Refused, RequestMeta, RequestPlan, Table
 from modelyard.gateway.attempts import AttemptRunner
 from modelyard.gateway.auth import Caller, KeyRing
 from modelyard.gateway.budget_metrics import BudgetGauges
-from modelyard.gateway.budgeting import reserve_async
+from modelyard.gateway.budgeting import reserve_async, send_output_bound
 from modelyard.gateway.executor import Executor
 from modelyard.gateway.metering import Outcome, RequestContext
 from modelyard.gateway.metrics import GatewayMetrics
@@ -117,7 +117,10 @@ class Gateway:
         subject = Subject(ctx.tenant, ctx.api_key_id, plan.workload.name)
         candidates, budgets = plan.attempts.candidates, caller.budgets if caller else ()
         try:
-            ctx.hold = await reserve_async(self.governance, subject, body, meta.kind, candidates, budgets)
+            ctx.hold = hold = await reserve_async(
+                self.governance, subject, body, meta.kind, candidates, budgets
+            )
+            send_output_bound(hold, plan.redaction.body)
         except ModelyardError as error:
             route = f"{plan.attempts.describe()}; refused ({error.kind})"
             self.recorder.refused(ctx, Refused(error, plan.facts, route))

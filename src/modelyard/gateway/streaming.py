@@ -85,12 +85,16 @@ class ClientStream(Protocol):
 
 
 class Frames:
-    """A stream whose frames are all known already (a cache hit, a cascade's checked answer)."""
+    """A stream whose frames are all known already (a cache hit, a cascade's checked answer).
 
-    __slots__ = ("frames",)
+    ``rejection``: why a cascade's answer failed validation after every attempt (None when it passed):
+    known before the stream's headers go, so the HTTP layer marks them as it marks a whole answer."""
 
-    def __init__(self, frames: list[bytes]) -> None:
+    __slots__ = ("frames", "rejection")
+
+    def __init__(self, frames: list[bytes], rejection: str | None = None) -> None:
         self.frames = frames
+        self.rejection = rejection
 
     async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> bytes:
         body = b"".join(self.frames)

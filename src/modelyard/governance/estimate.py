@@ -6,6 +6,9 @@
   closer but not a bound: a request that beats it spends a little past its reservation, settled exactly.
 - Output tokens: the smaller of the request's ``max_tokens`` and the workload's cap; with neither, the
   configured default. Never the model's whole context (that reserves the headroom away, LiteLLM #38647).
+  A request that sets no bound gets the reserved one sent upstream (:func:`bound_to_send`), so the
+  provider stops where the reservation does; a workload with ``bound_output: false`` opts out, and its
+  reservations are flagged ``unbounded`` (the overshoot bound does not hold for them).
 - Price: the catalog's, exact in pico-USD (long-context tiers included). An unpriced model follows
   ``unpriced``: ``refuse``, ``fixed`` (reserve and later charge ``unpriced_usd``), or ``skip_usd`` (USD
   budgets are not drawn on; token and request budgets still are). Never a silent pass.
@@ -15,17 +18,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from modelyard.catalog.prices import ModelPrice, to_pico
 from modelyard.errors import InvalidRequest
-from modelyard.governance.config import GovernanceConfig
-from modelyard.governance.model import UnpricedModel
+from modelyard.governance.config import GovernanceConfig, WorkloadCaps
+from modelyard.governance.model import Line, UnpricedModel
 from modelyard.providers.base import Usage
 
 #: OpenAI's chat format: ~3 tokens of framing per message plus 3 to prime the reply (their cookbook).
 PER_MESSAGE_TOKENS = 4
 PER_REQUEST_TOKENS = 3
 APPROX_BYTES_PER_TOKEN = 4
+
+#: Where a reservation's output bound comes from, and who enforces it:
+#: ``asked``: the request's own ``max_tokens`` (the provider stops there);
+#: ``capped``: the workload's cap, sent upstream by the gateway (always: the cap is a hard limit);
+#: ``default``: ``default_max_output_tokens``, sent upstream when a USD or token budget draws on it;
+#: ``unbounded``: nothing sent (the workload's ``bound_output: false``): the answer may cost more than held.
+OutputBound = Literal["asked", "capped", "default", "unbounded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +46,7 @@ class Estimate:
     cost_pico: int | None
     input_tokens: int
     output_tokens: int
+    output_bound: OutputBound = "asked"
 
     @property
     def tokens(self) -> int:
@@ -53,6 +65,28 @@ def output_tokens(max_tokens: int | None, workload_cap: int | None, default: int
     """The output bound: the smaller of what the request asks and what its workload allows."""
     asked = [n for n in (max_tokens, workload_cap) if n is not None]
     return min(asked) if asked else default
+
+
+def output_bound(caps: WorkloadCaps | None, max_tokens: int | None) -> OutputBound:
+    """Who bounds the output of a request that asks ``max_tokens`` under a workload's ``caps``."""
+    if max_tokens is not None:
+        return "asked"
+    if caps is not None and not caps.bound_output:
+        return "unbounded"
+    if caps is not None and caps.max_output_tokens is not None:
+        return "capped"
+    return "default"
+
+
+def bound_to_send(estimate: Estimate, lines: Sequence[Line]) -> int | None:
+    """The ``max_tokens`` the gateway sends upstream for a request that set none: the reserved output,
+    when the workload caps it or a USD or token budget (or tokens-per-minute limit) holds it. None: send
+    nothing (the request has its own, its workload opted out, or only request counts are held)."""
+    if estimate.output_bound == "capped" or (
+        estimate.output_bound == "default" and any(line.unit != "requests" for line in lines)
+    ):
+        return estimate.output_tokens
+    return None
 
 
 def check_caps(
@@ -87,15 +121,18 @@ def estimate(
     prompt_tokens: int,
     max_tokens: int | None,
     usd_budgets_apply: bool,
+    search_units: int = 0,
 ) -> Estimate:
-    """The reservation for one request (prompt already counted with :func:`input_tokens`)."""
+    """The reservation for one request (prompt already counted with :func:`input_tokens`; a rerank
+    request's ``search_units`` bounded by the caller, priced where the model bills searches)."""
     check_caps(config, workload, prompt_tokens, max_tokens)
     caps = config.workloads.get(workload or "")
     out = output_tokens(
         max_tokens, caps.max_output_tokens if caps else None, config.default_max_output_tokens
     )
     if price is not None:
-        cost: int | None = price.cost_pico(Usage(input_tokens=prompt_tokens, output_tokens=out))
+        usage = Usage(input_tokens=prompt_tokens, output_tokens=out, search_units=search_units)
+        cost: int | None = price.cost_pico(usage)
     elif not usd_budgets_apply or config.unpriced == "skip_usd":
         cost = None
     elif config.unpriced == "fixed":
@@ -105,7 +142,7 @@ def estimate(
             f"model {model!r} has no price in the catalog, so its cost cannot be reserved against a USD budget:"
             " add it to a price file (catalog.price_files), or set governance.unpriced to 'fixed' or 'skip_usd'"
         )
-    return Estimate(cost, prompt_tokens, out)
+    return Estimate(cost, prompt_tokens, out, output_bound(caps, max_tokens))
 
 
 def unpriced_actual_cost(estimate: Estimate) -> int:

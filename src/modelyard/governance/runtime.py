@@ -5,6 +5,7 @@ it to the gateway; closing it settles what is queued, then closes what it opened
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from modelyard.governance.keys import KeyCache, KeyStore
 from modelyard.governance.ratelimit import RateLimiter
 from modelyard.governance.settler import Settler
 from modelyard.governance.store import BudgetStore, MemoryBudgetStore
+
+log = logging.getLogger("modelyard.governance")
 
 
 def open_budget_store(config: StoreConfig) -> BudgetStore:
@@ -77,6 +80,14 @@ def open_governance(
     key_clock: Callable[[], float] = time.monotonic,
 ) -> Governance:
     """Open the store, the key store (the ledger's database) and the sinks ``config`` asks for."""
+    for name, caps in config.workloads.items():
+        if not caps.bound_output:
+            log.warning(
+                "workload %r: bound_output is false, so a request without max_tokens is sent no output bound;"
+                " its answer can cost more than its reservation, and a budget can be passed by more than one"
+                " request's cost",
+                name,
+            )
     store = open_budget_store(config.store)
     sinks: list[AlertSink] = [LogSink()]
     webhook = None

@@ -11,6 +11,14 @@ reservations is one upsert of each counter's total when every hard total fits (e
 reservation), a batch of settles one ``DELETE ... RETURNING`` and one update of each counter's net change.
 Per request that leaves the Python and the row work, not the commit's.
 
+A reservation or a settlement alone in its batch (requests one at a time) takes a shorter path, since
+its commit is not shared and the statements around it are most of its cost (bench/budget_embedded.py
+``--instructions``): a reservation needs no savepoint (nothing else in its transaction to keep) and
+counts the counters that took the amount (``rowcount``) instead of returning them — ``RETURNING`` makes
+SQLite build a temporary table, zeroed page by page; only a refusal goes the savepoint path, to name the
+budget refused. A settlement updates its counters straight from its hold's lines in SQL (nothing parsed
+or built in Python), then deletes the hold.
+
 WAL with ``synchronous=OFF``: a commit is in the OS's hands when it returns, so it survives a crashed or
 killed worker (what ``--workers`` needs); only an OS crash or power cut can lose the last counts. Use a
 file of its own, not the ledger's: the ledger writer's batches would make reservations wait.
@@ -36,17 +44,19 @@ _ON_CONFLICT = (
     " reserved = gov_counters.reserved + excluded.reserved, limit_amount = excluded.limit_amount,"
     " hard = excluded.hard"
     " WHERE NOT excluded.hard OR gov_counters.spent + gov_counters.reserved + excluded.reserved"
-    " <= excluded.limit_amount RETURNING counter"
+    " <= excluded.limit_amount"
 )
 
 
-@lru_cache(maxsize=16)
-def _upsert(n: int) -> str:
-    """The conditional upsert of ``n`` counters (a hard one takes the amount only if it fits)."""
+@lru_cache(maxsize=32)
+def _upsert(n: int, returning: bool = True) -> str:
+    """The conditional upsert of ``n`` counters (a hard one takes the amount only if it fits), returning
+    the counters that took it; without ``returning``, its ``rowcount`` says how many did."""
     return (
         "INSERT INTO gov_counters (counter, unit, limit_amount, hard, spent, reserved, window_end) VALUES "
         + ", ".join(["(?, ?, ?, ?, 0, ?, ?)"] * n)
         + _ON_CONFLICT
+        + (" RETURNING counter" if returning else "")
     )
 
 
@@ -59,6 +69,17 @@ _APPLY_TOTALS = (
     " FROM json_each(?) AS d WHERE gov_counters.counter = d.value ->> 0"
     " RETURNING gov_counters.counter, limit_amount, spent, reserved"
 )
+#: One settlement (params: usd, tokens, requests, reservation): each counter of its hold releases the
+#: amount held and spends what was used in its unit. A hold's counters are distinct (one line per budget,
+#: budget names unique: ``lines_for``), as ``UPDATE ... FROM`` needs: it applies one match per row.
+_SETTLE_ONE = (
+    "UPDATE gov_counters SET reserved = gov_counters.reserved - (l.value ->> 2),"
+    " spent = gov_counters.spent + CASE l.value ->> 1 WHEN 'usd' THEN ?1 WHEN 'tokens' THEN ?2 ELSE ?3 END"
+    " FROM gov_holds AS h, json_each(h.lines) AS l"
+    " WHERE h.reservation = ?4 AND gov_counters.counter = l.value ->> 0"
+    " RETURNING gov_counters.counter, limit_amount, spent, reserved"
+)
+_DELETE_ONE = "DELETE FROM gov_holds WHERE reservation = ?"
 #: Holds deleted per statement (well under SQLite's limit on bound variables).
 _CHUNK = 500
 
@@ -133,6 +154,8 @@ class SQLiteBudgetStore:
             return out
         db = self._db
         with self._lock:
+            if len(todo) == 1 and self._reserve_alone(reservations[todo[0]]):
+                return out
             self._begin()
             try:
                 if len(todo) == 1 or not self._reserve_together(db, [reservations[i] for i in todo]):
@@ -144,6 +167,27 @@ class SQLiteBudgetStore:
                     db.execute("ROLLBACK")
                 raise
         return out
+
+    def _reserve_alone(self, reservation: Reservation) -> bool:
+        """Hold one reservation in a transaction of its own; False (and nothing changed) if a hard
+        counter has no room for it."""
+        db, lines = self._db, reservation.lines
+        params: list[object] = []
+        for line in lines:
+            params += (line.counter, line.unit, line.limit, line.hard, line.amount, line.window.end)
+        self._begin()
+        try:
+            if db.execute(_upsert(len(lines), returning=False), params).rowcount < len(lines):
+                db.execute("ROLLBACK")
+                return False
+            hold = orjson.dumps([(line.counter, line.unit, line.amount) for line in lines])
+            db.execute(_HOLD, (reservation.id, hold, reservation.expires_at))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return True
 
     @staticmethod
     def _reserve_together(db: sqlite3.Connection, reservations: list[Reservation]) -> bool:
@@ -161,8 +205,7 @@ class SQLiteBudgetStore:
         for counter, x in lines.items():
             params += (counter, x.unit, x.limit, x.hard, totals[counter], x.window.end)
         db.execute("SAVEPOINT together")
-        taken = db.execute(_upsert(len(totals)), params).fetchall()
-        if len(taken) < len(totals):
+        if db.execute(_upsert(len(totals), returning=False), params).rowcount < len(totals):
             db.execute("ROLLBACK TO together")
             db.execute("RELEASE together")
             return False
@@ -200,6 +243,8 @@ class SQLiteBudgetStore:
         pays one commit — and two statements — for all of them: their holds deleted at once, each
         counter's net change applied at once. Each settlement's states are its counters after the batch."""
         db = self._db
+        if len(settlements) == 1:
+            return [self._settle_alone(*settlements[0])]
         held: dict[str, bytes] = {}
         with self._lock:
             self._begin()
@@ -231,6 +276,23 @@ class SQLiteBudgetStore:
                     db.execute("ROLLBACK")
                 raise
         return [[states[c] for c in counters if c in states] for counters in touched]
+
+    def _settle_alone(self, reservation_id: str, actual: Actual) -> list[CounterState]:
+        """One settlement in a transaction of its own: its counters updated straight from its hold's
+        lines (no JSON parsed or built here), then the hold deleted."""
+        db = self._db
+        with self._lock:
+            self._begin()
+            try:
+                params = (actual.cost_pico, actual.tokens, actual.requests, reservation_id)
+                rows = db.execute(_SETTLE_ONE, params).fetchall()
+                db.execute(_DELETE_ONE, (reservation_id,))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return [CounterState(*row) for row in rows]
 
     def sweep(self, now: float, *, charge: bool = False) -> int:
         db = self._db

@@ -13,6 +13,7 @@ import orjson
 
 from modelyard.errors import InternalError, ModelyardError
 from modelyard.gateway.metering import RequestContext
+from modelyard.gateway.streaming import Frames
 from modelyard.gateway.unvalidated import marked_body, marked_headers
 from modelyard.governance.model import BudgetExceeded, RateLimited
 from modelyard.http import messages_api
@@ -62,5 +63,10 @@ def unvalidated(body: dict[str, Any], reason: str, request_id: str) -> Response:
     return Response(orjson.dumps(marked_body(body, reason)), headers=headers)
 
 
-def stream_headers(request_id: str) -> dict[str, str]:
-    return {"Cache-Control": "no-cache", "X-Request-Id": request_id}
+def stream_headers(request_id: str, stream: object = None) -> dict[str, str]:
+    """A stream's headers; marked as an unvalidated answer's are when ``stream`` is a cascade's answer
+    that failed validation (known whole before the headers go)."""
+    headers = {"Cache-Control": "no-cache", "X-Request-Id": request_id}
+    if isinstance(stream, Frames) and stream.rejection is not None:
+        headers.update(marked_headers(stream.rejection))
+    return headers

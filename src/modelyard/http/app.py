@@ -166,7 +166,7 @@ class Api(TranslatedRoutes):
                 # followed by an error event. The last frame ([DONE], or the error event of a cut
                 # stream) goes with the end of the body.
                 stream: ClientStream = await gateway.stream_chat(ctx, plan)
-                return Streamed(stream, headers=stream_headers(ctx.request_id))
+                return Streamed(stream, headers=stream_headers(ctx.request_id, stream))
             result = await gateway.chat(ctx, plan)
         except ModelyardError as error:
             return error_response(error, ctx.request_id)

@@ -26,8 +26,11 @@ _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", 
 
 
 def passes_through(plan: RequestPlan, admitted: JSON) -> bool:
-    """Every target is an Anthropic provider, and redaction left the request as it came."""
+    """Every target is an Anthropic provider, redaction left the request as it came, and no validator
+    of the route must read the answer first."""
     if plan.redaction.body is not admitted or plan.redaction.vault is not None:
+        return False
+    if plan.route.validators:  # a cascade must read the answer to accept it: the translated path does
         return False
     return all(t.provider_kind == "anthropic" and forwards(t) for t in plan.attempts.candidates)
 
@@ -36,7 +39,8 @@ def endpoint(original: JSON) -> Endpoint:
     def body(target: Target) -> JSON:
         return {**original, "model": target.upstream_model}
 
-    return Endpoint("/messages", body, _answer, _event, _cut)
+    # max_tokens is required by the Messages API, so the reserved bound is the client's own; named anyway.
+    return Endpoint("/messages", body, _answer, _event, _cut, output_limit="max_tokens")
 
 
 def _answer(body: Any) -> tuple[Usage | None, str | None]:

@@ -31,6 +31,9 @@ class MessageEvents:
         self.blocks = 0
         self.usage: Any = None
         self.finish_reason: str | None = None
+        #: ``modelyard.validation`` of a cascade's answer that failed validation (gateway/cached.py): said
+        #: again on ``message_delta``, the event that carries the stop reason.
+        self.marking: Any = None
 
     def start(self) -> bytes:
         message: JSON = {
@@ -56,6 +59,8 @@ class MessageEvents:
         out: list[bytes] = []
         if chunk.get("usage"):
             self.usage = chunk["usage"]
+        if "modelyard" in chunk:
+            self.marking = chunk["modelyard"]
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             if delta.get("content"):
@@ -96,11 +101,10 @@ class MessageEvents:
     def finish(self) -> bytes:
         usage = usage_of(self.usage)
         delta = {"stop_reason": STOP_REASONS.get(str(self.finish_reason), "end_turn"), "stop_sequence": None}
-        return (
-            self._close()
-            + event("message_delta", {"delta": delta, "usage": usage})
-            + event("message_stop", {})
-        )
+        closing: JSON = {"delta": delta, "usage": usage}
+        if self.marking is not None:
+            closing["modelyard"] = self.marking
+        return self._close() + event("message_delta", closing) + event("message_stop", {})
 
     def fail(self, error: JSON) -> bytes:
         raw = error.get("error")

@@ -220,8 +220,9 @@ def openapi_document() -> dict[str, Any]:
                     " rerank models on openai_compatible providers (vLLM, TEI, Infinity: forwarded) or on the"
                     " cohere, jina and voyage rerank APIs (translated); PII masking applies to the query and"
                     " documents. Metered under endpoint 'rerank': the upstream's token count (estimated and"
-                    " flagged when it reports none, as Cohere, which bills search units), priced when the"
-                    " catalog knows the model, else unpriced.",
+                    " flagged when it reports none) and, for Cohere, its search units (the answer's"
+                    " usage.search_units: meta.billed_units, else estimated by Cohere's rule); priced per token"
+                    " or per 1,000 search units when the catalog knows the model, else unpriced.",
                     "parameters": [_WORKLOAD],
                     "requestBody": {
                         "required": True,

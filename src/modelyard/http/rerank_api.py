@@ -9,7 +9,9 @@ pass as they are) or on the ``cohere``, ``jina`` and ``voyage`` kinds, whose ada
 (providers/rerank_vendor.py) behind the same ``post_raw`` call; the config refuses other kinds. Admission sees the query and documents as embedding-style ``input`` (:func:`admission_body`), so
 data-class policy and PII masking apply; what goes upstream is the client's body with the upstream model
 and the (masked) texts. Usage is the server's token count when it reports one (vLLM does), else
-estimated and flagged; the cost is the catalog's when it prices the model, else unpriced, never $0.
+estimated and flagged; search units (Cohere's billing: ``usage.search_units`` of the translated answer)
+are recorded beside them. The cost is the catalog's when it prices the model (per token or per search
+unit), else unpriced, never $0.
 """
 
 from __future__ import annotations
@@ -66,12 +68,14 @@ def endpoint(original: JSON, admitted: JSON) -> Endpoint:
 
     def answer(raw: Any) -> tuple[Usage | None, str | None]:
         usage = raw.get("usage") if isinstance(raw, dict) else None
-        tokens = (
-            (usage.get("total_tokens") or usage.get("prompt_tokens")) if isinstance(usage, dict) else None
-        )
+        if not isinstance(usage, dict):
+            usage = {}
+        tokens = usage.get("total_tokens") or usage.get("prompt_tokens")
+        units = usage.get("search_units")
+        searches = units if isinstance(units, int) and not isinstance(units, bool) else 0
         if isinstance(tokens, int):
-            return Usage(input_tokens=tokens), None
-        return Usage(input_tokens=estimate_tokens(chars), estimated=True), None
+            return Usage(input_tokens=tokens, search_units=searches), None
+        return Usage(input_tokens=estimate_tokens(chars), estimated=True, search_units=searches), None
 
     return Endpoint("/rerank", body, answer, _no_stream, _no_cut)
 

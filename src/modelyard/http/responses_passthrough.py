@@ -26,8 +26,11 @@ _FINAL = frozenset({"response.completed", "response.incomplete", "response.faile
 
 
 def passes_through(plan: RequestPlan, admitted: JSON) -> bool:
-    """Every target is OpenAI's own API, and redaction left the request as it came."""
+    """Every target is OpenAI's own API, redaction left the request as it came, and no validator
+    of the route must read the answer first."""
     if plan.redaction.body is not admitted or plan.redaction.vault is not None:
+        return False
+    if plan.route.validators:  # a cascade must read the answer to accept it: the translated path does
         return False
     return all(t.provider_kind == "openai" and forwards(t) for t in plan.attempts.candidates)
 
@@ -42,7 +45,8 @@ def endpoint(original: JSON) -> Endpoint:
             upstream.pop("metadata", None)
         return upstream
 
-    return Endpoint("/responses", body, _answer, _event, _cut)
+    # A request without max_output_tokens gets the bound its budget reservation assumed (budgeting.py).
+    return Endpoint("/responses", body, _answer, _event, _cut, output_limit="max_output_tokens")
 
 
 def usage_of(raw: Any) -> Usage | None:

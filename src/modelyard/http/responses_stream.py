@@ -50,6 +50,9 @@ class EventTranslator:
         self.output: list[JSON | None] = []
         self.usage: JSON | None = None
         self.finish_reason: str | None = None
+        #: A cascade's answer that failed validation carries ``modelyard.validation`` on its finish chunk
+        #: (gateway/cached.py): the final response object carries it on, as a whole answer's does.
+        self.marking: JSON | None = None
 
     def _event(self, kind: str, **members: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self.sequence, **members}
@@ -67,6 +70,8 @@ class EventTranslator:
             self.response["model"] = chunk["model"]
         if chunk.get("usage"):
             self.usage = usage_of(chunk["usage"])
+        if "modelyard" in chunk:
+            self.marking = chunk["modelyard"]
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             if delta.get("content"):
@@ -181,6 +186,8 @@ class EventTranslator:
             output=[item for item in self.output if item is not None],
             usage=self.usage,
         )
+        if self.marking is not None:
+            response["modelyard"] = self.marking
         kind = "response.completed" if status == "completed" else "response.incomplete"
         out.append(self._event(kind, response=response))
         return b"".join(out)

@@ -84,7 +84,7 @@ class TranslatedRoutes:
             if plan.stream:
                 stream = await gateway.stream_chat(ctx, plan)
                 translated = TranslatedStream(stream, EventTranslator(original))
-                return Streamed(translated, headers=stream_headers(ctx.request_id))
+                return Streamed(translated, headers=stream_headers(ctx.request_id, stream))
             result = await gateway.chat(ctx, plan)
         except ModelyardError as error:
             return error_response(error, ctx.request_id)
@@ -172,7 +172,7 @@ class TranslatedRoutes:
             if plan.stream:
                 stream = await self.gateway.stream_chat(ctx, plan)
                 translated = TranslatedStream(stream, MessageEvents(original))
-                return Streamed(translated, headers=stream_headers(ctx.request_id))
+                return Streamed(translated, headers=stream_headers(ctx.request_id, stream))
             result = await self.gateway.chat(ctx, plan)
         except ModelyardError as error:
             return anthropic_error(error, ctx.request_id)

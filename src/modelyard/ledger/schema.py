@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 #: Bumped when a migration changes the row shape; written into every spool line.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(slots=True)
@@ -86,6 +86,9 @@ class RequestRow:
     #: The OpenTelemetry trace id (32 hex digits) when tracing is on: the client's own when it sent a
     #: ``traceparent``; set whether or not the trace was sampled.
     trace_id: str | None = None
+    #: Search units of the answer, as the token columns (rerank APIs that bill per search, such as
+    #: Cohere's); 0 for calls billed in tokens.
+    search_units: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +116,8 @@ class AttemptRow:
     priced: bool = False
     #: ``answer`` (the client's request), ``judge`` (a cascade's grading call) or ``shadow``.
     purpose: str = "answer"
+    #: Search units this attempt was billed (see ``RequestRow.search_units``).
+    search_units: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

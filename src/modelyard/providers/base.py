@@ -36,6 +36,9 @@ class Usage:
     estimated: bool = False
     #: Anthropic bills 1-hour cache writes at a higher rate than 5-minute ones; part of cache_write_tokens.
     cache_write_1h_tokens: int = 0
+    #: Rerank APIs that bill per search rather than per token (Cohere: one query with up to 100 documents,
+    #: a long document's chunks counting separately): the units billed, 0 for everything else.
+    search_units: int = 0
 
     def to_openai(self) -> JSON:
         """The ``usage`` object of an OpenAI response."""

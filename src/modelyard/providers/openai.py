@@ -45,6 +45,10 @@ class Profile:
     sends_done: bool = True
     #: How ``response_format: json_schema`` is expressed: OpenAI's shape, or TGI's ``{"type": "json"}``.
     json_schema_style: str = "openai"
+    #: The output bound's field. OpenAI: ``max_completion_tokens`` (``max_tokens`` is deprecated and its
+    #: reasoning models refuse it). Self-hosted servers: ``max_tokens``, the one they all honour (Ollama
+    #: accepts ``max_completion_tokens`` and ignores it, ollama/ollama#7125), so ours is renamed to it.
+    output_limit_field: str = "max_completion_tokens"
     capabilities: Capabilities = field(default_factory=lambda: Capabilities(embeddings=True))
 
 
@@ -56,6 +60,9 @@ def to_request(body: JSON, upstream_model: str, profile: Profile, *, stream: boo
     request = dict(body)
     request["model"] = upstream_model
     request.pop("metadata", None)  # gateway routing data; OpenAI accepts metadata only with store=true
+    if profile.output_limit_field == "max_tokens" and "max_completion_tokens" in request:
+        bound = request.pop("max_completion_tokens")
+        request.setdefault("max_tokens", bound)
     if stream:
         request["stream"] = True
         if profile.stream_usage_option:

@@ -1,0 +1,3 @@
+-- 0008: nothing to change on PostgreSQL. On SQLite this rebuilds gov_holds WITHOUT ROWID and drops its
+-- expiry index (fewer pages written per commit); PostgreSQL's holds (store_postgres.py) keep theirs, where
+-- an index entry costs no extra commit. The file exists so both dialects keep one numbering.
