@@ -280,8 +280,10 @@ class HttpConnection(asyncio.Protocol):
         """Answered at once (the handler refuses it); the body's remaining bytes are read and dropped,
         and the connection closes when it ends, so the client reads the answer rather than a reset."""
         request.oversized = True
-        self._dispatched = True
-        self.closing = True
+        self._dispatched = True  # what is pipelined after it is ignored (on_message_complete)
+        # Not ``closing`` yet: requests pipelined before it are still to be answered, and keep-alive; its
+        # own answer (keep_alive False) ends the connection. Setting it here cut those answers short: the
+        # first got ``Connection: close`` and the rest none (found by test_transport_fuzz).
         self._enqueue(request, False)
 
     def _enqueue(self, request: Request, keep_alive: bool) -> None:
