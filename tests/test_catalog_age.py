@@ -209,11 +209,11 @@ def test_bundled_reserved_and_spot_coverage_is_the_table_the_gpu_file_documents(
         for gpu in current
     }
     assert coverage == {
-        "H100-SXM-80GB": (["hyperstack"], ["gcp", "nebius"]),
-        "H200-SXM-141GB": (["hyperstack"], ["nebius"]),
-        "B200-SXM-180GB": (["hyperstack"], ["nebius"]),
-        "A100-SXM-80GB": (["hyperstack"], []),
-        "L40S-48GB": ([], ["nebius"]),
+        "H100-SXM-80GB": (["aws", "azure", "hyperstack"], ["coreweave", "gcp", "nebius"]),
+        "H200-SXM-141GB": (["aws", "azure", "gcp", "hyperstack"], ["coreweave", "nebius"]),
+        "B200-SXM-180GB": (["aws", "hyperstack"], ["coreweave", "nebius"]),
+        "A100-SXM-80GB": (["aws", "azure", "gcp", "hyperstack"], ["coreweave"]),
+        "L40S-48GB": (["aws"], ["nebius"]),
     }
     for offer in catalog.offers:
         if offer.spot is not None:
