@@ -10,6 +10,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING
 
 from modelyard.catalog.prices import load_catalog
 from modelyard.config.loader import missing_credentials
@@ -23,6 +24,9 @@ from modelyard.ledger.writer import Ledger
 from modelyard.providers.registry import build_adapter
 from modelyard.transport.limits import Limits
 from modelyard.transport.server import Server
+
+if TYPE_CHECKING:
+    from modelyard.gateway.otlp_metrics import OtlpMetricsPush
 
 log = logging.getLogger("modelyard.server")
 
@@ -43,12 +47,14 @@ async def running_gateway(
     ledger = Ledger(config.ledger)
     await ledger.start()
     governance: Governance | None = None
+    push: OtlpMetricsPush | None = None
     try:
         # One budget store, Governor and key cache per process (the store makes every process agree).
         if config.governance is not None:
             governance = _open_governance(config)
         adapters = {name: build_adapter(name, provider) for name, provider in config.providers.items()}
         gateway = Gateway(config, adapters, catalog, ledger, governance=governance)
+        push = _start_metrics_push(config, gateway)
     except BaseException:
         if governance is not None:
             governance.close()
@@ -61,13 +67,25 @@ async def running_gateway(
             host or config.server.host, config.server.port if port is None else port, sock
         )
     except BaseException:
-        await _close(gateway, ledger, governance)
+        await _close(gateway, ledger, governance, push)
         raise
     try:
         yield f"http://{host or config.server.host}:{bound_port}"
     finally:
         await server.close(SHUTDOWN_GRACE_S)
-        await _close(gateway, ledger, governance)
+        await _close(gateway, ledger, governance, push)
+
+
+def _start_metrics_push(config: Config, gateway: Gateway) -> OtlpMetricsPush | None:
+    """The OTLP push of the gateway's series when ``metrics.otlp.enabled``; None (and the SDK's metric
+    exporter not even imported) otherwise."""
+    if not config.metrics.otlp.enabled:
+        return None
+    from modelyard.gateway.otlp_metrics import OtlpMetricsPush
+
+    push = OtlpMetricsPush(config.metrics.otlp, gateway.metrics.registry)
+    push.start()
+    return push
 
 
 def _open_governance(config: Config) -> Governance:
@@ -85,8 +103,12 @@ def _open_governance(config: Config) -> Governance:
         ) from exc
 
 
-async def _close(gateway: Gateway, ledger: Ledger, governance: Governance | None) -> None:
+async def _close(
+    gateway: Gateway, ledger: Ledger, governance: Governance | None, push: OtlpMetricsPush | None
+) -> None:
     await gateway.close()
+    if push is not None:  # after the gateway: its last push counts the last requests
+        await push.close()
     await ledger.close()
     if governance is not None:
         governance.close()  # after the gateway: the last requests' settlements have run

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from modelyard.config.console import ConsoleConfig
 from modelyard.config.governance import EACH, GovernanceConfig
 from modelyard.config.kinds import KINDS, Hosting, ProviderKind
+from modelyard.config.metrics import MetricsConfig
 from modelyard.config.routing import (
     CacheConfig,
     DataClass,
@@ -175,6 +176,8 @@ class Config(Strict):
     tracing: TracingConfig = TracingConfig()
     #: The browser console at ``/console`` (issue 18): where the latest decision report is.
     console: ConsoleConfig = ConsoleConfig()
+    #: The series of ``/metrics``, also pushed by OTLP when ``metrics.otlp.enabled`` (issue 18).
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="after")
     def check_references(self) -> Config:
