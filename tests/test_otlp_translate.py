@@ -15,6 +15,7 @@ from modelyard.config import parse_config
 from modelyard.config.routing import BreakerConfig
 from modelyard.errors import ConfigError
 from modelyard.gateway.metric_families import GenAiCollector
+from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.otlp_translate import NAMES, PROMETHEUS_ONLY, metrics_data, translate
 from modelyard.gateway.series import Series, SeriesKey
 from modelyard.routing.breaker import Breakers
@@ -104,7 +105,7 @@ def test_every_family_the_gateway_collects_has_an_opentelemetry_name() -> None:
     series.requests, series.duration[0], series.ttft[0], series.tpot[0] = 1, 1, 1, 1
     series.tokens[0][0] = 1
     key = SeriesKey("chat", "openai", "p", "m", "m", "", "w", "200")
-    collected = {f.name for f in GenAiCollector({key: series}, Breakers(BreakerConfig())).collect()}
+    collected = {f.name for f in GenAiCollector({key: series}, Breakers(BreakerConfig()).states).collect()}
     budgets = {f"modelyard_budget_{n}" for n in ("limit", "spent", "reserved", "remaining")}
     ledger = {
         "modelyard_ledger_spool_lag_seconds",
@@ -115,6 +116,38 @@ def test_every_family_the_gateway_collects_has_an_opentelemetry_name() -> None:
         NAMES
     )
     assert len({n.name for n in NAMES.values()}) == len(NAMES), "two series under one OTLP name"
+
+
+def test_a_series_copy_has_every_number_and_shares_no_list_with_the_original() -> None:
+    series = Series()
+    for number, name in enumerate(Series.__slots__, start=1):
+        value = getattr(series, name)
+        if name == "tokens":
+            series.tokens = [[number * 100 + i + j for j in range(len(row))] for i, row in enumerate(value)]
+        elif isinstance(value, list):
+            setattr(series, name, [number * 100 + i for i in range(len(value))])
+        else:
+            setattr(series, name, number)
+    twin = series.copy()
+    for name in Series.__slots__:
+        assert getattr(twin, name) == getattr(series, name), f"{name} not copied"
+    for name in ("duration", "ttft", "tpot", "token_sums"):
+        getattr(series, name)[0] += 1
+    series.tokens[4][0] += 1
+    for name in ("duration", "ttft", "tpot", "token_sums", "tokens"):
+        assert getattr(twin, name) != getattr(series, name), f"{name} shared with the original"
+
+
+def test_the_copied_series_stay_as_they_were_while_requests_keep_counting() -> None:
+    metrics = GatewayMetrics(Breakers(BreakerConfig()))
+    key = SeriesKey("chat", "openai", "p", "m", "m", "", "w", "200")
+    metrics.series[key] = live = Series()
+    live.requests, live.duration[2], live.duration_sum = 1, 1, 0.05
+    copied = metrics.copied()
+    before = [(s.name, s.labels, s.value) for f in copied.collect() for s in f.samples]
+    live.requests, live.duration[2], live.duration_sum = 2, 2, 0.1
+    assert [(s.name, s.labels, s.value) for f in copied.collect() for s in f.samples] == before
+    assert before != [(s.name, s.labels, s.value) for f in metrics.registry.collect() for s in f.samples]
 
 
 def test_the_payload_encodes_with_the_sdks_encoder() -> None:

@@ -83,7 +83,7 @@ def _start_metrics_push(config: Config, gateway: Gateway) -> OtlpMetricsPush | N
         return None
     from modelyard.gateway.otlp_metrics import OtlpMetricsPush
 
-    push = OtlpMetricsPush(config.metrics.otlp, gateway.metrics.registry)
+    push = OtlpMetricsPush(config.metrics.otlp, gateway.metrics)
     push.start()
     return push
 

@@ -24,7 +24,7 @@ from modelyard.gateway.series import (
     Series,
     SeriesKey,
 )
-from modelyard.routing.breaker import Breakers
+from modelyard.routing.breaker import State
 
 _STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 #: The labels every GenAI series and modelyard's per-request counters share.
@@ -124,10 +124,13 @@ def _token_counts(index: int) -> Callable[[Series], tuple[Sequence[int], float]]
 
 
 class GenAiCollector(Collector):
-    """Every series of one gateway but the budget gauges and the ledger's (separate collectors)."""
+    """Every series of one gateway but the budget gauges and the ledger's (separate collectors).
+    ``circuit_states`` reads each target's breaker state (``Breakers.states``, or a copy of it)."""
 
-    def __init__(self, series: Mapping[SeriesKey, Series], breakers: Breakers) -> None:
-        self._series, self._breakers = series, breakers
+    def __init__(
+        self, series: Mapping[SeriesKey, Series], circuit_states: Callable[[], Mapping[str, State]]
+    ) -> None:
+        self._series, self._circuit_states = series, circuit_states
 
     def collect(self) -> Iterator[Metric]:
         yield from self._genai()
@@ -264,6 +267,6 @@ class GenAiCollector(Collector):
             "Circuit breaker per target: 0 closed, 1 half-open, 2 open",
             labels=["target"],
         )
-        for target, state in self._breakers.states().items():
+        for target, state in self._circuit_states().items():
             breaker.add_metric([target], _STATE_VALUE[state])
         yield from (requests, tokens, cost, latency, breaker)

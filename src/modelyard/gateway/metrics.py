@@ -22,6 +22,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.registry import Collector
 
 from modelyard.gateway.metric_families import GenAiCollector
 from modelyard.gateway.series import (
@@ -92,8 +93,25 @@ class GatewayMetrics:
         self._by_raw: dict[tuple[object, ...], Series] = {}
         #: The exported label sets.
         self.series: dict[SeriesKey, Series] = {}
+        self._breakers = breakers
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(GenAiCollector(self.series, breakers))
+        self.registry.register(GenAiCollector(self.series, breakers.states))
+        #: The collectors registered beside the GenAI one (the ledger's gauges, the budgets').
+        self.side_collectors: list[Collector] = []
+
+    def add(self, collector: Collector) -> None:
+        """Export another collector's series beside the gateway's (scraped, and pushed by OTLP)."""
+        self.registry.register(collector)
+        self.side_collectors.append(collector)
+
+    def copied(self) -> GenAiCollector:
+        """The GenAI series as they are now, copied, to be collected on another thread while requests
+        keep counting. Made on the event loop, whose thread alone writes the series: each copy is whole
+        (no request half counted), at a few microseconds per label set where collecting the families
+        costs a hundred times more (docs/metrics.md); the OTLP push collects the copy off the loop."""
+        series = {key: one.copy() for key, one in self.series.items()}
+        states = self._breakers.states()
+        return GenAiCollector(series, lambda: states)
 
     def observe(self, row: RequestRow, attempts: Sequence[AttemptRow] = ()) -> None:
         model = row.model if row.model in self._models else UNKNOWN

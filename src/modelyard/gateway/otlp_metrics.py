@@ -1,14 +1,16 @@
 """The series of ``/metrics`` pushed by OTLP/HTTP every ``metrics.otlp.interval_s`` (issue 18), with the
 OpenTelemetry SDK's ``OTLPMetricExporter`` (no protobuf or HTTP written here).
 
-Nothing runs per request. An asyncio task wakes once per interval and collects the gateway's registry on
-the event loop, as a Prometheus scrape does: the series are plain numbers the request path adds to without
-a lock (the loop is one thread), so reading them from another thread could see a dictionary grow mid-walk
-or a histogram's buckets and sum from two different moments. The collected families are then handed to a
-thread of this push's own, which translates them (:mod:`modelyard.gateway.otlp_translate`) and exports:
-the HTTP call, its retries and its time-out never block the loop, and a slow collector delays only the
-next push (one export at a time), never a request. The last push happens at shutdown, after the last
-request is recorded.
+Nothing runs per request. An asyncio task wakes once per interval and, on the event loop, copies the
+gateway's series (:meth:`GatewayMetrics.copied`) and collects the small side collectors (the ledger's
+gauges, the budgets'): the series are plain numbers the request path adds to without a lock (the loop is
+one thread), so reading them from another thread could see a dictionary grow mid-walk or a histogram's
+buckets and sum from two different moments, while a copy made on the loop is whole. Building the
+Prometheus families from the copy (a hundred times the copy's cost: prometheus_client makes a sample
+object per bucket), translating them (:mod:`modelyard.gateway.otlp_translate`) and exporting happen on a
+thread of this push's own: the HTTP call, its retries and its time-out never block the loop, and a slow
+collector delays only the next push (one export at a time), never a request. The last push happens at
+shutdown, after the last request is recorded.
 
 A collector that is down or refuses costs one warning, and one more when exports work again: the SDK's
 exporter logs every failed attempt and retry itself, which would be a few lines a minute for as long as
@@ -35,10 +37,11 @@ from contextlib import suppress
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.resources import Resource
-from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as Family
 
 from modelyard.config.metrics import OtlpMetricsConfig
+from modelyard.gateway.metric_families import GenAiCollector
+from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.otlp_translate import metrics_data, translate
 
 log = logging.getLogger("modelyard.metrics")
@@ -61,16 +64,16 @@ class _Held(logging.Filter):
 
 
 class OtlpMetricsPush:
-    """Pushes one gateway's registry by OTLP; :meth:`start` on the running loop, :meth:`close` at shutdown.
+    """Pushes one gateway's series by OTLP; :meth:`start` on the running loop, :meth:`close` at shutdown.
     ``exporter`` replaces the OTLP one (the SDK's ``MetricExporter`` interface)."""
 
     def __init__(
         self,
         config: OtlpMetricsConfig,
-        registry: CollectorRegistry,
+        metrics: GatewayMetrics,
         exporter: MetricExporter | None = None,
     ) -> None:
-        self.config, self._registry = config, registry
+        self.config, self._metrics = config, metrics
         self._exporter = exporter or OTLPMetricExporter(endpoint=config.endpoint, timeout=config.timeout_s)
         #: Resource.create also reads OTEL_RESOURCE_ATTRIBUTES (a deployment's own, e.g. host.name).
         self.resource = Resource.create(
@@ -97,12 +100,15 @@ class OtlpMetricsPush:
             await self.push()
 
     async def push(self) -> bool:
-        """Collect now (on the loop) and export (on the push's thread); True if the collector took it."""
-        families = list(self._registry.collect())
+        """Copy the series now (on the loop) and export them (on the push's thread); True if the
+        collector took them."""
+        genai = self._metrics.copied()
+        side = [family for collector in self._metrics.side_collectors for family in collector.collect()]
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._export, families, time.time_ns())
+        return await loop.run_in_executor(self._thread, self._export, genai, side, time.time_ns())
 
-    def _export(self, families: Sequence[Family], now_ns: int) -> bool:
+    def _export(self, genai: GenAiCollector, side: Sequence[Family], now_ns: int) -> bool:
+        families = [*genai.collect(), *side]
         data = metrics_data(translate(families, self._start_ns, now_ns), self.resource)
         self._held.first = ""
         try:

@@ -76,7 +76,7 @@ class Gateway:
         self.tracing = tracing
         self.recorder = Recorder(ledger, self.metrics, governance, self.tracing)
         if governance is not None:
-            self.metrics.registry.register(BudgetGauges(governance, config))
+            self.metrics.add(BudgetGauges(governance, config))
         caching = {n: w.cache for n, w in config.workloads.items() if w.cache is not None}
         self.cache = ResponseCache(caching, config.redis.url if config.redis else None)
         self.tables = Tables(config, self.routes, frozenset(caching))

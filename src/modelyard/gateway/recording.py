@@ -60,7 +60,7 @@ class Recorder:
         #: None when tracing is off: then a request's only cost of tracing is the test below.
         self.tracing = tracing
         if isinstance(ledger, Ledger):  # a test's fake ledger has no spool to watch
-            metrics.registry.register(SpoolGauges(ledger))
+            metrics.add(SpoolGauges(ledger))
 
     def record(self, ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> None:
         row = build_row(ctx, facts, outcome)

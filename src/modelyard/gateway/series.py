@@ -76,6 +76,19 @@ class Series:
         self.tokens = [[0] * (len(TOKEN_BUCKETS) + 1) for _ in TOKEN_TYPES]
         self.token_sums = [0] * len(TOKEN_TYPES)
 
+    def copy(self) -> Series:
+        """This series as it is now, for a reader on another thread while the request path keeps adding
+        to the original (the OTLP push: ``gateway/otlp_metrics.py``)."""
+        twin = object.__new__(Series)
+        twin.requests, twin.unpriced, twin.cache_hits = self.requests, self.unpriced, self.cache_hits
+        twin.retries, twin.fallbacks = self.retries, self.fallbacks
+        twin.cost_pico, twin.cost_saved_pico = self.cost_pico, self.cost_saved_pico
+        twin.duration, twin.ttft, twin.tpot = self.duration[:], self.ttft[:], self.tpot[:]
+        twin.duration_sum, twin.ttft_sum, twin.tpot_sum = self.duration_sum, self.ttft_sum, self.tpot_sum
+        twin.tokens = [counts[:] for counts in self.tokens]
+        twin.token_sums = self.token_sums[:]
+        return twin
+
     def count_tokens(self, kind: int, count: int) -> None:
         self.tokens[kind][bisect_left(TOKEN_BUCKETS, count)] += 1
         self.token_sums[kind] += count
