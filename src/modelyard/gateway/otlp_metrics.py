@@ -108,13 +108,13 @@ class OtlpMetricsPush:
         return await loop.run_in_executor(self._thread, self._export, genai, side, time.time_ns())
 
     def _export(self, genai: GenAiCollector, side: Sequence[Family], now_ns: int) -> bool:
-        families = [*genai.collect(), *side]
-        data = metrics_data(translate(families, self._start_ns, now_ns), self.resource)
         self._held.first = ""
         try:
+            families = [*genai.collect(), *side]
+            data = metrics_data(translate(families, self._start_ns, now_ns), self.resource)
             ok = self._exporter.export(data) is MetricExportResult.SUCCESS
-        except Exception as exc:  # the SDK returns FAILURE rather than raise; this is a bug's last guard
-            self._held.first, ok = f"{type(exc).__name__}: {exc}", False
+        except Exception as exc:  # the SDK returns FAILURE rather than raise: this is a bug's last guard,
+            self._held.first, ok = f"{type(exc).__name__}: {exc}", False  # which must not stop the pushes
         if not ok and not self._failing:
             log.warning(
                 "metrics: the OTLP export to %s failed (%s); requests are served as before, and the push"

@@ -35,7 +35,6 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client.metrics_core import Metric as Family
-from prometheus_client.samples import Sample
 
 from modelyard import __version__
 
@@ -99,8 +98,6 @@ ATTRIBUTES: Mapping[str, str] = {
 
 SCOPE = InstrumentationScope("modelyard", __version__)
 
-_LabelSet = tuple[tuple[str, str], ...]
-
 
 def metrics_data(metrics: Sequence[Metric], resource: Resource) -> MetricsData:
     """One export's payload: every metric under one resource (the process) and modelyard's scope."""
@@ -130,10 +127,9 @@ def translate(families: Iterable[Family], start_ns: int, now_ns: int) -> list[Me
     return out
 
 
-def attributes(labels: _LabelSet | Mapping[str, str]) -> dict[str, str]:
+def attributes(labels: Mapping[str, str]) -> dict[str, str]:
     """Prometheus labels as OpenTelemetry attributes; an empty value is an attribute not set."""
-    pairs = labels.items() if isinstance(labels, Mapping) else labels
-    return {ATTRIBUTES.get(label, label): value for label, value in pairs if value != ""}
+    return {ATTRIBUTES.get(label, label): value for label, value in labels.items() if value != ""}
 
 
 def _number_points(
@@ -153,38 +149,36 @@ def _number_points(
 
 def _histogram_points(family: Family, start_ns: int, now_ns: int) -> list[HistogramDataPoint]:
     """Prometheus' cumulative ``le`` buckets back to OpenTelemetry's per-bucket counts (the last one is
-    ``+Inf``'s), with the ``_sum`` of the same label set."""
-    buckets: dict[_LabelSet, list[tuple[float, float]]] = {}
-    sums: dict[_LabelSet, float] = {}
+    ``+Inf``'s). Read in one pass: prometheus_client lays out each label set's samples together, its
+    buckets in ascending order and then its ``_count`` and ``_sum`` (the exposition format's order), so a
+    point is complete at its ``_sum``, whose labels are the point's (no ``le``)."""
+    bucket_name, sum_name = f"{family.name}_bucket", f"{family.name}_sum"
+    points: list[HistogramDataPoint] = []
+    bounds: list[float] = []
+    per_bucket: list[int] = []
+    below = 0
     for sample in family.samples:
-        if sample.name == f"{family.name}_bucket":
-            bound = float(sample.labels["le"])
-            buckets.setdefault(_label_set(sample, "le"), []).append((bound, sample.value))
-        elif sample.name == f"{family.name}_sum":
-            sums[_label_set(sample)] = float(sample.value)
-    points = []
-    for label_set, cumulative in buckets.items():
-        cumulative.sort()
-        per_bucket, below = [], 0
-        for _, running in cumulative:
-            per_bucket.append(int(running) - below)
-            below = int(running)
-        points.append(
-            HistogramDataPoint(
-                attributes=attributes(label_set),
-                start_time_unix_nano=start_ns,
-                time_unix_nano=now_ns,
-                count=below,
-                sum=sums.get(label_set, 0.0),
-                bucket_counts=per_bucket,
-                explicit_bounds=[bound for bound, _ in cumulative[:-1]],
-                # Not kept by the series (a Prometheus histogram has none): left unset in the protobuf.
-                min=None,  # type: ignore[arg-type]
-                max=None,  # type: ignore[arg-type]
+        if sample.name == bucket_name:
+            le = sample.labels["le"]
+            if le != "+Inf":
+                bounds.append(float(le))
+            running = int(sample.value)
+            per_bucket.append(running - below)
+            below = running
+        elif sample.name == sum_name:
+            points.append(
+                HistogramDataPoint(
+                    attributes=attributes(sample.labels),
+                    start_time_unix_nano=start_ns,
+                    time_unix_nano=now_ns,
+                    count=below,
+                    sum=float(sample.value),
+                    bucket_counts=per_bucket,
+                    explicit_bounds=bounds,
+                    # Not kept by the series (a Prometheus histogram has none): left unset in the protobuf.
+                    min=None,  # type: ignore[arg-type]
+                    max=None,  # type: ignore[arg-type]
+                )
             )
-        )
+            bounds, per_bucket, below = [], [], 0
     return points
-
-
-def _label_set(sample: Sample, without: str = "") -> _LabelSet:
-    return tuple(sorted((k, v) for k, v in sample.labels.items() if k != without))
