@@ -21,10 +21,11 @@ import aiohttp
 import pytest
 import yaml
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelyard.app import running_gateway
 from modelyard.gateway.otlp_metrics import SDK_LOGGER
-from modelyard.gateway.otlp_translate import NAMES
+from modelyard.gateway.otlp_translate import NAMES, PROMETHEUS_ONLY
 from modelyard.gateway.series import DURATION_BUCKETS
 from tests.conftest import GatewayUnderTest, gateway_config
 from tests.fakes import openai as fake_openai
@@ -76,6 +77,8 @@ class Pushed:
     last: Export
     rows: list[dict[str, Any]]
     receiver: Receiver
+    #: The families /metrics served with samples, by prometheus_client's parser.
+    scraped: set[str]
 
 
 async def until(condition: Any, timeout_s: float, what: str) -> None:
@@ -115,11 +118,14 @@ async def pushed(tmp_path: Path, fakes: tuple[dict[str, str], dict[str, FakeStat
                 states["anthropic"].scenario = "server_error"
                 assert (await chat(session, url, "anthropic-chat"))[0] >= 500
                 assert (await chat(session, url, "fb"))[0] == 200
+                async with session.get(f"{url}/metrics") as r:
+                    families = text_string_to_metric_families(await r.text())
+                    scraped = {f.name for f in families if f.samples}
             rows = await gateway.wait_rows(5)
             count = len(receiver.exports)
             await until(lambda: len(receiver.exports) > count, 5, "a push while serving")
             while_serving = list(receiver.exports)
-        yield Pushed(while_serving, receiver.exports[-1], rows, receiver)
+        yield Pushed(while_serving, receiver.exports[-1], rows, receiver, scraped)
 
 
 async def test_a_push_arrives_every_interval_and_a_last_one_at_shutdown(pushed: Pushed) -> None:
@@ -145,8 +151,10 @@ async def test_genai_metrics_keep_their_dotted_names_units_and_attributes(pushed
         "gen_ai.server.time_to_first_token": "s",
         "gen_ai.server.time_per_output_token": "s",
     }.items() <= units.items()
-    # Every name is the OpenTelemetry one: none of Prometheus' spelling, none of the legacy series.
+    # Every name is the OpenTelemetry one: none of Prometheus' spelling, none of the legacy series; and
+    # every series /metrics serves is pushed (a collector registered past GatewayMetrics.add would not be).
     assert set(metrics) <= {n.name for n in NAMES.values()}, set(metrics)
+    assert {NAMES[name].name for name in pushed.scraped - PROMETHEUS_ONLY} <= set(metrics)
 
     duration = metrics["gen_ai.server.request.duration"]
     assert duration.WhichOneof("data") == "histogram"
