@@ -6,15 +6,19 @@ afterwards, so parallel runs on the shared server never see each other's tables.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from modelyard.ledger import migrate
 from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.store import sqlite_path
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -91,3 +95,25 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+def ledger_before(store_url: str, version: int, columns: Sequence[str], row: RequestRow) -> None:
+    """A ledger at ``store_url`` migrated up to ``version`` and no further, holding ``row`` in the request
+    columns that version had: the starting point of a test that a later migration keeps the rows."""
+    sqlite = store_url.startswith("sqlite")
+    dialect: migrate.Dialect = "sqlite" if sqlite else "postgres"
+    mark = "?" if sqlite else "%s"
+    conn: Any = sqlite3.connect(sqlite_path(store_url)) if sqlite else psycopg.connect(store_url)
+    with conn:
+        conn.execute(migrate.SCHEMA_MIGRATIONS_DDL)
+        for migration in migrate.migrations(dialect)[:version]:
+            for statement in migration.statements():
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO schema_migrations VALUES ({mark}, {mark})", (migration.version, time.time())
+            )
+        conn.execute(
+            f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
+            tuple(getattr(row, c) for c in columns),
+        )
+    conn.close()

@@ -3,19 +3,16 @@ and PostgreSQL, filterable, added to a ledger that already holds rows, and read 
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from typing import Any
 
 import orjson
-import psycopg
 from click.testing import CliRunner
 
 from modelyard.cli.main import cli
-from modelyard.ledger import migrate, spool
+from modelyard.ledger import spool
 from modelyard.ledger.schema import REQUEST_COLUMNS
-from modelyard.ledger.store import RequestFilter, open_store, sqlite_path
-from tests.ledger_support import attempt, pg_url, request, store_url
+from modelyard.ledger.store import RequestFilter, open_store
+from tests.ledger_support import attempt, ledger_before, pg_url, request, store_url
 
 __all__ = ["pg_url", "store_url"]  # fixtures used by name
 
@@ -50,24 +47,7 @@ def test_template_tool_calls_and_trace_id_are_stored_and_filtered(store_url: str
 
 
 def test_0006_adds_the_columns_to_a_ledger_holding_rows(store_url: str) -> None:
-    sqlite = store_url.startswith("sqlite")
-    dialect: migrate.Dialect = "sqlite" if sqlite else "postgres"
-    mark = "?" if sqlite else "%s"
-    conn: Any = sqlite3.connect(sqlite_path(store_url)) if sqlite else psycopg.connect(store_url)
-    with conn:
-        conn.execute(migrate.SCHEMA_MIGRATIONS_DDL)
-        for migration in migrate.migrations(dialect)[:5]:
-            for statement in migration.statements():
-                conn.execute(statement)
-            conn.execute(
-                f"INSERT INTO schema_migrations VALUES ({mark}, {mark})", (migration.version, time.time())
-            )
-        old = request(1)
-        conn.execute(
-            f"INSERT INTO requests ({', '.join(V3_COLUMNS)}) VALUES ({', '.join([mark] * len(V3_COLUMNS))})",
-            tuple(getattr(old, c) for c in V3_COLUMNS),
-        )
-    conn.close()
+    ledger_before(store_url, 5, V3_COLUMNS, request(1))
     store = open_store(store_url)  # applies 0006 to the row already there
     assert 6 in store.applied_versions()  # type: ignore[attr-defined]
     (row,) = store.query()

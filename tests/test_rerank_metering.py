@@ -5,7 +5,6 @@ and counted by budgets — reserved before the call, settled to the row after it
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
@@ -14,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-import psycopg
 import pytest
 
 from modelyard.catalog.litellm import parse_litellm_prices
@@ -24,15 +22,15 @@ from modelyard.gateway.budgeting import prompt_texts, search_units_bound
 from modelyard.governance.config import GovernanceConfig
 from modelyard.governance.estimate import estimate
 from modelyard.governance.model import Subject
-from modelyard.ledger import migrate, spool
+from modelyard.ledger import spool
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS
-from modelyard.ledger.store import open_store, sqlite_path
+from modelyard.ledger.store import open_store
 from modelyard.providers import cohere
 from modelyard.providers.base import Usage
 from tests.conftest import FAKE_KEY, GatewayUnderTest
 from tests.fakes import rerank_vendors
 from tests.fakes.common import FakeState, serve_app
-from tests.ledger_support import attempt, pg_url, request, store_url
+from tests.ledger_support import attempt, ledger_before, pg_url, request, store_url
 from tests.test_gateway_budgets import budget_status
 
 __all__ = ["pg_url", "store_url"]  # fixtures used by name
@@ -293,24 +291,7 @@ def test_search_units_are_stored_and_read_back(store_url: str) -> None:
 
 
 def test_0007_adds_search_units_to_a_ledger_holding_rows(store_url: str) -> None:
-    sqlite = store_url.startswith("sqlite")
-    dialect: migrate.Dialect = "sqlite" if sqlite else "postgres"
-    mark = "?" if sqlite else "%s"
-    conn: Any = sqlite3.connect(sqlite_path(store_url)) if sqlite else psycopg.connect(store_url)
-    with conn:
-        conn.execute(migrate.SCHEMA_MIGRATIONS_DDL)
-        for migration in migrate.migrations(dialect)[:6]:
-            for statement in migration.statements():
-                conn.execute(statement)
-            conn.execute(
-                f"INSERT INTO schema_migrations VALUES ({mark}, {mark})", (migration.version, time.time())
-            )
-        old = request(1)
-        conn.execute(
-            f"INSERT INTO requests ({', '.join(V4_REQUEST)}) VALUES ({', '.join([mark] * len(V4_REQUEST))})",
-            tuple(getattr(old, c) for c in V4_REQUEST),
-        )
-    conn.close()
+    ledger_before(store_url, 6, V4_REQUEST, request(1))
     store = open_store(store_url)  # applies 0007 to the row already there
     assert 7 in store.applied_versions()  # type: ignore[attr-defined]
     (row,) = store.query()
