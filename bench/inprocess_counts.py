@@ -22,14 +22,15 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from valgrind_count import instructions  # noqa: E402  (a sibling script's module)
+
 REPO = BENCH.parent
 
 
@@ -123,15 +124,10 @@ def _instructions(system: str, n: int, args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.src:
         env["PYTHONPATH"] = str(Path(args.src) / "src")
-    argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-    argv += [sys.executable, __file__, "--child", system, "--n", str(n), "--ablate", args.ablate]
+    argv = [sys.executable, __file__, "--child", system, "--n", str(n), "--ablate", args.ablate]
     argv += ["--stream"] if args.stream else []
     argv += ["--tracing", str(args.tracing)] if args.tracing is not None else []
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"{system}: valgrind run failed:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return instructions(argv, env, system)
 
 
 def main() -> None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from valgrind_count import instructions  # noqa: E402  (a sibling script's module)
 
 
 def _child(segments: int, rows: int, ingest: bool) -> None:
@@ -51,14 +51,9 @@ def _instructions(args: argparse.Namespace, ingest: bool) -> int:
     env = dict(os.environ)
     if args.src:
         env["PYTHONPATH"] = str(Path(args.src) / "src")
-    argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-    argv += [sys.executable, __file__, "--child", "ingest" if ingest else "write"]
+    argv = [sys.executable, __file__, "--child", "ingest" if ingest else "write"]
     argv += ["--segments", str(args.segments), "--rows", str(args.rows)]
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"valgrind run failed:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return instructions(argv, env, "ingester")
 
 
 def main() -> None:
