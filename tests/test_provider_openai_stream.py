@@ -12,7 +12,7 @@ import pytest
 from modelyard.config.schema import ProviderConfig
 from modelyard.errors import UpstreamError
 from modelyard.providers.base import StreamMeter
-from modelyard.providers.openai import OpenAIAdapter, text_bytes
+from modelyard.providers.openai import OpenAIAdapter, only_chunks, text_bytes
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
@@ -155,3 +155,17 @@ def test_tool_calls_are_counted_by_index_in_plain_and_general_runs(adapter: Open
     plain_text = StreamMeter()
     adapter._relay_block(ROLE + b"".join(TOKENS) + FINISH, plain_text, True)
     assert plain_text.tool_calls == 0
+
+
+def test_only_runs_of_chunk_events_skip_the_general_test() -> None:
+    """The one-pass shortcut vouches for plain ``data:`` chunk events alone; anything else (an error
+    object, a comment, other fields, multi-line data, [DONE] before the end) takes the general test."""
+    assert only_chunks(ROLE + b"".join(TOKENS) + FINISH + USAGE_EVENT)
+    error = b'data: {"error":{"message":"overloaded","code":503}}\n\n'
+    assert not only_chunks(ROLE + error) and not only_chunks(error + ROLE)
+    assert not only_chunks(ROLE + b": keep-alive\n\n" + TOKENS[0])
+    assert not only_chunks(ROLE[:-1] + b"id: 7\n\n")
+    assert not only_chunks(b"event: message\n" + ROLE)
+    assert not only_chunks(ROLE + DONE + TOKENS[0])
+    assert not only_chunks(b'data: {"id":"c1",\ndata: "choices":[]}\n\n')
+    assert not only_chunks(b'data: {"choices":[],"id":"c1"}\n\n'), "another key first: the general test"
