@@ -12,7 +12,8 @@ import pytest
 from modelyard.config.schema import ProviderConfig
 from modelyard.errors import UpstreamError
 from modelyard.providers.base import StreamMeter
-from modelyard.providers.openai import OpenAIAdapter, only_chunks, text_bytes
+from modelyard.providers.openai import OpenAIAdapter
+from modelyard.providers.openai_events import only_chunks, text_bytes
 
 MODEL = "gpt-4o-mini-2024-07-18"
 

@@ -13,7 +13,6 @@ Self-hosted servers that copy this format (vLLM, Ollama, TGI, llama.cpp) reuse t
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,20 @@ from modelyard.providers.base import (
     Usage,
 )
 from modelyard.providers.http import UpstreamClient, UpstreamStream, error_message_of
+from modelyard.providers.openai_events import (
+    COMPACT,
+    DONE_EVENT,
+    ERROR_START,
+    FULL_PARSE,
+    MODEL,
+    NOT_PLAIN,
+    SPACED,
+    TOOL_CALLS,
+    data_of,
+    has_text,
+    only_chunks,
+    text_bytes,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,74 +112,6 @@ def usage_from(raw: Any) -> Usage | None:
 def finish_reason_of(body: JSON) -> str | None:
     choices = body.get("choices") or ()
     return str(choices[0].get("finish_reason")) if choices and choices[0].get("finish_reason") else None
-
-
-#: The string values of text and tool-call arguments in raw chunk JSON, compact or with Python's default
-#: ``": "`` separator. Escapes count as two characters, which is all a cut stream's estimate needs. One
-#: pattern per key: a literal prefix lets the regex engine skip ahead, several times faster than an
-#: alternation over a 3 KB run of events.
-_CONTENT_VALUES = re.compile(rb'content": ?"([^"\\]*(?:\\.[^"\\]*)*)"')
-_ARGUMENT_VALUES = re.compile(rb'arguments": ?"([^"\\]*(?:\\.[^"\\]*)*)"')
-#: Markers of the events metering must parse in full (compact and spaced JSON); JSON escapes every quote
-#: inside a string, so these cannot occur inside generated text.
-_FULL_PARSE = (b'"finish_reason":"', b'"finish_reason": "', b'"usage":{', b'"usage": {', b'{"error"')
-#: The same, for a run of events: a finish reason and usage (last occurrence), in the JSON form the stream's
-#: first event showed — compact, or with a space after each colon (Python servers' ``json.dumps``).
-_COMPACT = (b'"finish_reason":"', b'"usage":{')
-_SPACED = (b'"finish_reason": "', b'"usage": {')
-_ERROR = b'{"error"'
-#: A line of a run that is neither a ``data:`` field nor an event's end, or a ``[DONE]`` before the end.
-_NOT_PLAIN = re.compile(rb"\n(?!\n|data: (?!\[DONE\])|\Z)")
-#: How a chunk event begins when its server writes ``id`` first (OpenAI, Azure, vLLM, Ollama, TGI): an
-#: error is an object of its own (``{"error": ...}``), ``[DONE]`` is no object.
-_CHUNK = b'data: {"id"'
-_NEXT_CHUNK = b"\n\n" + _CHUNK
-#: Non-empty generated text or tool arguments (the first token).
-_SOME_CONTENT = re.compile(rb'content": ?"[^"]')
-_SOME_ARGUMENTS = re.compile(rb'arguments": ?"[^"]')
-#: The model an event names (model ids hold no characters JSON escapes).
-_MODEL = re.compile(rb'"model": ?"([^"\\]+)"')
-DONE_EVENT = b"data: [DONE]\n\n"
-#: Marks an event that carries tool-call fragments (generated text has its quotes escaped). On the hot
-#: path it is looked for with ``find``, not ``in``: CPython 3.11's ``bytes.__contains__`` first tries its
-#: operand as an integer and formats the TypeError it then discards (1-3k instructions a test, measured).
-_TOOL_CALLS = b'"tool_calls"'
-
-
-def text_bytes(raw: bytes) -> int:
-    """Bytes of generated text and tool arguments in raw chunk JSON (one or many events)."""
-    count = sum(map(len, _CONTENT_VALUES.findall(raw)))
-    if b'"arguments"' in raw:
-        count += sum(map(len, _ARGUMENT_VALUES.findall(raw)))
-    return count
-
-
-def has_text(raw: bytes) -> bool:
-    """Whether raw chunk JSON holds any generated text or tool arguments (stops at the first)."""
-    return _SOME_CONTENT.search(raw) is not None or _SOME_ARGUMENTS.search(raw) is not None
-
-
-def only_chunks(block: bytes) -> bool:
-    """Whether a run of events (ending with its blank line) is plain ``data:`` lines, each event a chunk
-    beginning ``{"id"``: then no event is an error or ``[DONE]``, and neither needs its own search. One
-    fast pass (a replace, then ``memchr``) instead of the regular expression's and the error search's two
-    slow ones (~17k instructions against ~31k on a 3 KB run); a run this does not vouch for (another key
-    first, comments, other fields, multi-line data) takes the general test."""
-    if not block.startswith(_CHUNK):
-        return False
-    rest = block.replace(_NEXT_CHUNK, b"")  # what is left of the framing: the final blank line alone
-    return rest.find(b"\n") == len(rest) - 2
-
-
-def _data_of(event: bytes) -> bytes | None:
-    """The data of one SSE event as OpenAI-style servers send it (``data: {...}``); other fields (an
-    ``event:`` name, ``id:``) are ignored and multi-line data is joined, as the SSE spec says."""
-    if event.startswith(b"data: ") and event.find(b"\n") < 0:  # find: see _TOOL_CALLS
-        return event[6:]
-    lines = [line for line in event.split(b"\n") if line.startswith(b"data:")]
-    if not lines:
-        return None
-    return b"\n".join(line[5:].removeprefix(b" ") for line in lines)
 
 
 def track_chunk(chunk: JSON, meter: StreamMeter) -> None:
@@ -246,30 +191,30 @@ class OpenAIAdapter:
         # on both sides), no [DONE] before the end.
         chunks = only_chunks(block)
         if not chunks and (
-            not block.startswith(b"data: ") or block.startswith(DONE_EVENT) or _NOT_PLAIN.search(block)
+            not block.startswith(b"data: ") or block.startswith(DONE_EVENT) or NOT_PLAIN.search(block)
         ):
             return self._relay_events(block, meter, keep_usage, done) if block else (block, done)
         meter.chunks += 1
         if meter.started or has_text(block):
             meter.defer(block, text_bytes)
         finish_marker, usage_marker = meter.extra.get("markers") or self._first_run(block, meter)
-        if block.find(_TOOL_CALLS) >= 0:  # rare: only answers that call tools parse their fragments' events
+        if block.find(TOOL_CALLS) >= 0:  # rare: only answers that call tools parse their fragments' events
             for event in block[:-2].split(b"\n\n"):
-                if _TOOL_CALLS in event:
-                    track_tool_calls(self._parse_event(_data_of(event) or b"{}"), meter)
+                if TOOL_CALLS in event:
+                    track_tool_calls(self._parse_event(data_of(event) or b"{}"), meter)
         at = block.rfind(finish_marker)
         if at >= 0:  # its value is a plain word (stop, length, tool_calls...): read in place
             at += len(finish_marker)
             meter.finish_reason = block[at : block.find(b'"', at)].decode()
         starts = []
-        for at in (block.rfind(usage_marker), -1 if chunks else block.find(_ERROR)):
+        for at in (block.rfind(usage_marker), -1 if chunks else block.find(ERROR_START)):
             if at >= 0:
                 before = block.rfind(b"\n\n", 0, at)
                 starts.append(before + 2 if before >= 0 else 0)
         dropped: list[tuple[int, int]] = []
         for start in sorted(set(starts)):
             end = block.find(b"\n\n", start)
-            chunk = self._parse_event(_data_of(block[start:end]) or b"")
+            chunk = self._parse_event(data_of(block[start:end]) or b"")
             track_chunk(chunk, meter)
             if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
                 dropped.append((start, end + 2))  # the usage-only event we asked for; the client did not
@@ -281,8 +226,8 @@ class OpenAIAdapter:
     def _first_run(block: bytes, meter: StreamMeter) -> tuple[bytes, bytes]:
         """The stream's first run: its first event names the model and shows the JSON form."""
         colon = block.find(b'":')
-        markers = meter.extra["markers"] = _SPACED if block[colon + 2 : colon + 3] == b" " else _COMPACT
-        model = _MODEL.search(block, 0, block.find(b"\n\n"))
+        markers = meter.extra["markers"] = SPACED if block[colon + 2 : colon + 3] == b" " else COMPACT
+        model = MODEL.search(block, 0, block.find(b"\n\n"))
         if model is not None and meter.upstream_model is None:
             meter.upstream_model = model[1].decode()
         return markers
@@ -294,7 +239,7 @@ class OpenAIAdapter:
         data normalised to one ``data:`` line each."""
         kept: list[bytes] = []
         for event in block[:-2].split(b"\n\n") if block else ():
-            payload = _data_of(event)
+            payload = data_of(event)
             if payload is None:
                 continue  # a comment (keep-alive) or an empty event
             if payload == b"[DONE]":
@@ -303,7 +248,7 @@ class OpenAIAdapter:
             first = meter.chunks == 0
             meter.chunks += 1
             meter.output_chars += text_bytes(payload)
-            if first or _TOOL_CALLS in payload or any(marker in payload for marker in _FULL_PARSE):
+            if first or TOOL_CALLS in payload or any(marker in payload for marker in FULL_PARSE):
                 chunk = self._parse_event(payload)
                 track_chunk(chunk, meter)
                 track_tool_calls(chunk, meter)
@@ -410,7 +355,7 @@ class EventRelay:
 
     def _take(self, data: bytes) -> bytes:
         """The client's part of the complete events read so far (an incomplete last one waits)."""
-        if data.find(b"\r") >= 0:  # find: see _TOOL_CALLS
+        if data.find(b"\r") >= 0:  # find: see TOOL_CALLS
             data = data.replace(b"\r\n", b"\n")
         if self._pending:
             data = self._pending + data
