@@ -4,6 +4,7 @@ create → use → limit → rotate → revoke, each taking effect at the gatewa
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ TTL = 0.1
 async def call(
     session: aiohttp.ClientSession, method: str, url: str, key: str, body: Any = None
 ) -> tuple[int, Any]:
-    data = orjson.dumps(body) if body is not None else None
+    # The standard library's encoder: it writes integers past 64 bits, which orjson refuses to.
+    data = json.dumps(body).encode() if body is not None else None
     async with session.request(method, url, data=data, headers={"Authorization": f"Bearer {key}"}) as r:
         return r.status, orjson.loads(await r.read())
 
@@ -113,3 +115,53 @@ async def test_the_admin_api_is_closed_without_its_key(
         assert status == 401
     else:
         assert status == 404 and "governance.admin_key_env" in body["error"]["message"]
+
+
+#: Limits a hostile or careless admin client sent, each once stored as it came: a count past a 64-bit
+#: counter broke the answer (and every later listing: the record was stored), a USD limit past one, or an
+#: unknown zone, failed every request the key made with a 500.
+UNSTORABLE_LIMITS = [
+    # (limits, the parameter the 400 names)
+    ({"tokens_per_day": 2**70}, "tokens_per_day"),
+    ({"requests_per_minute": 2**63}, "requests_per_minute"),
+    ({"usd_per_day": "100000000"}, "usd_per_day"),
+    ({"usd_per_month": "1E+999999999"}, "usd_per_month"),
+    ({"usd_per_day": 1, "timezone": "Nowhere/Land"}, "timezone"),
+    ({"timezone": "../../etc/passwd"}, "timezone"),
+]
+
+
+@pytest.mark.parametrize(("limits", "param"), UNSTORABLE_LIMITS)
+async def test_limits_no_counter_can_hold_are_refused_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limits: dict[str, Any], param: str
+) -> None:
+    monkeypatch.setenv("MODELYARD_ADMIN_KEY", ADMIN)
+    config = gateway_config(tmp_path, admin_key_env="MODELYARD_ADMIN_KEY")
+    async with fleet(tmp_path, monkeypatch, {"up": flaky.FaultPlan()}, **config) as (gateway, _):
+        admin = f"{gateway.url}/admin/keys"
+        async with aiohttp.ClientSession() as s:
+            created = await call(s, "POST", admin, ADMIN, {"id": "a", "tenant": "t", "limits": limits})
+            made = await call(s, "POST", admin, ADMIN, {"id": "b", "tenant": "t"})
+            replaced = await call(s, "PUT", f"{admin}/b/limits", ADMIN, limits)
+            listed = await call(s, "GET", admin, ADMIN)
+            served = await chat(s, gateway.url, made[1]["key"])
+    assert created[0] == 400 and created[1]["error"]["param"] == f"limits.{param}", created
+    assert replaced[0] == 400 and replaced[1]["error"]["param"] == param, replaced
+    assert listed[0] == 200 and [k["id"] for k in listed[1]["data"]] == ["b"]
+    assert served == 200, "the key whose limits were refused keeps its old ones"
+
+
+async def test_the_largest_limits_a_counter_holds_are_stored_and_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELYARD_ADMIN_KEY", ADMIN)
+    config = gateway_config(tmp_path, admin_key_env="MODELYARD_ADMIN_KEY")
+    limits = {"usd_per_day": "9223372", "tokens_per_month": 2**63 - 1, "timezone": "Europe/Paris"}
+    plans = {"up": flaky.FaultPlan()}
+    async with fleet(tmp_path, monkeypatch, plans, **config) as (gateway, _), aiohttp.ClientSession() as s:
+        status, made = await call(
+            s, "POST", f"{gateway.url}/admin/keys", ADMIN, {"id": "a", "tenant": "t", "limits": limits}
+        )
+        served = await chat(s, gateway.url, made["key"])
+    assert status == 201 and made["limits"]["tokens_per_month"] == 2**63 - 1
+    assert served == 200

@@ -40,7 +40,24 @@ EACH = "*"
 #: Counters of USD budgets are in pico-USD, the ledger's unit (``catalog.prices.to_pico`` is the same).
 PICO_PER_USD = Decimal(10) ** 12
 
+#: The largest limit a counter holds: every budget store keeps counters as 64-bit signed integers
+#: (SQLite INTEGER, PostgreSQL BIGINT); a larger one failed every request it applied to with a 500.
+MAX_COUNTER = 2**63 - 1
+#: The largest USD limit: :data:`MAX_COUNTER` pico-USD, in whole dollars (about 9.2 million).
+MAX_USD = Decimal(MAX_COUNTER // 10**12)
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")]
+
+
+def known_zone(value: str) -> str:
+    """``value`` when it names an IANA time zone; else a ValueError saying what to write instead."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {value!r}: use an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from None
+    return value
 
 
 class WindowConfig(Strict):
@@ -55,13 +72,7 @@ class WindowConfig(Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown timezone {value!r}: use an IANA name such as 'UTC' or 'Europe/Paris'"
-            ) from None
-        return value
+        return known_zone(value)
 
     @model_validator(mode="after")
     def _period_needs_length(self) -> WindowConfig:
@@ -92,6 +103,11 @@ class BudgetConfig(Strict):
     def _whole_counts(self) -> BudgetConfig:
         if self.unit != "usd" and self.limit != self.limit.to_integral_value():
             raise ValueError(f"a {self.unit} budget's limit is a whole number, got {self.limit}")
+        if self.limit > (MAX_USD if self.unit == "usd" else MAX_COUNTER):
+            raise ValueError(
+                f"a {self.unit} budget's limit is at most {MAX_USD if self.unit == 'usd' else MAX_COUNTER}"
+                f" (a 64-bit counter), got {self.limit}"
+            )
         return self
 
     @property
@@ -103,8 +119,8 @@ class BudgetConfig(Strict):
 class RateLimitConfig(Strict):
     scope: Scope
     subject: str = EACH
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=MAX_COUNTER)
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=MAX_COUNTER)
 
     @model_validator(mode="after")
     def _something(self) -> RateLimitConfig:

@@ -3,6 +3,8 @@ it, and config sits below this package); the engine's modules import it from her
 
 from modelyard.config.governance import (
     EACH,
+    MAX_COUNTER,
+    MAX_USD,
     RATE_PREFIX,
     AlertConfig,
     BudgetConfig,
@@ -13,10 +15,13 @@ from modelyard.config.governance import (
     Unit,
     WindowConfig,
     WorkloadCaps,
+    known_zone,
 )
 
 __all__ = [
     "EACH",
+    "MAX_COUNTER",
+    "MAX_USD",
     "RATE_PREFIX",
     "AlertConfig",
     "BudgetConfig",
@@ -27,4 +32,5 @@ __all__ = [
     "Unit",
     "WindowConfig",
     "WorkloadCaps",
+    "known_zone",
 ]

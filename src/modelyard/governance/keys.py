@@ -21,12 +21,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from modelyard.governance.config import BudgetConfig, RateLimitConfig, WindowConfig
+from modelyard.governance.config import (
+    MAX_COUNTER,
+    MAX_USD,
+    BudgetConfig,
+    RateLimitConfig,
+    WindowConfig,
+    known_zone,
+)
 from modelyard.ledger.store import open_store, sqlite_path
 
 #: The same prefix and hash as ``modelyard.gateway.auth`` (tests hold them equal): a key made here
@@ -47,14 +54,16 @@ class KeyLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    usd_per_day: Decimal | None = Field(default=None, ge=0)
-    usd_per_month: Decimal | None = Field(default=None, ge=0)
-    tokens_per_day: int | None = Field(default=None, ge=0)
-    tokens_per_month: int | None = Field(default=None, ge=0)
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
+    # Checked here, when the admin API stores them, with the bounds the budgets they become check: a key
+    # stored with a limit past a 64-bit counter or an unknown zone failed every request it made with a 500.
+    usd_per_day: Decimal | None = Field(default=None, ge=0, le=MAX_USD)
+    usd_per_month: Decimal | None = Field(default=None, ge=0, le=MAX_USD)
+    tokens_per_day: int | None = Field(default=None, ge=0, le=MAX_COUNTER)
+    tokens_per_month: int | None = Field(default=None, ge=0, le=MAX_COUNTER)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=MAX_COUNTER)
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=MAX_COUNTER)
     #: Calendar days and months of these limits start at midnight in this zone.
-    timezone: str = "UTC"
+    timezone: Annotated[str, AfterValidator(known_zone)] = "UTC"
 
     def budgets(self, key_id: str) -> tuple[BudgetConfig, ...]:
         """The key's limits as hard budgets on its own counters, drawn on beside the config's budgets

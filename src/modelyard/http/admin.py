@@ -137,10 +137,10 @@ def _parse(model: type[Body], body: bytes) -> Body:
     try:
         return model.model_validate_json(body or b"{}")
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise InvalidRequest(problems) from None
+        errors = exc.errors(include_url=False)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
+        # param names the first field at fault, as OpenAI's errors do (None when the body itself is).
+        raise InvalidRequest(problems, param=".".join(map(str, errors[0]["loc"])) or None) from None
 
 
 def _method(method: str, path: str, allowed: str) -> ModelyardError:
