@@ -247,3 +247,51 @@ def test_header_values_from_a_table(name: str, lines: list[str], values: list[st
             single_header(headers, "X-H")
     else:
         assert single_header(headers, "X-H") == single
+
+
+# -- shapes the translations to Anthropic and Gemini took on trust ---------------------------------------
+
+TOOLS = [{"type": "function", "function": {"name": "f"}}]
+UNTRANSLATABLE = [
+    # (path, body without its model, the parameter the 400 names): each once answered 500 (a KeyError or
+    # AttributeError in a translation) or sent a null name upstream
+    (CHAT, {"messages": MESSAGES, "tools": TOOLS, "tool_choice": {"type": "function", "function": {}}},
+     "tool_choice.function.name"),
+    (CHAT, {"messages": MESSAGES, "tool_choice": {"type": "allowed_tools", "allowed_tools": {}}},
+     "tool_choice.type"),
+    (CHAT, {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": 5}]}]},
+     "messages[0].content[0].image_url"),
+    (CHAT, {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+     "messages[0].content[0].image_url.url"),
+    (CHAT, {"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
+    (CHAT, {"messages": MESSAGES, "response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+    ("/v1/responses", {"input": "hi", "tool_choice": {"type": "function"}}, "tool_choice.name"),
+    ("/v1/responses", {"input": "hi", "tool_choice": {"x": 1}}, "tool_choice.type"),
+    ("/v1/responses", {"input": "hi", "tools": [{"type": "function"}]}, "tools[0].name"),
+    ("/v1/responses", {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": 5}]}]},
+     "input[0].content"),
+    ("/v1/messages", {"max_tokens": 9, "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": [{"type": "tool_use", "name": "f", "input": {}}]},
+    ]}, "messages[1].content[0].id"),
+    ("/v1/messages", {"max_tokens": 9, "messages": [
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": 5}]},
+    ]}, "messages[0].content[0].content"),
+    ("/v1/messages", {"max_tokens": 9, "messages": MESSAGES, "tool_choice": {"type": "tool"}}, "tool_choice.name"),
+    ("/v1/messages", {"max_tokens": 9, "messages": MESSAGES, "system": [{"type": "text", "text": 5}]},
+     "system[0].text"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["anthropic-chat", "gemini-chat"])
+@pytest.mark.parametrize(("path", "body", "param"), UNTRANSLATABLE)
+async def test_shapes_a_translation_cannot_take_are_a_400_naming_the_parameter(
+    gateway: GatewayUnderTest, model: str, path: str, body: dict[str, Any], param: str
+) -> None:
+    status, answer, headers = await call(gateway, "POST", path, body={"model": model, **body})
+    assert status == 400 and headers["Content-Type"].startswith("application/json"), answer
+    if path == "/v1/messages":  # Anthropic's error shape names no parameter: the message does
+        assert answer["error"]["type"] == "invalid_request_error" and param in answer["error"]["message"]
+    else:
+        assert answer["error"]["param"] == param, answer
+    assert not gateway.states["anthropic"].received and not gateway.states["gemini"].received

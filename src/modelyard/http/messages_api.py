@@ -18,19 +18,76 @@ import secrets
 from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
-from pydantic import ConfigDict, Field, with_config
+from pydantic import ConfigDict, Field, Tag, with_config
 from typing_extensions import TypedDict
 
 from modelyard.errors import InvalidRequest, ModelyardError
+from modelyard.http.request_shapes import by_type
 from modelyard.providers.base import JSON
 
 _Allow = ConfigDict(extra="allow")
 
 
 @with_config(_Allow)
+class _Block(TypedDict):
+    type: str
+
+
+@with_config(_Allow)
+class _TextBlock(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+@with_config(_Allow)
+class _ToolUseBlock(TypedDict):
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: NotRequired[dict[str, Any]]
+
+
+@with_config(_Allow)
+class _ToolResultBlock(TypedDict):
+    type: Literal["tool_result"]
+    tool_use_id: str
+    content: NotRequired[str | list[dict[str, Any]]]
+    is_error: NotRequired[bool]
+
+
+#: The blocks translated to chat are checked in full (a tool_use without its id, a tool_result whose
+#: content is a number: each failed the translation with a 500); others are judged in :func:`to_chat`.
+_ContentBlock = Annotated[
+    Annotated[_TextBlock, Tag("[text]")]
+    | Annotated[_ToolUseBlock, Tag("[tool_use]")]
+    | Annotated[_ToolResultBlock, Tag("[tool_result]")]
+    | Annotated[_Block, Tag("[other]")],
+    by_type("text", "tool_use", "tool_result"),
+]
+
+
+@with_config(_Allow)
+class _ToolChoice(TypedDict):
+    type: Literal["auto", "any", "none", "tool"]
+
+
+@with_config(_Allow)
+class _NamedToolChoice(TypedDict):
+    type: Literal["tool"]
+    name: str
+
+
+#: ``{"type": "tool"}`` names its tool (without one, a null function name went upstream).
+_ToolChoiceShape = Annotated[
+    Annotated[_NamedToolChoice, Tag("[tool]")] | Annotated[_ToolChoice, Tag("[other]")],
+    by_type("tool"),
+]
+
+
+@with_config(_Allow)
 class _Message(TypedDict):
     role: Literal["user", "assistant"]
-    content: str | list[dict[str, Any]]
+    content: str | list[_ContentBlock]
 
 
 @with_config(_Allow)
@@ -40,9 +97,9 @@ class MessagesRequest(TypedDict):
     model: str
     max_tokens: Annotated[int, Field(ge=1)]
     messages: Annotated[list[_Message], Field(min_length=1)]
-    system: NotRequired[str | list[dict[str, Any]]]
+    system: NotRequired[str | list[_TextBlock]]
     tools: NotRequired[list[dict[str, Any]]]
-    tool_choice: NotRequired[dict[str, Any]]
+    tool_choice: NotRequired[_ToolChoiceShape]
     stop_sequences: NotRequired[list[str]]
     temperature: NotRequired[Annotated[float, Field(ge=0, le=1)]]
     top_p: NotRequired[Annotated[float, Field(ge=0, le=1)]]

@@ -348,4 +348,15 @@ def _schemas(**kinds: Any) -> dict[str, Any]:
         schema: dict[str, Any] = TypeAdapter(kind).json_schema(ref_template="#/components/schemas/{model}")
         out.update(schema.pop("$defs", {}))
         out[name] = schema
-    return out
+    converted: dict[str, Any] = _any_of(out)
+    return converted
+
+
+def _any_of(schema: Any) -> Any:
+    """``oneOf`` as ``anyOf``: a union picked by ``type`` (request_shapes.by_type) ends in a catch-all
+    member that a known part matches too, so "exactly one" would call valid requests invalid."""
+    if isinstance(schema, dict):
+        return {("anyOf" if k == "oneOf" else k): _any_of(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_any_of(v) for v in schema]
+    return schema

@@ -28,10 +28,11 @@ import secrets
 from time import time
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import ConfigDict, Field, with_config
+from pydantic import ConfigDict, Field, Tag, with_config
 from typing_extensions import TypedDict
 
 from modelyard.errors import InvalidRequest
+from modelyard.http.request_shapes import by_type
 from modelyard.providers.base import JSON
 
 _Allow = ConfigDict(extra="allow")
@@ -42,6 +43,33 @@ class _InputItem(TypedDict):
     type: NotRequired[str]
     role: NotRequired[Literal["user", "assistant", "system", "developer"]]
     content: NotRequired[str | list[dict[str, Any]]]
+
+
+@with_config(_Allow)
+class _Tool(TypedDict):
+    type: str
+
+
+@with_config(_Allow)
+class _FunctionTool(TypedDict):
+    type: Literal["function"]
+    name: str
+
+
+#: A function tool names its function (without a name, a null one went upstream: a 502 for the client's
+#: mistake); built-in tools pass here and are refused with their reason by :func:`to_chat`.
+_ToolShape = Annotated[
+    Annotated[_FunctionTool, Tag("[function]")] | Annotated[_Tool, Tag("[other]")], by_type("function")
+]
+
+
+@with_config(_Allow)
+class _NamedToolChoice(TypedDict):
+    """``{"type": "function", "name": ...}``: the one object form chat can express (any other object
+    failed the Anthropic and Gemini translations with a 500)."""
+
+    type: Literal["function"]
+    name: str
 
 
 @with_config(_Allow)
@@ -56,8 +84,8 @@ class ResponsesRequest(TypedDict):
     model: NotRequired[str]
     input: str | Annotated[list[_InputItem], Field(min_length=1)]
     instructions: NotRequired[str | None]
-    tools: NotRequired[list[dict[str, Any]] | None]
-    tool_choice: NotRequired[str | dict[str, Any] | None]
+    tools: NotRequired[list[_ToolShape] | None]
+    tool_choice: NotRequired[Literal["none", "auto", "required"] | _NamedToolChoice | None]
     text: NotRequired[_TextConfig | None]
     max_output_tokens: NotRequired[Annotated[int, Field(ge=1)] | None]
     temperature: NotRequired[Annotated[float, Field(ge=0, le=2)] | None]
@@ -176,7 +204,7 @@ def _content(content: Any, index: int) -> str | list[JSON]:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("input_text", "output_text", "text"):
             parts.append({"type": "text", "text": part.get("text", "")})
-        elif kind == "input_image" and part.get("image_url"):
+        elif kind == "input_image" and isinstance(part.get("image_url"), str) and part["image_url"]:
             parts.append({"type": "image_url", "image_url": {"url": part["image_url"]}})
         else:
             raise InvalidRequest(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, Field, Tag, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
 from modelyard.errors import InvalidRequest
 from modelyard.http.completions_api import CompletionRequest
 from modelyard.http.messages_api import MessagesRequest
+from modelyard.http.request_shapes import by_type
 from modelyard.http.rerank_api import RerankRequest
 from modelyard.http.responses_api import ResponsesRequest
 
@@ -41,9 +42,38 @@ class _ContentPart(TypedDict):
 
 
 @with_config(_Allow)
+class _TextPart(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+@with_config(_Allow)
+class _ImageUrl(TypedDict):
+    url: str
+    detail: NotRequired[str]
+
+
+@with_config(_Allow)
+class _ImagePart(TypedDict):
+    type: Literal["image_url"]
+    image_url: _ImageUrl
+
+
+#: The parts the adapters translate are checked in full (a text part's text, an image part's URL: one
+#: without them failed the Anthropic and Gemini translations with a 500); any other type passes through
+#: for the upstream to judge.
+_Part = Annotated[
+    Annotated[_TextPart, Tag("[text]")]
+    | Annotated[_ImagePart, Tag("[image_url]")]
+    | Annotated[_ContentPart, Tag("[other]")],
+    by_type("text", "image_url"),
+]
+
+
+@with_config(_Allow)
 class _Message(TypedDict):
     role: Role
-    content: NotRequired[str | list[_ContentPart] | None]
+    content: NotRequired[str | list[_Part] | None]
     name: NotRequired[str]
     tool_calls: NotRequired[list[_ToolCall]]
     tool_call_id: NotRequired[str]
@@ -72,9 +102,36 @@ class _JsonSchema(TypedDict):
 
 
 @with_config(_Allow)
-class _ResponseFormat(TypedDict):
+class _PlainFormat(TypedDict):
+    # json_schema is picked out before this member is tried: listed so a wrong type names all three.
     type: Literal["text", "json_object", "json_schema"]
-    json_schema: NotRequired[_JsonSchema]
+
+
+@with_config(_Allow)
+class _JsonSchemaFormat(TypedDict):
+    type: Literal["json_schema"]
+    json_schema: _JsonSchema
+
+
+#: ``json_schema`` needs its schema object (without one the Gemini translation failed with a 500).
+_ResponseFormat = Annotated[
+    Annotated[_PlainFormat, Tag("[other]")] | Annotated[_JsonSchemaFormat, Tag("[json_schema]")],
+    by_type("json_schema"),
+]
+
+
+@with_config(_Allow)
+class _NamedFunction(TypedDict):
+    name: str
+
+
+@with_config(_Allow)
+class _NamedToolChoice(TypedDict):
+    """``{"type": "function", "function": {"name": ...}}``: the one object form the adapters translate
+    (tools are functions only); any other object failed the Anthropic and Gemini translations."""
+
+    type: Literal["function"]
+    function: _NamedFunction
 
 
 @with_config(_Allow)
@@ -95,7 +152,7 @@ class ChatRequest(TypedDict):
     max_completion_tokens: NotRequired[Annotated[int, Field(ge=1)] | None]
     stop: NotRequired[str | list[str] | None]
     tools: NotRequired[list[_Tool] | None]
-    tool_choice: NotRequired[Literal["none", "auto", "required"] | dict[str, Any] | None]
+    tool_choice: NotRequired[Literal["none", "auto", "required"] | _NamedToolChoice | None]
     parallel_tool_calls: NotRequired[bool | None]
     response_format: NotRequired[_ResponseFormat | None]
     seed: NotRequired[int | None]
@@ -131,7 +188,10 @@ def _param(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif (
-            part not in _TYPE_TAGS and "[" not in part and not part.startswith(("function-", "constrained-"))
+            part not in _TYPE_TAGS
+            and "[" not in part
+            and not part.startswith(("function-", "constrained-"))
+            and not (part.startswith("_") and part[1:2].isupper())  # a union member: our TypedDict's name
         ):
             out += f".{part}" if out else part
     return out
@@ -141,7 +201,9 @@ def _check(adapter: TypeAdapter[Any], body: Any) -> None:
     try:
         adapter.validate_python(body, strict=True)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
+        # The deepest error: a union (``str | list[part]``) reports one error per member, and the one
+        # that went furthest names the field at fault (``messages[0].content[0].image_url.url``).
+        error = max(exc.errors(include_url=False), key=lambda e: len(e["loc"]))
         param = _param(error["loc"])
         message = error["msg"]
         if error["type"] == "missing":
