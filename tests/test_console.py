@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelyard.cli.decide import decide_command
+from modelyard.http.openapi import openapi_document
 from modelyard.ledger.schema import RequestRow
 from modelyard.ledger.store import open_store
 from tests.chromium_support import CHROMIUM, chromium_page
@@ -135,6 +136,7 @@ async def test_the_console_api_needs_the_admin_key_and_bounds_every_query(
         for p in everything[1]["groups"][0]["points"]
     )
     assert too_many[0] == 400 and too_many[1]["error"]["param"] == "step"
+    assert "400" in openapi_document()["paths"]["/console/api/series"]["get"]["responses"], "documented"
     assert bad_by[0] == 400 and bad_by[1]["error"]["param"] == "by"
     assert not_int[0] == 400 and not_int[1]["error"]["param"] == "groups"
     assert no_report[0] == 200 and no_report[1]["available"] is False

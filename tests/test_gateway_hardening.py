@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import orjson
 import pytest
 from multidict import CIMultiDict
@@ -16,6 +17,7 @@ from modelyard.app import running_gateway
 from modelyard.errors import InvalidRequest
 from modelyard.gateway.auth import hash_key
 from modelyard.http.meta import header_values, single_header
+from modelyard.http.openapi import openapi_document
 from modelyard.http.validation import check_depth
 from tests.conftest import GatewayUnderTest, gateway_config
 from tests.fakes.common import FakeState
@@ -295,3 +297,56 @@ async def test_shapes_a_translation_cannot_take_are_a_400_naming_the_parameter(
     else:
         assert answer["error"]["param"] == param, answer
     assert not gateway.states["anthropic"].received and not gateway.states["gemini"].received
+
+
+# -- answers the OpenAPI document did not describe (found by schemathesis against docs/openapi.json) ------
+
+
+async def test_a_usage_query_that_is_not_a_number_is_a_documented_400(
+    tmp_path: Path, fakes: tuple[dict[str, str], dict[str, FakeState]]
+) -> None:
+    bases, states = fakes
+    auth = {"keys": {"k": {"sha256": hash_key(KEY), "tenant": "acme"}}}
+    config = gateway_config(tmp_path, {"openai": bases["openai"]}, auth=auth)
+    async with running_gateway(config, "127.0.0.1", 0) as url:
+        gateway = GatewayUnderTest(url, config, tmp_path / "ledger.db", states)
+        headers = {"Authorization": f"Bearer {KEY}"}
+        status, answer, _ = await call(gateway, "GET", "/v1/usage?since=null", headers=headers)
+    assert status == 400 and answer["error"]["param"] == "since"
+    assert str(status) in openapi_document()["paths"]["/v1/usage"]["get"]["responses"]
+
+
+@pytest.mark.parametrize("path", [CHAT, "/v1/completions", "/v1/responses", "/v1/messages"])
+async def test_every_event_of_a_stream_matches_the_documented_event_schema(
+    gateway: GatewayUnderTest, path: str
+) -> None:
+    body: dict[str, Any] = {"model": "openai-chat", "stream": True}
+    body |= {"prompt": "hi"} if path == "/v1/completions" else {"input": "hi"}
+    body |= {"messages": MESSAGES, "max_tokens": 9} if path in (CHAT, "/v1/messages") else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gateway.url + path, data=orjson.dumps(body)) as r,
+    ):
+        assert r.status == 200 and r.content_type == "text/event-stream"
+        text = (await r.read()).decode()
+    documented = openapi_document()["paths"][path]["post"]["responses"]["200"]["content"]
+    schema = documented["text/event-stream"]["schema"]
+    events = [_sse_event(block) for block in text.split("\n\n") if block.strip()]
+    assert len(events) >= 2
+    for event in events:
+        jsonschema.validate(event, schema)
+
+
+def _sse_event(block: str) -> dict[str, Any]:
+    """One event as the SSE standard reads it: ``field: value`` lines; data lines joined with newlines."""
+    event: dict[str, Any] = {}
+    for line in block.splitlines():
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            event["data"] = f"{event['data']}\n{value}" if "data" in event else value
+        elif name == "retry":
+            event["retry"] = int(value)
+        elif name in ("event", "id"):
+            event[name] = value
+    return event

@@ -135,8 +135,12 @@ def console_paths() -> dict[str, Any]:
 
     def api(summary: str, parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         ok = {"200": {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}}}
-        get = {"summary": summary, "responses": {**ok, **keyed}}
-        return {"get": {**get, "parameters": parameters} if parameters else get}
+        if not parameters:
+            return {"get": {"summary": summary, "responses": {**ok, **keyed}}}
+        # Every query parameter can be refused (a window past 366 days, too many buckets): say so.
+        refused = {"400": {"description": "A query parameter out of range (param names it)", **error}}
+        responses = {**ok, **keyed, **refused}
+        return {"get": {"summary": summary, "responses": responses, "parameters": parameters}}
 
     def query(name: str, kind: str, description: str, **schema: Any) -> dict[str, Any]:
         return {

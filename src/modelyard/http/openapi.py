@@ -43,7 +43,8 @@ _ERROR = {
 
 def _errors(*statuses: int) -> dict[str, Any]:
     meaning = {
-        400: "Invalid JSON, wrong types, unknown workload, or above a workload's cap (prompt_too_large, max_tokens_above_cap)",
+        400: "Invalid JSON, wrong types, unknown workload, or above a workload's cap (prompt_too_large,"
+        " max_tokens_above_cap); for a query, a parameter that is not a number (param names it)",
         401: "Missing or invalid modelyard API key",
         403: "Refused by data-class policy, or an unpriced model under a USD budget (budget_unpriced_model)",
         404: "Unknown model",
@@ -87,6 +88,20 @@ _VALIDATION_HEADERS = {
 }
 
 
+#: One event of a text/event-stream answer: in OpenAPI 3.1 (as ``itemSchema`` in 3.2) the schema of an
+#: event stream describes each event, with its fields as the SSE standard names them, not the whole text.
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "description": "Absent for Chat and Completions chunks"},
+        "data": {"type": "string", "description": "One JSON object, or [DONE] at the end of Chat chunks"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 _WORKLOAD = {
     "name": "X-Modelyard-Workload",
     "in": "header",
@@ -123,7 +138,7 @@ def openapi_document() -> dict[str, Any]:
                             "headers": _VALIDATION_HEADERS,
                             "content": {
                                 "application/json": {"schema": {"type": "object"}},
-                                "text/event-stream": {"schema": {"type": "string"}},
+                                "text/event-stream": {"schema": _SSE_EVENT},
                             },
                         },
                         **upstream_errors,
@@ -152,7 +167,7 @@ def openapi_document() -> dict[str, Any]:
                             "headers": _VALIDATION_HEADERS,
                             "content": {
                                 "application/json": {"schema": {"type": "object"}},
-                                "text/event-stream": {"schema": {"type": "string"}},
+                                "text/event-stream": {"schema": _SSE_EVENT},
                             },
                         },
                         **upstream_errors,
@@ -176,7 +191,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "text_completion object, or a text/event-stream of them ending in [DONE]",
                             "content": {
                                 "application/json": {"schema": {"type": "object"}},
-                                "text/event-stream": {"schema": {"type": "string"}},
+                                "text/event-stream": {"schema": _SSE_EVENT},
                             },
                         },
                         **upstream_errors,
@@ -207,7 +222,7 @@ def openapi_document() -> dict[str, Any]:
                             "headers": _VALIDATION_HEADERS,
                             "content": {
                                 "application/json": {"schema": {"type": "object"}},
-                                "text/event-stream": {"schema": {"type": "string"}},
+                                "text/event-stream": {"schema": _SSE_EVENT},
                             },
                         },
                         **upstream_errors,
@@ -295,7 +310,7 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {"description": "usage groups", "content": {"application/json": {}}},
-                        **_errors(401),
+                        **_errors(400, 401),
                         "503": {
                             "description": "The ledger's database cannot be read right now",
                             "content": {
