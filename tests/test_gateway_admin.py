@@ -128,6 +128,7 @@ UNSTORABLE_LIMITS = [
     ({"usd_per_month": "1E+999999999"}, "usd_per_month"),
     ({"usd_per_day": 1, "timezone": "Nowhere/Land"}, "timezone"),
     ({"timezone": "../../etc/passwd"}, "timezone"),
+    ({"timezone": "A" * 5000}, "timezone"),
 ]
 
 

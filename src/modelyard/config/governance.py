@@ -53,7 +53,7 @@ def known_zone(value: str) -> str:
     """``value`` when it names an IANA time zone; else a ValueError saying what to write instead."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         raise ValueError(
             f"unknown timezone {value!r}: use an IANA name such as 'UTC' or 'Europe/Paris'"
         ) from None
