@@ -63,6 +63,11 @@ def parse_retry_after(value: str | None) -> float | None:
 class UpstreamClient:
     """POSTs JSON to one provider and maps every failure to an :class:`UpstreamError`."""
 
+    def error_message(self, body: Any) -> str | None:
+        """The message of an error body (OpenAI's ``error.message``). A client for an API that words its
+        errors otherwise overrides this and keeps the rest of the failure handling."""
+        return error_message_of(body)
+
     def __init__(self, provider: str, config: ProviderConfig, secret: str | None = None) -> None:
         self.provider = provider
         self.config = config
@@ -108,7 +113,7 @@ class UpstreamClient:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = None
-        message = error_message_of(body) or raw[:200].decode("utf-8", "replace") or f"HTTP {status}"
+        message = self.error_message(body) or raw[:200].decode("utf-8", "replace") or f"HTTP {status}"
         return upstream_error_for_status(
             self.provider,
             status,

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import orjson
 
 from modelyard.config.schema import ProviderConfig
-from modelyard.errors import UpstreamError, upstream_error_for_status
+from modelyard.errors import UpstreamError
 from modelyard.providers.base import (
     JSON,
     Capabilities,
@@ -34,7 +34,7 @@ from modelyard.providers.base import (
     EmbeddingResult,
     StreamMeter,
 )
-from modelyard.providers.http import UpstreamClient, UpstreamStream, error_message_of, parse_retry_after
+from modelyard.providers.http import UpstreamClient, UpstreamStream, error_message_of
 
 #: The one path the gateway forwards to a rerank API (http/rerank_api.py's endpoint).
 RERANK_PATH = "/rerank"
@@ -92,18 +92,8 @@ def vendor_error_message(body: Any) -> str | None:
 class _VendorClient(UpstreamClient):
     """The shared client, reading the vendors' error bodies (which lack OpenAI's ``error.message``)."""
 
-    def _failure(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        message = vendor_error_message(body) or raw[:200].decode("utf-8", "replace") or f"HTTP {status}"
-        return upstream_error_for_status(
-            self.provider,
-            status,
-            self.scrub(message),
-            retry_after=parse_retry_after(headers.get("retry-after")),
-        )
+    def error_message(self, body: Any) -> str | None:
+        return vendor_error_message(body)
 
 
 class RerankAdapter:
