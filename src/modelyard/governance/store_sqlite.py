@@ -37,7 +37,7 @@ import orjson
 from modelyard.governance.model import Actual, CounterState, Line, Reservation
 from modelyard.governance.store import oversized
 from modelyard.ledger import migrate
-from modelyard.ledger.sqlite_store import SQLiteStore
+from modelyard.ledger.sqlite_store import SQLiteStore, enter_wal
 
 _ON_CONFLICT = (
     " ON CONFLICT (counter) DO UPDATE SET"
@@ -112,7 +112,7 @@ class SQLiteBudgetStore:
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
             )
         self._busy_timeout_s = busy_timeout_s
-        self._db.execute("PRAGMA journal_mode=WAL")
+        enter_wal(self._db, within_s=busy_timeout_s)
         self._db.execute("PRAGMA synchronous=OFF")
         # From here on _when_free waits for a lock, not SQLite's busy handler: that one sleeps 1, 2, 5,
         # 10 ms... between tries while a sibling worker holds the write lock for ~0.1 ms, and the event

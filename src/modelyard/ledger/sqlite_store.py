@@ -10,6 +10,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
 from modelyard.ledger import migrate
 from modelyard.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, AttemptRow, RequestRow, Values
 from modelyard.ledger.series import Series, SeriesQuery, series_in_database, sqlite_bucket
@@ -43,6 +45,29 @@ _NOTHING: dict[None, None] = {}
 sqlite3.register_adapter(type(None), _NOTHING.get)
 sqlite3.register_adapter(bool, int)
 
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def enter_wal(db: sqlite3.Connection, *, within_s: float) -> None:
+    """Put the file in WAL mode, retrying while sibling processes do the same.
+
+    Several processes opening one fresh file at once (``serve --workers N``, a process pool) each take a
+    shared lock to read the header and then want the exclusive one to switch the journal. SQLite sees
+    that as a deadlock and answers "database is locked" at once, without its busy handler, so the
+    connection's timeout does not help: one of them must let go and try again.
+    """
+    for attempt in Retrying(
+        retry=retry_if_exception(_locked),
+        stop=stop_after_delay(within_s),
+        wait=wait_random_exponential(multiplier=0.005, max=0.2),
+        reraise=True,
+    ):
+        with attempt:
+            db.execute("PRAGMA journal_mode=WAL")
+
+
 _INSERT_REQUEST = insert_sql("requests", REQUEST_COLUMNS, "?")
 _INSERT_ATTEMPT = insert_sql("attempts", ATTEMPT_COLUMNS, "?")
 
@@ -62,7 +87,7 @@ class SQLiteStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         # WAL: readers never block the writer. synchronous=NORMAL: a commit survives a process crash
         # (the spool covers the rest) without an fsync per batch.
-        self._db.execute("PRAGMA journal_mode=WAL")
+        enter_wal(self._db, within_s=10.0)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self.migrate()
 
