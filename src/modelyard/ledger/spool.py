@@ -20,10 +20,9 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from itertools import count
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +43,24 @@ SUFFIX = ".jsonl"
 _sequence = count()
 
 
-_REQUEST_VALUES = attrgetter(*REQUEST_COLUMNS)
-_ATTEMPT_VALUES = attrgetter(*ATTEMPT_COLUMNS)
+def _values_getter(name: str, columns: Sequence[str]) -> Callable[[Any], Values]:
+    """``lambda row: (row.a, row.b, ...)`` over ``columns``, compiled once, as ``dataclasses`` compiles
+    ``__init__``. Not ``operator.attrgetter``: its generic look-up of each name costs more than the
+    interpreter's specialised attribute loads (valgrind, per call: 8.9k against 6.1k instructions for a
+    request row, 4.4k against 1.7k for an attempt row)."""
+    source = f"def {name}(row):\n    return ({''.join(f'row.{column}, ' for column in columns)})\n"
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102  (the columns are the schema's own names, not input)
+    getter: Callable[[Any], Values] = namespace[name]
+    return getter
+
+
+_REQUEST_VALUES = _values_getter("request_values", REQUEST_COLUMNS)
+_ATTEMPT_VALUES = _values_getter("attempt_values", ATTEMPT_COLUMNS)
 
 
 def encode_line(request: RequestRow, attempts: Sequence[AttemptRow]) -> bytes:
-    """One spool line (a few microseconds: attrgetter tuples, serialised by orjson)."""
+    """One spool line (a few microseconds: the rows' values, serialised by orjson)."""
     return (
         orjson.dumps([SCHEMA_VERSION, _REQUEST_VALUES(request), [_ATTEMPT_VALUES(a) for a in attempts]])
         + b"\n"
