@@ -16,9 +16,17 @@ from typing import Any
 import pytest
 
 from modelyard.catalog.price_types import ModelPrice, Rates
-from modelyard.gateway.metering import Outcome, RequestContext, RowFacts, attempt_row, build_row
+from modelyard.gateway.metering import (
+    Outcome,
+    RequestContext,
+    RowFacts,
+    attempt_row,
+    build_row,
+    request_values,
+)
 from modelyard.gateway.targets import Target, Workload
-from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger import spool
+from modelyard.ledger.schema import SCHEMA_VERSION, AttemptRow, RequestRow
 from modelyard.providers.base import Usage
 
 USAGE = Usage(
@@ -207,6 +215,24 @@ def test_request_row_refused_before_any_attempt() -> None:
         0,
     )
     assert (row.template_id, row.template_version, row.tool_calls, row.trace_id) == (None, None, None, None)
+
+
+def test_the_recorders_spool_line_is_the_rows_line() -> None:
+    """The recorder spools a request as its values (``request_values``, no row object): the same bytes as
+    the line of the row built from them, read back (as the ingester does) as that row and its attempts."""
+    target = _target(PRICE)
+    ctx = _traced_ctx()
+    attempts = [attempt_row(ctx, 1, target, status=200, error_kind=None, seconds=0.2, usage=USAGE)]
+    outcome = Outcome(status=200, target=target, usage=USAGE, attempts=attempts, upstream_seconds=0.2)
+    workload = Workload("support", "internal", True, "public-m")
+    values = request_values(ctx, RowFacts(workload, "internal", "internal (workload)", "r", False), outcome)
+    row = RequestRow(*values)
+    line = spool.encode_request(values, attempts)
+    assert line == spool.encode_line(row, attempts) and line.endswith(b"]]\n")
+    version, request, read_attempts = spool.decode_line(line.rstrip(b"\n"))
+    assert (version, request, read_attempts) == (SCHEMA_VERSION, row, attempts)
+    _, request_values_read, attempt_values_read = spool.decode_values(line)
+    assert request_values_read == values and len(attempt_values_read) == 1
 
 
 def _same(row: Any, expected: Any, approx: tuple[str, ...] = ()) -> None:

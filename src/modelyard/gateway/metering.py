@@ -13,7 +13,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, NamedTuple
 
 from modelyard.gateway.targets import Target, Workload
-from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.schema import AttemptRow, RequestRow, Values
 from modelyard.providers.base import JSON, StreamMeter, Usage, estimate_tokens, message_chars
 
 if TYPE_CHECKING:
@@ -201,7 +201,13 @@ class RowFacts(NamedTuple):
 
 
 def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> RequestRow:
-    """The request's row. Its cost is the sum of every attempt's cost (a failed attempt that streamed
+    """The request's row (see :func:`request_values`)."""
+    return RequestRow(*request_values(ctx, facts, outcome))
+
+
+def request_values(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Values:
+    """The request's row as its values in ``REQUEST_COLUMNS`` order: what the spool line holds and the
+    metrics read, without a 44-column row object built and taken apart again. Its cost is the sum of every attempt's cost (a failed attempt that streamed
     tokens before breaking was billed too); unpriced if any attempt billed tokens without a price."""
     latency = perf_counter() - ctx.t0
     target = outcome.target
@@ -215,8 +221,8 @@ def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Request
     workload = facts.workload
     usage = outcome.usage or _NO_USAGE
     answered = bool(answer_attempts)
-    # Positional, in REQUEST_COLUMNS order (see attempt_row; tests/test_metering_rows.py holds the order).
-    return RequestRow(
+    # In REQUEST_COLUMNS order (see attempt_row; tests/test_metering_rows.py holds the order).
+    return (
         ctx.request_id,
         ctx.ts,
         ctx.endpoint,

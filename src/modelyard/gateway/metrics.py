@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
@@ -34,7 +35,7 @@ from modelyard.gateway.series import (
     SeriesKey,
 )
 from modelyard.gateway.targets import Target
-from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.schema import REQUEST_COLUMNS, AttemptRow, Values
 from modelyard.routing.breaker import Breakers
 from modelyard.routing.plan import Route
 
@@ -50,6 +51,33 @@ SERIES_CAP = 10_000
 #: ``gen_ai.provider.name`` per provider kind: the convention's well-known value where one applies
 #: (Gemini's AI Studio API is ``gcp.gemini``), else the kind itself (self-hosted servers have none).
 PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
+
+
+#: Positions of the columns ``observe`` reads in a request's values.
+_ENDPOINT, _WORKLOAD, _MODEL, _PROVIDER, _ERROR_KIND, _STREAMED = map(
+    REQUEST_COLUMNS.index, ("endpoint", "workload", "model", "provider", "error_kind", "streamed")
+)
+_LATENCY_MS, _TTFT_MS, _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHED_INPUT_TOKENS, _REASONING_TOKENS = map(
+    REQUEST_COLUMNS.index,
+    ("latency_ms", "ttft_ms", "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"),
+)
+_STATUS, _COST_PICO_USD, _RETRIES, _CACHE_HIT, _COST_SAVED_PICO_USD = map(
+    REQUEST_COLUMNS.index, ("status", "cost_pico_usd", "retries", "cache_hit", "cost_saved_pico_usd")
+)
+#: The label columns after ``model`` are adjacent, and so are the three optional token counts.
+_LABELS_END, _TOKENS_END = _ERROR_KIND + 1, _REASONING_TOKENS + 1
+assert REQUEST_COLUMNS[_PROVIDER:_LABELS_END] == (
+    "provider",
+    "provider_kind",
+    "upstream_model",
+    "status",
+    "error_kind",
+), "metrics: the label columns moved"
+assert REQUEST_COLUMNS[_CACHED_INPUT_TOKENS:_TOKENS_END] == (
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+), "metrics: the token columns moved"
 
 
 class Vocabulary:
@@ -113,52 +141,51 @@ class GatewayMetrics:
         states = self._breakers.states()
         return GenAiCollector(series, lambda: states)
 
-    def observe(self, row: RequestRow, attempts: Sequence[AttemptRow] = ()) -> None:
-        model = row.model if row.model in self._models else UNKNOWN
-        raw = (
-            row.endpoint,
-            row.workload,
-            model,
-            row.provider_kind,
-            row.provider,
-            row.upstream_model,
-            row.status,
-            row.error_kind,
-        )
+    def observe(self, row: Values, attempts: Sequence[AttemptRow] = ()) -> None:
+        """Count one request, given its row's values (``REQUEST_COLUMNS`` order: the recorder builds no
+        row object; the positions are named below)."""
+        model = row[_MODEL]
+        if model not in self._models:
+            model = UNKNOWN
+        # endpoint, workload, model (checked), then provider, provider_kind, upstream_model, status and
+        # error_kind: adjacent columns, taken as one slice.
+        raw = (row[_ENDPOINT], row[_WORKLOAD], model, row[_PROVIDER:_LABELS_END])
         series = self._by_raw.get(raw)
         if series is None:
-            series = self._series_for(raw, model, row)
+            series = self._series_for(raw)
         series.requests += 1
-        seconds = row.latency_ms * 0.001
+        seconds = row[_LATENCY_MS] * 0.001
         series.duration_sum += seconds
         series.duration[bisect_left(DURATION_BUCKETS, seconds)] += 1
-        tin, tout = row.input_tokens, row.output_tokens
+        tin, tout = row[_INPUT_TOKENS], row[_OUTPUT_TOKENS]
         if tin or tout:
             tokens, sums = series.tokens, series.token_sums  # input and output inline: every request has them
             tokens[0][bisect_left(TOKEN_BUCKETS, tin)] += 1
             tokens[1][bisect_left(TOKEN_BUCKETS, tout)] += 1
             sums[0] += tin
             sums[1] += tout
-            if row.cached_input_tokens:
-                series.count_tokens(2, row.cached_input_tokens)
-            if row.cache_write_tokens:
-                series.count_tokens(3, row.cache_write_tokens)
-            if row.reasoning_tokens:
-                series.count_tokens(4, row.reasoning_tokens)
-        cost = row.cost_pico_usd
+            cached, written, reasoning = row[_CACHED_INPUT_TOKENS:_TOKENS_END]
+            if cached:
+                series.count_tokens(2, cached)
+            if written:
+                series.count_tokens(3, written)
+            if reasoning:
+                series.count_tokens(4, reasoning)
+        cost = row[_COST_PICO_USD]
         if cost is None:  # tokens billed by a model without a price: counted apart, never as $0
             series.unpriced += 1
         else:
             series.cost_pico += cost
-        if row.retries:
+        retries = row[_RETRIES]
+        if retries:
             fallbacks = _fallbacks(attempts)
             series.fallbacks += fallbacks
-            series.retries += row.retries - fallbacks
-        if row.cache_hit:
+            series.retries += retries - fallbacks
+        if row[_CACHE_HIT]:
             series.cache_hits += 1
-            series.cost_saved_pico += row.cost_saved_pico_usd or 0
-        ttft = row.ttft_ms
-        if ttft is not None and row.streamed and row.status < 400:
+            series.cost_saved_pico += row[_COST_SAVED_PICO_USD] or 0
+        ttft = row[_TTFT_MS]
+        if ttft is not None and row[_STREAMED] and row[_STATUS] < 400:
             first = ttft * 0.001
             series.ttft_sum += first
             series.ttft[bisect_left(TTFT_BUCKETS, first)] += 1
@@ -167,25 +194,26 @@ class GatewayMetrics:
                 series.tpot_sum += per_token
                 series.tpot[bisect_left(TPOT_BUCKETS, per_token)] += 1
 
-    def _series_for(self, raw: tuple[object, ...], model: str, row: RequestRow) -> Series:
+    def _series_for(self, raw: tuple[Any, ...]) -> Series:
         """The series of a label set seen for the first time: each value checked against the config or
         its vocabulary (the slow path, once per distinct label set)."""
-        workload = row.workload or ""
+        endpoint, workload, model, (provider, kind, upstream_model, status, error_kind) = raw
+        workload = workload or ""
         if workload and workload not in self._workloads:
             workload = UNKNOWN
-        provider = row.provider or ""
+        provider = provider or ""
         if provider and provider not in self._providers:
             provider = UNKNOWN
-        kind = row.provider_kind or ""
+        kind = kind or ""
         key = SeriesKey(
-            operation=self._operations(row.endpoint),
+            operation=self._operations(endpoint),
             provider_name=PROVIDER_NAMES.get(kind, kind) if kind else "",
             provider=provider,
             request_model=model,
-            response_model=self._response_models(row.upstream_model),
-            error_type=self._error_kinds(row.error_kind),
+            response_model=self._response_models(upstream_model),
+            error_type=self._error_kinds(error_kind),
             workload=workload,
-            status=str(row.status),
+            status=str(status),
         )
         series = self.series.get(key)
         if series is None:

@@ -14,18 +14,18 @@ that turn of the event loop (:mod:`modelyard.governance.settler`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from modelyard.errors import ModelyardError, UpstreamError
 from modelyard.gateway.admission import Refused
 from modelyard.gateway.budgeting import Hold, settle
 from modelyard.gateway.ledger_metrics import SpoolGauges
-from modelyard.gateway.metering import Outcome, RequestContext, RowFacts, build_row
+from modelyard.gateway.metering import Outcome, RequestContext, RowFacts, request_values
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.targets import NO_WORKLOAD
 from modelyard.governance.runtime import Governance
-from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.schema import AttemptRow, RequestRow, Values
 from modelyard.ledger.store import LedgerStore
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ Read = TypeVar("Read")
 
 class LedgerSink(Protocol):
     def record(self, request: RequestRow, attempts: list[AttemptRow]) -> None: ...
+
+    def record_values(self, request: Values, attempts: Sequence[AttemptRow]) -> None: ...
 
     async def usage(self, tenant: str, since: float = 0.0) -> list[dict[str, Any]]: ...
 
@@ -63,15 +65,20 @@ class Recorder:
             metrics.add(SpoolGauges(ledger))
 
     def record(self, ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> None:
-        row = build_row(ctx, facts, outcome)
-        self.ledger.record(row, outcome.attempts)
-        self.metrics.observe(row, outcome.attempts)
+        # The row as its values, not a RequestRow: the spool line and the metrics read the values, and a
+        # row object is built only for what needs one (a settlement, a traced request).
+        values = request_values(ctx, facts, outcome)
+        attempts = outcome.attempts
+        self.ledger.record_values(values, attempts)
+        self.metrics.observe(values, attempts)
+        row = None
         hold = ctx.hold
         if hold is not None and self.governance is not None:
             ctx.hold = None
+            row = RequestRow(*values)
             self._settle(hold, row)
         if self.tracing is not None:
-            self.tracing.finish(ctx, row, outcome.attempts)
+            self.tracing.finish(ctx, row or RequestRow(*values), attempts)
 
     def _settle(self, hold: Hold, row: RequestRow) -> None:
         """Replace the reservation by what the request used: queued, and applied in a batch right after

@@ -61,15 +61,19 @@ _ATTEMPT_VALUES = _values_getter("attempt_values", ATTEMPT_COLUMNS)
 
 def encode_line(request: RequestRow, attempts: Sequence[AttemptRow]) -> bytes:
     """One spool line (a few microseconds: the rows' values, serialised by orjson)."""
-    return (
-        orjson.dumps([SCHEMA_VERSION, _REQUEST_VALUES(request), [_ATTEMPT_VALUES(a) for a in attempts]])
-        + b"\n"
+    return encode_request(_REQUEST_VALUES(request), attempts)
+
+
+def encode_request(request: Values, attempts: Sequence[AttemptRow]) -> bytes:
+    """The spool line of a request held as its values (the gateway builds no request row object)."""
+    return orjson.dumps(
+        [SCHEMA_VERSION, request, [_ATTEMPT_VALUES(a) for a in attempts]], option=orjson.OPT_APPEND_NEWLINE
     )
 
 
 def encode_values(request: Values, attempts: Sequence[Values]) -> bytes:
     """The spool line of rows already held as values."""
-    return orjson.dumps([SCHEMA_VERSION, request, list(attempts)]) + b"\n"
+    return orjson.dumps([SCHEMA_VERSION, request, list(attempts)], option=orjson.OPT_APPEND_NEWLINE)
 
 
 def decode_line(line: bytes) -> tuple[int, RequestRow, list[AttemptRow]]:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from modelyard.config.schema import LedgerConfig
 from modelyard.ledger import spool
 from modelyard.ledger.ingester import Ingester, backoff_s, redact_url
-from modelyard.ledger.schema import AttemptRow, RequestRow
+from modelyard.ledger.schema import AttemptRow, RequestRow, Values
 from modelyard.ledger.store import LedgerStore, RequestFilter, open_store, sqlite_path
 
 Read = TypeVar("Read")
@@ -83,7 +83,14 @@ class Ledger:
 
     def record(self, request: RequestRow, attempts: Sequence[AttemptRow] = ()) -> None:
         """Spool (and with the thread writer, queue) one request's rows. Never waits on the database."""
-        line = spool.encode_line(request, attempts)
+        self._append(spool.encode_line(request, attempts), request, attempts)
+
+    def record_values(self, request: Values, attempts: Sequence[AttemptRow] = ()) -> None:
+        """:meth:`record` for a request held as its values in ``REQUEST_COLUMNS`` order: the gateway's
+        path, which builds no request row object (a row is built here only if memory must hold it)."""
+        self._append(spool.encode_request(request, attempts), request, attempts)
+
+    def _append(self, line: bytes, request: RequestRow | Values, attempts: Sequence[AttemptRow]) -> None:
         try:
             segment = self._segment or self._open_segment()
             segment.append(line)
@@ -99,10 +106,11 @@ class Ledger:
             if self._trouble.failing:
                 self._trouble.recovered()
         if self.in_process or not spooled:
-            self._requests.append(request)
+            row = request if isinstance(request, RequestRow) else RequestRow(*request)
+            self._requests.append(row)
             self._attempts.extend(attempts)
             if not spooled:
-                self._unspooled.add(request.request_id)
+                self._unspooled.add(row.request_id)
         if self.queued >= self.config.batch_size and not self._failures:
             self._wake.set()
 
