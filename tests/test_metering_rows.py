@@ -217,6 +217,38 @@ def test_request_row_refused_before_any_attempt() -> None:
     assert (row.template_id, row.template_version, row.tool_calls, row.trace_id) == (None, None, None, None)
 
 
+@pytest.mark.parametrize(
+    ("attempts", "cost", "priced", "tried"),
+    [
+        ([], 0, True, 0),  # refused: nothing billed costs exactly $0
+        ([("answer", PRICE, None)], 0, True, 1),  # failed before any token: nothing billed
+        ([("answer", PRICE, USAGE), ("answer", PRICE, USAGE)], 2 * PRICE.cost_pico(USAGE), True, 2),
+        ([("answer", None, None), ("answer", PRICE, USAGE)], PRICE.cost_pico(USAGE), True, 2),
+        ([("answer", PRICE, USAGE), ("answer", None, USAGE)], None, False, 2),  # tokens without a price
+        ([("shadow", None, USAGE), ("answer", PRICE, USAGE)], PRICE.cost_pico(USAGE), True, 1),
+    ],
+    ids=["refused", "unbilled", "two-billed", "unpriced-unbilled", "unpriced-billed", "shadow-left-out"],
+)
+def test_request_cost_sums_billed_answer_attempts(
+    attempts: list[tuple[str, ModelPrice | None, Usage | None]], cost: int | None, priced: bool, tried: int
+) -> None:
+    ctx = _ctx()
+    rows = [
+        attempt_row(ctx, n, _target(price), status=200, error_kind=None, seconds=0.1, usage=usage, purpose=p)
+        for n, (p, price, usage) in enumerate(attempts, start=1)
+    ]
+    outcome = Outcome(status=200, target=_target(PRICE) if rows else None, attempts=rows)
+    row = build_row(ctx, RowFacts(Workload(None, None, False, None), None, None, "m", False), outcome)
+    assert (row.cost_pico_usd, row.priced, row.attempts, row.retries) == (
+        cost,
+        priced,
+        tried,
+        max(tried - 1, 0),
+    )
+    assert row.price_version == ("prices@2026-11" if rows and priced else None)
+    assert (row.upstream_latency_ms is None) is (tried == 0)
+
+
 def test_the_recorders_spool_line_is_the_rows_line() -> None:
     """The recorder spools a request as its values (``request_values``, no row object): the same bytes as
     the line of the row built from them, read back (as the ingester does) as that row and its attempts."""

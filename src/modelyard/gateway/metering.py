@@ -210,17 +210,32 @@ def request_values(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Va
     metrics read, without a 44-column row object built and taken apart again. Its cost is the sum of every attempt's cost (a failed attempt that streamed
     tokens before breaking was billed too); unpriced if any attempt billed tokens without a price."""
     latency = perf_counter() - ctx.t0
-    target = outcome.target
-    answer_attempts = [a for a in outcome.attempts if a.purpose != "shadow"]
     # Nothing billed (refused, failed before any token, served from the cache) costs exactly $0; tokens
-    # from a model without a price make the whole request unpriced rather than understated.
-    billed = [a for a in answer_attempts if a.input_tokens or a.output_tokens or a.search_units]
-    priced = all(a.priced for a in billed)
-    cost = sum(a.cost_pico_usd or 0 for a in billed) if priced else None
+    # from a model without a price make the whole request unpriced rather than understated. One loop, not
+    # comprehensions and generators: each of those is a frame of its own, on every request.
+    tried = cost = 0
+    priced = True
+    for a in outcome.attempts:
+        if a.purpose == "shadow":
+            continue
+        tried += 1
+        if a.input_tokens or a.output_tokens or a.search_units:
+            if a.priced:
+                cost += a.cost_pico_usd or 0
+            else:
+                priced = False
+    target = outcome.target
+    if target is None:
+        provider = provider_kind = price_version = None
+        upstream_model = outcome.upstream_model or None
+    else:
+        provider, provider_kind = target.provider, target.provider_kind
+        upstream_model = outcome.upstream_model or target.upstream_model
+        price_version = target.price_version if priced and not outcome.cache_hit else None
     waited = outcome.upstream_seconds + outcome.backoff_seconds
     workload = facts.workload
     usage = outcome.usage or _NO_USAGE
-    answered = bool(answer_attempts)
+    answered = tried > 0
     # In REQUEST_COLUMNS order (see attempt_row; tests/test_metering_rows.py holds the order).
     return (
         ctx.request_id,
@@ -231,9 +246,9 @@ def request_values(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Va
         ctx.tenant,
         ctx.api_key_id,
         facts.model,
-        target.provider if target else None,
-        target.provider_kind if target else None,
-        outcome.upstream_model or (target.upstream_model if target else None),
+        provider,
+        provider_kind,
+        upstream_model,
         outcome.status,
         outcome.error_kind,
         facts.streamed,
@@ -243,15 +258,15 @@ def request_values(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Va
         usage.cache_write_tokens,
         usage.reasoning_tokens,
         usage.estimated,
-        cost,
+        cost if priced else None,
         priced,
-        target.price_version if target and priced and not outcome.cache_hit else None,
+        price_version,
         latency * 1000.0,
         outcome.ttft_seconds * 1000.0 if outcome.ttft_seconds is not None else None,
         outcome.upstream_seconds * 1000.0 if answered else None,
         (latency - waited) * 1000.0 if answered else None,
-        len(answer_attempts),
-        max(len(answer_attempts) - 1, 0),
+        tried,
+        max(tried - 1, 0),
         outcome.finish_reason,
         outcome.client_cancelled,
         outcome.route,
