@@ -100,8 +100,9 @@ def _measure(system: str, n: int, stream: bool, ablate: str, tracing: float | No
                 http_app.check_chat_request = lambda body: None  # type: ignore[assignment]
             elif ablate == "ledger":
                 ledger.record = lambda request, attempts=(): None  # type: ignore[method-assign]
+                ledger.record_values = lambda request, attempts=(): None  # type: ignore[method-assign]
             elif ablate == "metrics":
-                gateway.metrics.observe = lambda row: None  # type: ignore[method-assign]
+                gateway.metrics.observe = lambda row, attempts=(): None  # type: ignore[method-assign]
             handle = http_app.Api(gateway).handle
 
         def request() -> Request:
