@@ -207,8 +207,9 @@ def build_row(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Request
 
 def request_values(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Values:
     """The request's row as its values in ``REQUEST_COLUMNS`` order: what the spool line holds and the
-    metrics read, without a 44-column row object built and taken apart again. Its cost is the sum of every attempt's cost (a failed attempt that streamed
-    tokens before breaking was billed too); unpriced if any attempt billed tokens without a price."""
+    metrics read, without a 44-column row object built and taken apart again. Its cost is the sum of
+    every attempt's cost (a failed attempt that streamed tokens before breaking was billed too); unpriced
+    if any attempt billed tokens without a price."""
     latency = perf_counter() - ctx.t0
     # Nothing billed (refused, failed before any token, served from the cache) costs exactly $0; tokens
     # from a model without a price make the whole request unpriced rather than understated. One loop, not
