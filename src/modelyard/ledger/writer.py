@@ -1,8 +1,9 @@
 """The ledger writer: rows leave the request path in microseconds and reach the database in batches.
 
-:meth:`Ledger.record` appends the request's line to the current spool segment; it never touches the
-database. A background task wakes every ``flush_interval_ms`` (or as soon as ``batch_size`` requests
-wait) and *rotates* the segment: the closed segment holds exactly the rows recorded since the last rotation.
+:meth:`Ledger.record` (:meth:`Ledger.record_values` on the gateway's path) appends the request's line to
+the current spool segment; it never touches the database. A background task wakes every
+``flush_interval_ms`` (or as soon as ``batch_size`` requests wait) and *rotates* the segment: the closed
+segment holds exactly the rows recorded since the last rotation.
 
 Who stores a closed segment depends on ``ledger.writer``:
 
