@@ -343,7 +343,7 @@ class EventRelay:
                 block = self._take(data)
                 if block:
                     return block
-            self._close()
+            self._ended = True  # the exchange released its connection itself when the body ended
             if not self._done and (adapter.profile.sends_done or self._meter.finish_reason is None):
                 raise UpstreamStreamCut(
                     f"{adapter.name} ended the stream before it was complete", provider=adapter.name
