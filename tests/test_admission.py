@@ -244,6 +244,26 @@ def test_the_request_names_its_workload_in_a_header_or_its_metadata(
     assert (meta.workload, meta.workload_from) == (workload, named_in)
 
 
+def test_a_header_whose_first_line_is_empty_is_still_read_whole() -> None:
+    """``read_meta`` skips its header helpers when a header is absent; an empty first line is not absent."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in [
+        ("X-Modelyard-Workload", ""),
+        ("X-Modelyard-Workload", "chat"),
+        ("X-Modelyard-Template", ""),
+        ("X-Modelyard-Template", "faq@2"),
+        ("X-Modelyard-Data-Class", ""),
+        ("X-Modelyard-Data-Class", "internal"),
+    ]:
+        headers.add(name, value)
+    meta = read_meta(headers, {}, "chat")
+    assert (meta.workload, meta.workload_from) == ("chat", "header X-Modelyard-Workload")
+    assert (meta.template_id, meta.template_version) == ("faq", "2")
+    assert meta.data_classes == ("internal",)
+    bare = read_meta(CIMultiDict(), {}, "chat")
+    assert (bare.workload, bare.template_id, bare.data_classes) == (None, None, ())
+
+
 def test_a_workload_that_is_not_a_name_is_refused_as_unknown() -> None:
     with pytest.raises(Refused) as refused:
         plan({"model": "mini", "messages": MESSAGES, "metadata": {"workload": 7}})

@@ -4,6 +4,7 @@ reference (``chat.completion.chunk`` objects, a usage chunk with empty ``choices
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import orjson
@@ -11,7 +12,7 @@ import pytest
 
 from modelyard.config.schema import ProviderConfig
 from modelyard.errors import UpstreamError
-from modelyard.providers.base import StreamMeter
+from modelyard.providers.base import ChatCall, StreamMeter
 from modelyard.providers.openai import OpenAIAdapter
 from modelyard.providers.openai_events import only_chunks, text_bytes
 
@@ -170,3 +171,39 @@ def test_only_runs_of_chunk_events_skip_the_general_test() -> None:
     assert not only_chunks(ROLE + DONE + TOKENS[0])
     assert not only_chunks(b'data: {"id":"c1",\ndata: "choices":[]}\n\n')
     assert not only_chunks(b'data: {"choices":[],"id":"c1"}\n\n'), "another key first: the general test"
+
+
+async def test_a_stream_read_to_its_end_gives_its_connection_back_without_a_close() -> None:
+    """The relay no longer closes an upstream that ended (nor does the gateway's Relay): the exchange must
+    have released the connection itself, so two streams in a row share one keep-alive connection."""
+    body = ROLE + b"".join(TOKENS) + FINISH + USAGE_EVENT + DONE
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+            writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = ProviderConfig(kind="openai", base_url=f"http://127.0.0.1:{port}/v1")
+    adapter = OpenAIAdapter("openai", config, None)
+    try:
+        for _ in range(2):
+            meter = StreamMeter()
+            relay = adapter.stream(ChatCall({"model": "m", "messages": []}, "m"), meter)
+            relayed = b"".join([block async for block in relay])  # type: ignore[misc]
+            assert relayed == ROLE + b"".join(TOKENS) + FINISH
+            assert meter.finish_reason == "stop" and meter.usage is not None
+        (pool,) = adapter._client._pools.values()
+        assert len(pool._idle) == 1 and not pool._slots.locked()
+        assert connections == 1, "the first stream's connection was reused"
+    finally:
+        await adapter.close()
+        server.close()

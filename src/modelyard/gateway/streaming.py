@@ -156,9 +156,13 @@ class Relay:
         # the same read, or ended): a short answer then leaves in one write with the end of the body,
         # one system call instead of several. Nothing waits in ``held`` for the network.
         held: list[bytes] = []
+        ended = False  # the frames ran to their end: the upstream call is over, nothing left to close
         try:
             try:
-                held.extend(out for out in map(self._frame, self._live.head) if out)
+                for piece in self._live.head:
+                    out = self._frame(piece)
+                    if out:
+                        held.append(out)
                 while True:
                     if held and not getattr(frames, "ready", False):
                         await write(b"".join(held))
@@ -166,6 +170,7 @@ class Relay:
                     try:
                         piece = await anext(frames)
                     except StopAsyncIteration:
+                        ended = True
                         break
                     out = self._frame(piece)
                     if out:
@@ -177,7 +182,10 @@ class Relay:
             tail = self._restorer.tail() if self._restorer is not None else None
             return b"".join(held) + (DONE if tail is None else sse(tail) + DONE)
         finally:
-            await self.close()
+            # A stream that ended is recorded and its upstream released already: the close chain (two
+            # coroutines and the relay's, stream's and exchange's close) is only for the other ways out.
+            if not (ended and self._recorded):
+                await self.close()
 
     async def close(self) -> None:
         if not self._recorded:

@@ -33,19 +33,21 @@ _TEMPLATE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._:/-]{0,127})(?:@([A-Za-z0-9][A-
 def read_meta(headers: Mapping[str, str], body: Mapping[str, Any], kind: ModelKind) -> RequestMeta:
     """The request's workload (header, else ``metadata.workload`` in the body), the data classes it asks
     for, and how it wants its answer. Different workload headers are refused rather than one picked."""
-    workload: object = single_header(headers, WORKLOAD_HEADER)
+    # Most requests send none of these headers: one lookup each then, without the helpers' calls.
+    get = headers.get
+    workload: object = single_header(headers, WORKLOAD_HEADER) if get(WORKLOAD_HEADER) is not None else None
     named_in = _FROM_HEADER
     metadata = body.get("metadata")
     if workload is None:
         workload = metadata.get("workload") if isinstance(metadata, dict) else None
         named_in = "metadata.workload"
-    template: object = single_header(headers, TEMPLATE_HEADER)
+    template: object = single_header(headers, TEMPLATE_HEADER) if get(TEMPLATE_HEADER) is not None else None
     if template is None and isinstance(metadata, dict):
         template = metadata.get("template")
     template_id, template_version = read_template(template) if template is not None else (None, None)
     stream = body.get("stream") is True
     options = body.get("stream_options") if stream else None
-    classes = header_values(headers, DATA_CLASS_HEADER)
+    classes = header_values(headers, DATA_CLASS_HEADER) if get(DATA_CLASS_HEADER) is not None else ()
     return RequestMeta(
         kind,
         SOURCES,

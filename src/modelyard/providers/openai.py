@@ -101,11 +101,14 @@ def usage_from(raw: Any) -> Usage | None:
         return None
     prompt_details = raw.get("prompt_tokens_details") or {}
     completion_details = raw.get("completion_tokens_details") or {}
+    # Positional (input, output, cached input, cache writes, reasoning): keywords cost ~2k instructions
+    # more per call on the request path (valgrind); tests/test_provider_openai*.py hold the fields.
     return Usage(
-        input_tokens=int(raw.get("prompt_tokens") or 0),
-        output_tokens=int(raw.get("completion_tokens") or 0),
-        cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        int(raw.get("prompt_tokens") or 0),
+        int(raw.get("completion_tokens") or 0),
+        int(prompt_details.get("cached_tokens") or 0),
+        0,
+        int(completion_details.get("reasoning_tokens") or 0),
     )
 
 
@@ -150,6 +153,7 @@ class OpenAIAdapter:
         self.name = name
         self.capabilities = self.profile.capabilities
         self._base = (config.base_url or "").rstrip("/")
+        self._chat_url = f"{self._base}/chat/completions"
         self._client = UpstreamClient(name, config, api_key)
         self._headers = {"Content-Type": "application/json"}
         if api_key:
@@ -157,14 +161,10 @@ class OpenAIAdapter:
 
     async def complete(self, call: ChatCall) -> ChatResult:
         request = to_request(call.body, call.upstream_model, self.profile, stream=False)
-        raw, body = await self._client.post_json(
-            f"{self._base}/chat/completions", orjson.dumps(request), self._headers
-        )
+        raw, body = await self._client.post_json(self._chat_url, orjson.dumps(request), self._headers)
         if not isinstance(body, dict) or "choices" not in body:
             raise UpstreamError(f"{self.name} answered without choices", provider=self.name)
-        return ChatResult(
-            body=body, usage=usage_from(body.get("usage")), finish_reason=finish_reason_of(body), raw=raw
-        )
+        return ChatResult(body, usage_from(body.get("usage")), finish_reason_of(body), raw)
 
     def stream(self, call: ChatCall, meter: StreamMeter) -> AsyncIterator[JSON | bytes]:
         """Pass the upstream's SSE bytes through, one block per network read: the format is already
@@ -337,13 +337,13 @@ class EventRelay:
                 call = self._call
                 request = to_request(call.body, call.upstream_model, adapter.profile, stream=True)
                 upstream = self._upstream = await adapter._client.open_stream(
-                    f"{adapter._base}/chat/completions", orjson.dumps(request), adapter._headers
+                    adapter._chat_url, orjson.dumps(request), adapter._headers
                 )
             while (data := await upstream.next_piece()) is not None:
                 block = self._take(data)
                 if block:
                     return block
-            self._close()
+            self._ended = True  # the exchange released its connection itself when the body ended
             if not self._done and (adapter.profile.sends_done or self._meter.finish_reason is None):
                 raise UpstreamStreamCut(
                     f"{adapter.name} ended the stream before it was complete", provider=adapter.name
