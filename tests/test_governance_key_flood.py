@@ -6,8 +6,10 @@ store (the admin API) at once."""
 from __future__ import annotations
 
 import multiprocessing
+from typing import Any
 
-from modelyard.governance.keys import MISS_REFRESH_S, KeyCache, KeyStore, new_key
+from modelyard.governance.key_cache import MISS_REFRESH_S, KeyCache
+from modelyard.governance.keys import KeyStore, new_key
 from tests.ledger_support import pg_url, store_url
 
 __all__ = ["pg_url", "store_url"]  # fixtures used by name
@@ -26,13 +28,9 @@ class CountingStore(KeyStore):
 
     queries = 0
 
-    def by_hash(self, sha256: str):  # type: ignore[no-untyped-def]
+    def active_records(self) -> list[tuple[Any, ...]]:
         self.queries += 1
-        return super().by_hash(sha256)
-
-    def active_hashes(self, limit: int) -> list[str]:
-        self.queries += 1
-        return super().active_hashes(limit)
+        return super().active_records()
 
 
 def _create_elsewhere(url: str, key_id: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

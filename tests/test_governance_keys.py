@@ -15,7 +15,8 @@ from modelyard.gateway import auth
 from modelyard.governance.config import GovernanceConfig
 from modelyard.governance.estimate import Estimate
 from modelyard.governance.governor import Governor
-from modelyard.governance.keys import KeyCache, KeyLimits, KeyStore, UnknownKey, hash_key, new_key
+from modelyard.governance.key_cache import KeyCache
+from modelyard.governance.keys import KeyLimits, KeyStore, UnknownKey, hash_key, new_key
 from modelyard.governance.model import BudgetExceeded, Subject
 from modelyard.governance.store import MemoryBudgetStore
 from tests.ledger_support import pg_url, store_url

@@ -392,8 +392,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
         status, kind, message = _ERRORS[state.scenario]
         return _error(status, kind, message)
     scenario = state.scenario if state.scenario in EXPECTED_TEXT else "text"
-    text, finish = EXPECTED_TEXT[scenario], "length" if scenario == "length" else "stop"
-    usage = {k: v for k, v in _usage(scenario).items() if k != "completion_tokens_details"}
+    text, finish = EXPECTED_TEXT[scenario], "length" if scenario in ("length", "verbose") else "stop"
+    # The legacy endpoint has only ``max_tokens``: a verbose model ignores any other name.
+    bound = {"max_tokens": body["max_tokens"]} if isinstance(body.get("max_tokens"), int) else {}
+    usage = {k: v for k, v in _usage(scenario, bound).items() if k != "completion_tokens_details"}
 
     def payload(choice_text: str, finish_reason: str | None, with_usage: Any = None) -> dict[str, Any]:
         choice = {"text": choice_text, "index": 0, "logprobs": None, "finish_reason": finish_reason}

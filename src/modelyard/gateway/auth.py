@@ -5,8 +5,8 @@ A presented key is hashed and looked up; a tenant's key can be limited to some w
 minimum data class (it tightens what the workload says, like the header does).
 
 Keys come from the config's ``auth.keys`` and, with a ``governance:`` section, from the ledger database
-(``modelyard keys create``), looked up through the :class:`~modelyard.governance.keys.KeyCache`: a key
-revoked or rotated there stops working within ``governance.key_cache_ttl_s``.
+(``modelyard keys create``), looked up through the :class:`~modelyard.governance.key_cache.KeyCache`: a
+key revoked or rotated there stops working within ``governance.key_cache_ttl_s``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from modelyard.config.schema import AuthConfig
 from modelyard.errors import AuthenticationFailed, PolicyDenied
 from modelyard.governance.config import BudgetConfig
-from modelyard.governance.keys import KEY_PREFIX, KeyCache, KeyRecord, hash_key, new_key
+from modelyard.governance.key_cache import KeyCache
+from modelyard.governance.keys import KEY_PREFIX, KeyRecord, hash_key, new_key
 
 __all__ = ["KEY_PREFIX", "Caller", "KeyRing", "hash_key", "new_key"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
@@ -88,6 +88,13 @@ class Vocabulary:
         return value
 
 
+@runtime_checkable
+class ReadsAStore(Protocol):
+    """A side collector whose :meth:`refresh` must be awaited before it is collected."""
+
+    async def refresh(self) -> None: ...
+
+
 class GatewayMetrics:
     """Counts each request's row into its :class:`Series`; scraped through :attr:`registry`."""
 
@@ -120,6 +127,13 @@ class GatewayMetrics:
         """Export another collector's series beside the gateway's (scraped, and pushed by OTLP)."""
         self.registry.register(collector)
         self.side_collectors.append(collector)
+
+    async def read_stores(self) -> None:
+        """Let the side collectors that read a store across the network (the budgets') read it off the
+        event loop; awaited before a scrape renders and before the OTLP push collects."""
+        for collector in self.side_collectors:
+            if isinstance(collector, ReadsAStore):
+                await collector.refresh()
 
     def copied(self) -> GenAiCollector:
         """The GenAI series as they are now, copied, to be collected on another thread while requests

@@ -3,7 +3,8 @@ OpenTelemetry SDK's ``OTLPMetricExporter`` (no protobuf or HTTP written here).
 
 Nothing runs per request. An asyncio task wakes once per interval and, on the event loop, copies the
 gateway's series (:meth:`GatewayMetrics.copied`) and collects the small side collectors (the ledger's
-gauges, the budgets'): the series are plain numbers the request path adds to without a lock (the loop is
+gauges, the budgets', whose network store is first read in the governance's thread pool, one read at a
+time: :mod:`modelyard.gateway.budget_metrics`): the series are plain numbers the request path adds to without a lock (the loop is
 one thread), so reading them from another thread could see a dictionary grow mid-walk or a histogram's
 buckets and sum from two different moments, while a copy made on the loop is whole. Building the
 Prometheus families from the copy (a hundred times the copy's cost: prometheus_client makes a sample
@@ -102,6 +103,7 @@ class OtlpMetricsPush:
     async def push(self) -> bool:
         """Copy the series now (on the loop) and export them (on the push's thread); True if the
         collector took them."""
+        await self._metrics.read_stores()  # a network budget store: read in a thread, not here
         genai = self._metrics.copied()
         side = [family for collector in self._metrics.side_collectors for family in collector.collect()]
         loop = asyncio.get_running_loop()

@@ -2,14 +2,9 @@
 once), list, revoke, rotate, set limits. Only the SHA-256 of a key is stored, as in the config's
 ``auth.keys``; both kinds of key keep working side by side.
 
-A gateway process looks keys up through :class:`KeyCache`: a key found (or found missing) is trusted for
-``ttl_s`` seconds (``governance.key_cache_ttl_s``, 5 by default, at most 60), so a revocation or rotation
-made by any process, on any replica sharing the database, stops the old key everywhere within that bound.
-
-A key the cache has not seen is first checked against a snapshot of every active key's hash, so a flood
-of made-up ``myd-...`` keys costs no database lookup each: the snapshot is reloaded every ``ttl_s``, or
-on a key it does not hold at most once per ``MISS_REFRESH_S`` (a key created on another replica works
-within that), and at once after a write through this process's :class:`KeyStore` (the admin API).
+A gateway process looks keys up through :class:`~modelyard.governance.key_cache.KeyCache`, a snapshot of
+the active keys trusted for ``governance.key_cache_ttl_s``: a revocation or rotation made by any process,
+on any replica sharing the database, stops the old key everywhere within that bound.
 """
 
 from __future__ import annotations
@@ -184,16 +179,11 @@ class KeyStore:
 
     def get(self, key_id: str) -> KeyRecord | None:
         rows = self._run(f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = %s", (key_id,))
-        return _record(rows[0]) if rows else None
+        return record_of(rows[0]) if rows else None
 
-    def by_hash(self, sha256: str) -> KeyRecord | None:
-        rows = self._run(f"SELECT {_COLUMNS} FROM api_keys WHERE sha256 = %s", (sha256,))
-        return _record(rows[0]) if rows else None
-
-    def active_hashes(self, limit: int) -> list[str]:
-        """The SHA-256 of up to ``limit`` active keys."""
-        rows = self._run("SELECT sha256 FROM api_keys WHERE revoked_at IS NULL LIMIT %s", (limit,))
-        return [str(row[0]) for row in rows]
+    def active_records(self) -> list[tuple[Any, ...]]:
+        """Every active key as ``(sha256, *record columns)``: the key cache's snapshot, read whole."""
+        return self._run(f"SELECT sha256, {_COLUMNS} FROM api_keys WHERE revoked_at IS NULL", ())
 
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after each write made through this store."""
@@ -205,7 +195,9 @@ class KeyStore:
 
     def list_keys(self, *, include_revoked: bool = False) -> list[KeyRecord]:
         where = "" if include_revoked else " WHERE revoked_at IS NULL"
-        return [_record(r) for r in self._run(f"SELECT {_COLUMNS} FROM api_keys{where} ORDER BY key_id", ())]
+        return [
+            record_of(r) for r in self._run(f"SELECT {_COLUMNS} FROM api_keys{where} ORDER BY key_id", ())
+        ]
 
     def revoke(self, key_id: str, *, now: float | None = None) -> KeyRecord:
         rows = self._run(
@@ -215,7 +207,7 @@ class KeyStore:
         self._changed()
         if not rows:
             raise UnknownKey(f"no active key {key_id!r}: `modelyard keys list` shows the keys")
-        return _record(rows[0])
+        return record_of(rows[0])
 
     def rotate(self, key_id: str) -> tuple[KeyRecord, str]:
         """A new secret for the same key id, tenant and limits; the old secret stops working."""
@@ -228,7 +220,7 @@ class KeyStore:
         self._changed()
         if not rows:
             raise UnknownKey(f"no active key {key_id!r} to rotate: `modelyard keys list` shows the keys")
-        return _record(rows[0]), key
+        return record_of(rows[0]), key
 
     def set_limits(self, key_id: str, limits: KeyLimits) -> KeyRecord:
         rows = self._run(
@@ -238,7 +230,7 @@ class KeyStore:
         self._changed()
         if not rows:
             raise UnknownKey(f"no key {key_id!r}: `modelyard keys list --all` shows the keys")
-        return _record(rows[0])
+        return record_of(rows[0])
 
     def close(self) -> None:
         with self._lock:
@@ -265,7 +257,7 @@ def _values(record: KeyRecord) -> tuple[Any, ...]:
     )
 
 
-def _record(row: tuple[Any, ...]) -> KeyRecord:
+def record_of(row: tuple[Any, ...]) -> KeyRecord:
     key_id, tenant, workloads, data_class, limits, created_at, revoked_at, rotated_from = row
     return KeyRecord(
         str(key_id),
@@ -277,61 +269,3 @@ def _record(row: tuple[Any, ...]) -> KeyRecord:
         None if revoked_at is None else float(revoked_at),
         None if rotated_from is None else str(rotated_from)[:12],  # the old hash, shortened: for audit
     )
-
-
-#: A key missing from the snapshot of active keys reloads it at most this often (seconds): a flood of
-#: made-up keys costs one query per interval, and a key created on another replica works within it.
-MISS_REFRESH_S = 1.0
-#: Past this many active keys no snapshot is held (its memory); each unseen key is then looked up, and
-#: its answer cached in a map of at most ``MAX_CACHED`` entries.
-MAX_SNAPSHOT = 500_000
-MAX_CACHED = 100_000
-
-
-class KeyCache:
-    """Keys by the key a client presents, each answer trusted for ``ttl_s`` seconds of ``clock``."""
-
-    def __init__(
-        self, store: KeyStore, *, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._store = store
-        self._ttl = ttl_s
-        self._miss_refresh = min(MISS_REFRESH_S, ttl_s)
-        self._clock = clock
-        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
-        #: Hashes of the active keys when last loaded; None when there are too many to hold.
-        self._known: frozenset[str] | None = frozenset()
-        self._known_at = float("-inf")
-        store.on_change(self.invalidate)
-
-    def invalidate(self) -> None:
-        """Forget every answer (a key was created, revoked, rotated or re-limited in this process)."""
-        self._cache.clear()
-        self._known_at = float("-inf")
-
-    def lookup(self, key: str) -> KeyRecord | None:
-        """The active key record for ``key``; None for an unknown, revoked or rotated-away key."""
-        digest = hash_key(key)
-        now = self._clock()
-        hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
-        if not self._may_exist(digest, now):
-            return None
-        record = self._store.by_hash(digest)
-        found = record if record is not None and record.active else None
-        if len(self._cache) > MAX_CACHED:
-            self._cache.clear()  # only reached without a snapshot: memory stays bounded
-        self._cache[digest] = (now, found)
-        return found
-
-    def _may_exist(self, digest: str, now: float) -> bool:
-        """False when the snapshot of active keys says ``digest`` is none of them."""
-        age = now - self._known_at
-        if age >= self._ttl or (
-            self._known is not None and digest not in self._known and age >= self._miss_refresh
-        ):
-            hashes = self._store.active_hashes(MAX_SNAPSHOT + 1)
-            self._known = frozenset(hashes) if len(hashes) <= MAX_SNAPSHOT else None
-            self._known_at = now
-        return self._known is None or digest in self._known

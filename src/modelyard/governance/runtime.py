@@ -14,7 +14,8 @@ from pathlib import Path
 from modelyard.governance.alerts import AlertSink, LogSink, WebhookSink
 from modelyard.governance.config import GovernanceConfig, StoreConfig
 from modelyard.governance.governor import Governor
-from modelyard.governance.keys import KeyCache, KeyStore
+from modelyard.governance.key_cache import KeyCache
+from modelyard.governance.keys import KeyStore
 from modelyard.governance.ratelimit import RateLimiter
 from modelyard.governance.settler import Settler
 from modelyard.governance.store import BudgetStore, MemoryBudgetStore
@@ -70,6 +71,7 @@ class Governance:
             self._webhook.close()
         self.governor.store.close()
         if self.key_store is not None:
+            self.keys.close()  # its refreshing thread reads through key_store
             self.key_store.close()
 
 
@@ -97,6 +99,7 @@ def open_governance(
     governor = Governor(config, store, sinks=sinks)
     key_store = KeyStore(ledger_url)
     keys = KeyCache(key_store, ttl_s=config.key_cache_ttl_s, clock=key_clock)
+    keys.start_refreshing()  # reads in a thread: a lookup on the event loop never waits for the database
     limiter = None
     if config.rate_limits_in == "limits":
         uri = config.store.url if config.store.kind == "redis" and config.store.url else "memory://"

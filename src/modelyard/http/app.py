@@ -264,6 +264,7 @@ class Api(TranslatedRoutes):
             refused = self._keyed(request)
             if refused is not None:
                 return refused
+        await self.gateway.metrics.read_stores()  # a network budget store is read off the loop
         body = self.gateway.metrics.render()
         return Response(body, content_type="text/plain; version=0.0.4; charset=utf-8")
 

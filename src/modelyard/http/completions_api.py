@@ -4,7 +4,8 @@ Other API families have no plain-prompt completion, so their models are refused 
 use instead). Admission sees the prompt as user messages (:func:`admission_body`), so data-class policy,
 PII redaction, budgets and the ledger treat it like chat; what goes upstream is the client's body with the
 upstream model and the (redacted) prompt (:func:`endpoint`). Streams always ask for usage, so metering is
-exact: the client sees that last usage-only chunk too (``choices: []``), as OpenAI sends it.
+exact: the client sees that last usage-only chunk too (``choices: []``), as OpenAI sends it. The output is
+bounded as chat's is (issue 15): a request without ``max_tokens`` is sent the bound its reservation held.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def endpoint(original: JSON, admitted: JSON) -> Endpoint:
             upstream["stream_options"] = {"include_usage": True}
         return upstream
 
-    return Endpoint("/completions", body, _answer, _event, _cut)
+    # The legacy endpoint has one name for the bound, ``max_tokens``, at OpenAI and on every self-hosted
+    # server: a request that set none is sent the one its reservation assumed (budgeting.send_output_bound).
+    return Endpoint("/completions", body, _answer, _event, _cut, output_limit="max_tokens")
 
 
 def _answer(body: Any) -> tuple[Usage | None, str | None]:
