@@ -46,6 +46,7 @@ from modelyard.governance.governor import Governor
 from modelyard.governance.model import Actual, Subject
 from modelyard.governance.runtime import Governance
 from modelyard.governance.store import BudgetStore, MemoryBudgetStore
+from modelyard.governance.store_mapped import MappedBudgetStore
 from modelyard.governance.store_sqlite import SQLiteBudgetStore
 from modelyard.ledger.migrate import SCHEMA_MIGRATIONS_DDL, Migration
 
@@ -135,9 +136,11 @@ def sqlite_store_at(ref: str, path: str) -> BudgetStore:
 
 
 def open_store(kind: str, path: str) -> BudgetStore:
-    """``memory``, ``sqlite`` (this tree's) or ``sqlite@REF``."""
+    """``memory``, ``sqlite``, ``mapped`` (this tree's) or ``sqlite@REF``."""
     if kind == "memory":
         return MemoryBudgetStore()
+    if kind == "mapped":
+        return MappedBudgetStore(path)
     if kind == "sqlite":
         return SQLiteBudgetStore(path)
     return sqlite_store_at(kind.removeprefix("sqlite@"), path)
@@ -209,7 +212,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.n, int(args.concurrency))
-    kinds = ["memory", "sqlite"] + ([f"sqlite@{args.against}"] if args.against else [])
+    kinds = ["memory", "sqlite", "mapped"] + ([f"sqlite@{args.against}"] if args.against else [])
     if args.instructions:
         print(f"{'store':<16} {'per turn':>8} {'instructions / request':>23}  system calls / request")
         for concurrency in (int(c) for c in args.concurrency.split(",")):
