@@ -35,8 +35,8 @@ def _killed_after_journalling(path: str) -> None:
     def die_midway() -> None:
         mm, writes = store._mm, store._writes
         log = b"".join([L.ENTRY.pack(offset, len(data)) + data for offset, data in writes])
-        mm[L.JOURNAL + 4 : L.JOURNAL + 4 + len(log)] = log
-        L.U32.pack_into(mm, L.JOURNAL, len(log))
+        mm[L.JOURNAL : L.JOURNAL + len(log)] = log
+        L.U32.pack_into(mm, L.JOURNAL_LEN_AT, len(log))
         os._exit(9)
 
     store._flush = die_midway  # type: ignore[method-assign]

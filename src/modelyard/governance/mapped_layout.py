@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
-MAGIC = b"MYGOVMM2"
+MAGIC = b"MYGOVMM3"
 COUNTER_SLOTS = 1 << 16
 HOLD_SLOTS = 1 << 15
 #: Lines a reservation may hold (budgets and rate limits that apply to one request).
@@ -18,9 +18,11 @@ MAX_LINES = 16
 
 HEADER = struct.Struct("<8sII")  # magic, counter slots, hold slots
 GENERATION_AT, GENERATION = 16, struct.Struct("<Q")  # bumped when counter slots are freed
-HIGH_WATER_AT, U32 = 24, struct.Struct("<I")  # hold slots ever used
-COUNTERS_USED_AT = 28
-LAST_PRUNE_AT, LAST_PRUNE = 32, struct.Struct("<d")  # when old windows' counters were last dropped
+JOURNAL_LEN_AT, U32 = 24, struct.Struct("<I")
+GENERATION_JOURNAL = struct.Struct("<QI")  # both read at once, each time the lock is taken
+HIGH_WATER_AT = 28  # hold slots ever used
+COUNTERS_USED_AT = 32
+LAST_PRUNE_AT, LAST_PRUNE = 40, struct.Struct("<d")  # when old windows' counters were last dropped
 
 JOURNAL = 4096
 JOURNAL_END = 65536
@@ -43,6 +45,8 @@ MAX_ID = 64
 LINE = struct.Struct("<IBxxxq")  # counter slot, unit, amount
 LINES_AT = HOLD.size + MAX_ID
 HOLD_SIZE = LINES_AT + MAX_LINES * LINE.size
+#: A whole hold record of ``n`` lines, packed at once.
+HOLD_RECORDS = [struct.Struct(f"<BBBxId{MAX_ID}s" + "IBxxxq" * n) for n in range(MAX_LINES + 1)]
 
 UNITS = ("usd", "tokens", "requests")
 UNIT_CODE = {unit: code for code, unit in enumerate(UNITS)}

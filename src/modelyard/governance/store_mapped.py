@@ -12,11 +12,8 @@ The file (``<path>-counters``, beside the SQLite file ``governance.store.path`` 
   process caches counter → slot; freeing slots (old windows) bumps a generation that empties the caches.
 - a table of holds, one per in-flight reservation: its id, expiry and lines (counter slot, unit, amount).
   The sweep and a lookup by id scan only up to the most ever in flight (the high-water mark).
-- a redo journal. An operation (one reservation, one settlement, one expired hold) collects its writes,
-  copies them into the journal, marks it pending with one aligned 4-byte store, applies them, and clears
-  the mark. A worker killed in between leaves the mark set, and whoever takes the lock next applies the
-  journal again (the writes are absolute values): every operation is all or nothing, even under
-  ``kill -9`` — and the kernel drops a dead process's ``flock``.
+- a redo journal (:mod:`.mapped_file`): each operation (one reservation, one settlement, one expired
+  hold) is all or nothing, even under ``kill -9``; the kernel drops a dead process's ``flock``.
 
 The map is ``MAP_SHARED``: a write is in the kernel's page cache when it is made, so it survives a killed
 worker and a restart (month windows); like SQLite with ``synchronous=OFF``, only an OS crash or power cut
@@ -27,13 +24,7 @@ request path, stay in that SQLite file (opened on the first claim).
 
 from __future__ import annotations
 
-import fcntl
-import mmap
-import os
 import sqlite3
-import tempfile
-import threading
-import weakref
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +32,7 @@ from pathlib import Path
 import orjson
 
 from modelyard.governance import mapped_layout as L
+from modelyard.governance.mapped_file import MappedFile, StoreFull
 from modelyard.governance.model import Actual, CounterState, Reservation
 from modelyard.governance.store import oversized
 from modelyard.governance.store_sqlite import SQLiteBudgetStore
@@ -51,118 +43,25 @@ _PRUNE_EVERY_S = 3600.0
 _FIX = "move the file away to start a larger one, or use governance.store.kind: sqlite"
 
 
-class StoreFull(RuntimeError):
-    """The counter or hold table has no free slot, or one operation writes more than the journal holds."""
+class MappedBudgetStore(MappedFile):
+    """The store contract (``store.py``) over the counter file ``<path>-counters``."""
 
-
-class MappedBudgetStore:
     def __init__(
         self, path: str, *, counter_slots: int = L.COUNTER_SLOTS, hold_slots: int = L.HOLD_SLOTS
     ) -> None:
         self._sqlite_path = path
         self._alerts: SQLiteBudgetStore | None = None
-        if path == ":memory:":  # one process's private file (tests, benchmarks)
-            self._file: str | None = None
-            with tempfile.TemporaryFile() as unnamed:
-                self._fd = os.dup(unnamed.fileno())
-        else:
-            self._file = path + "-counters"
-            self._fd = os.open(self._file, os.O_RDWR | os.O_CREAT, 0o666)
-        self._thread_lock = threading.Lock()
-        self._names: dict[str, int] = {}  # counter → slot, valid while the generation is unchanged
-        self._slot_names: dict[int, str] = {}
-        self._generation = -1
-        self._writes: list[tuple[int, bytes]] = []  # the operation in progress
         self._here: dict[str, int] = {}  # reservation id → hold slot, for holds made by this process
         self._free_here: list[int] = []  # hold slots this process freed: tried first
-        self._pid = os.getpid()
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            self._mm = self._map(counter_slots, hold_slots)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        this = weakref.ref(self)
+        super().__init__(None if path == ":memory:" else path + "-counters", counter_slots, hold_slots)
 
-        def reopen_in_child() -> None:
-            store = this()
-            if store is not None:
-                store._after_fork()
-
-        os.register_at_fork(after_in_child=reopen_in_child)
-
-    def _map(self, counter_slots: int, hold_slots: int) -> mmap.mmap:
-        """Map the file, laid out (and filled from the SQLite store, if any) when it is new."""
-        if os.fstat(self._fd).st_size >= L.HEADER.size:
-            magic, counters, holds = L.HEADER.unpack(os.pread(self._fd, L.HEADER.size, 0))
-            if magic == L.MAGIC:
-                self._layout(counters, holds)
-                return mmap.mmap(self._fd, L.file_size(counters, holds))
-            if magic != bytes(8):
-                raise ValueError(
-                    f"{self._file} is not a modelyard budget counter file (or one of an older layout):"
-                    " move it away, or point governance.store.path at another file"
-                )
-        # New, or its creator died before writing the magic: start again from zeros.
-        os.ftruncate(self._fd, 0)
-        os.ftruncate(self._fd, L.file_size(counter_slots, hold_slots))
-        self._mm = mm = mmap.mmap(self._fd, L.file_size(counter_slots, hold_slots))
-        L.HEADER.pack_into(mm, 0, bytes(8), counter_slots, hold_slots)
-        self._layout(counter_slots, hold_slots)
+    def _fill_new(self) -> None:
         if self._file is not None and Path(self._sqlite_path).exists():
             self._import_sqlite()
-        mm[0:8] = L.MAGIC  # last: a file without it is laid out again
-        return mm
-
-    def _layout(self, counter_slots: int, hold_slots: int) -> None:
-        self._counter_slots, self._hold_slots = counter_slots, hold_slots
-        self._holds_at = L.COUNTERS_AT + L.COUNTER_SIZE * counter_slots
 
     def _after_fork(self) -> None:
-        """A forked child shares the parent's open file, and with it the ``flock``: open its own."""
-        fd = os.open(self._file, os.O_RDWR) if self._file is not None else os.dup(self._fd)
-        self._fd, self._thread_lock, self._here, self._pid = fd, threading.Lock(), {}, os.getpid()
-
-    # The lock, and the redo journal that makes each operation all or nothing.
-
-    def _acquire(self) -> None:
-        self._thread_lock.acquire()
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        mm = self._mm
-        if L.U32.unpack_from(mm, L.JOURNAL)[0]:
-            self._redo()  # the last holder of the lock died while applying an operation
-        generation = L.GENERATION.unpack_from(mm, L.GENERATION_AT)[0]
-        if generation != self._generation:
-            self._names.clear()
-            self._slot_names.clear()
-            self._generation = generation
-
-    def _release(self) -> None:
-        self._writes.clear()  # an operation cut short by an exception wrote nothing
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._thread_lock.release()
-
-    def _flush(self) -> None:
-        """Apply the operation's writes: journalled first, so that a kill midway is finished by the next."""
-        mm, writes = self._mm, self._writes
-        log = b"".join([L.ENTRY.pack(offset, len(data)) + data for offset, data in writes])
-        if L.JOURNAL + 4 + len(log) > L.JOURNAL_END:
-            raise StoreFull("one budget operation writes more than the counter file's journal holds")
-        mm[L.JOURNAL + 4 : L.JOURNAL + 4 + len(log)] = log
-        L.U32.pack_into(mm, L.JOURNAL, len(log))
-        for offset, data in writes:
-            mm[offset : offset + len(data)] = data
-        L.U32.pack_into(mm, L.JOURNAL, 0)
-        writes.clear()
-
-    def _redo(self) -> None:
-        mm = self._mm
-        at = L.JOURNAL + 4
-        end = at + L.U32.unpack_from(mm, L.JOURNAL)[0]
-        while at < end:
-            offset, n = L.ENTRY.unpack_from(mm, at)
-            mm[offset : offset + n] = mm[at + 8 : at + 8 + n]
-            at += 8 + n
-        L.U32.pack_into(mm, L.JOURNAL, 0)
+        super()._after_fork()
+        self._here = {}
 
     # Counters.
 
@@ -245,23 +144,25 @@ class MappedBudgetStore:
         if len(raw) > L.MAX_ID:
             raise ValueError(f"a reservation id is at most {L.MAX_ID} bytes")
         slot = self._take_hold_slot()
-        record = L.HOLD.pack(1, len(lines), len(raw), self._pid, expires_at) + raw.ljust(L.MAX_ID, b"\0")
-        self._writes.append(
-            (self._holds_at + slot * L.HOLD_SIZE, record + b"".join(L.LINE.pack(*x) for x in lines))
+        record = L.HOLD_RECORDS[len(lines)].pack(
+            1, len(lines), len(raw), self._pid, expires_at, raw, *[x for line in lines for x in line]
         )
+        self._writes.append((self._holds_at + slot * L.HOLD_SIZE, record))
         return slot
 
-    def _release_hold(self, slot: int, used: tuple[int, int, int] | None) -> list[int]:
-        """Release a hold's lines, spending ``used`` by unit (None: all it held); the counters touched."""
-        mm, touched = self._mm, []
+    def _release_hold(self, slot: int, used: tuple[int, int, int] | None) -> list[CounterState]:
+        """Release a hold's lines, spending ``used`` by unit (None: all it held); its counters, after."""
+        mm, writes, states = self._mm, self._writes, []
         for counter, unit, amount in self._hold_lines(slot):
             at = L.COUNTERS_AT + counter * L.COUNTER_SIZE
-            spent, reserved = L.SPENT_RESERVED.unpack_from(mm, at + 16)
-            spend = amount if used is None else used[unit]
-            self._writes.append((at + 16, L.SPENT_RESERVED.pack(spent + spend, reserved - amount)))
-            touched.append(counter)
-        self._writes.append((self._holds_at + slot * L.HOLD_SIZE, b"\0"))
-        return touched
+            limit, spent, reserved = L.LIMIT_SPENT_RESERVED.unpack_from(mm, at + 8)
+            spent += amount if used is None else used[unit]
+            reserved -= amount
+            writes.append((at + 16, L.SPENT_RESERVED.pack(spent, reserved)))
+            name = self._slot_names.get(counter) or self._counter_state(counter).counter
+            states.append(CounterState(name, limit, spent, reserved))
+        writes.append((self._holds_at + slot * L.HOLD_SIZE, b"\0"))
+        return states
 
     # The contract (store.py).
 
@@ -286,26 +187,27 @@ class MappedBudgetStore:
                 f"a request drew on {len(lines)} budgets and rate limits, more than the {L.MAX_LINES} a"
                 " hold of the budget counter file has room for: use governance.store.kind: sqlite"
             )
-        found = [self._find(line.counter) for line in lines]
-        mm = self._mm
-        for i, (line, (slot, exists)) in enumerate(zip(lines, found, strict=True)):
-            if line.hard and exists:
-                spent, reserved = L.SPENT_RESERVED.unpack_from(mm, L.COUNTERS_AT + slot * L.COUNTER_SIZE + 16)
-                if spent + reserved + line.amount > line.limit:
-                    return i
-        held, writes = [], self._writes
+        mm, names, writes = self._mm, self._names, self._writes
+        held: list[tuple[int, int, int]] = []
         created: dict[int, str] = {}
-        for line, (slot, exists) in zip(lines, found, strict=True):
+        for i, line in enumerate(lines):
+            slot = names.get(line.counter)
+            if slot is None:
+                slot, exists = self._find(line.counter, set(created))  # not a slot an earlier line took
+            else:
+                exists = True
             if exists:
                 at = L.COUNTERS_AT + slot * L.COUNTER_SIZE
+                _, spent, reserved = L.LIMIT_SPENT_RESERVED.unpack_from(mm, at + 8)
+                if line.hard and spent + reserved + line.amount > line.limit:
+                    writes.clear()
+                    return i
                 if mm[at + 2] != line.hard:
                     writes.append((at + 2, b"\1" if line.hard else b"\0"))
-                _, spent, reserved = L.LIMIT_SPENT_RESERVED.unpack_from(mm, at + 8)
                 writes.append(
                     (at + 8, L.LIMIT_SPENT_RESERVED.pack(line.limit, spent, reserved + line.amount))
                 )
-            else:
-                slot, _ = self._find(line.counter, set(created))  # not a slot an earlier line took
+            else:  # a hard line of a new counter fits: oversized() let it through
                 key = L.counter_key(line.counter)
                 unit = L.UNIT_CODE[line.unit]
                 head = L.COUNTER.pack(
@@ -335,10 +237,10 @@ class MappedBudgetStore:
                 if slot is None:  # settled already, or swept: nothing is held any more
                     out.append([])
                     continue
-                touched = self._release_hold(slot, (actual.cost_pico, actual.tokens, actual.requests))
+                states = self._release_hold(slot, (actual.cost_pico, actual.tokens, actual.requests))
                 self._flush()
                 self._free_here.append(slot)
-                out.append([self._counter_state(counter) for counter in touched])
+                out.append(states)
         finally:
             self._release()
         return out
@@ -406,11 +308,9 @@ class MappedBudgetStore:
         return self._alerts.claim_alert(counter, threshold, now)
 
     def close(self) -> None:
-        with self._thread_lock:
-            if self._alerts is not None:
-                self._alerts.close()
-            self._mm.close()
-            os.close(self._fd)
+        if self._alerts is not None:
+            self._alerts.close()
+        super().close()
 
     def _import_sqlite(self) -> None:
         """Fill a new file from the SQLite store at ``path``: its counters, and its holds in flight."""
@@ -438,3 +338,6 @@ class MappedBudgetStore:
         finally:
             self._writes.clear()
             db.close()
+
+
+__all__ = ["MappedBudgetStore", "StoreFull"]
