@@ -172,7 +172,7 @@ class StoreConfig(Strict):
     #: the SQLite store at ``path`` if there is one; alert claims stay in that file). ``sqlite``: counters
     #: in the SQLite file at ``path`` (a transaction per reservation and per settlement). Both are exact
     #: across the processes of one machine; ``postgres`` and ``redis`` across machines.
-    kind: Literal["memory", "sqlite", "mapped", "postgres", "redis"] = "sqlite"
+    kind: Literal["memory", "sqlite", "mapped", "postgres", "redis"] = "mapped"
     path: str = ".modelyard/governance.db"
     url: str | None = None
 
