@@ -1,11 +1,11 @@
-"""What a budget check costs a request on the embedded path (SQLite budget store, ``--workers`` on one
-machine), measured the way the gateway pays it: the reservation at admission and the settlement the
+"""What a budget check costs a request on the embedded path (``--workers`` on one machine: the mapped
+counter file, the default, and the SQLite store, side by side in one run), measured the way the gateway pays it: the reservation at admission and the settlement the
 recorder queues (``governance/settler.py``), applied in one batch per turn of the event loop.
 
 ``--concurrency K``: K requests are admitted and finish in each turn of the loop, as under load (at 1, a
 request alone: every reservation and every settlement is its own transaction). Prints µs per request —
-wall clock and the process's CPU time — best of 5 rounds, median in brackets, for the SQLite file store
-and, for scale, the in-memory store. The cost of the tasks themselves (the same tasks doing nothing) is
+wall clock and the process's CPU time — best of 5 rounds, median in brackets, for the mapped file store,
+the SQLite file store and, for scale, the in-memory store. The cost of the tasks themselves (the same tasks doing nothing) is
 measured alongside and taken off: the figure is what the budget check adds to a request. Each request draws on three budgets (tenant USD per day, key tokens
 per month, workload requests per minute), as in ``governance_bench.py``. The load average is printed: on
 this shared 2-core machine figures taken under load are inflated.
