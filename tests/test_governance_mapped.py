@@ -121,3 +121,21 @@ def test_old_windows_are_pruned_and_every_process_forgets_their_slots(tmp_path: 
     assert first.state("usd|acme|1").reserved == 10  # type: ignore[union-attr]
     first.close()
     second.close()
+
+
+def _reserve_many_times(store: MappedBudgetStore, prefix: str, times: int) -> None:
+    for i in range(times):
+        assert store.reserve(_reservation(f"{prefix}{i}", amount=1, limit=10**9)) is None
+
+
+def test_a_forked_worker_takes_the_lock_with_a_file_of_its_own(tmp_path: Path) -> None:
+    """A worker forked after the store was opened must not share its parent's open file: ``flock`` belongs
+    to the open file, so parent and child would both hold it at once and lose each other's updates."""
+    store = MappedBudgetStore(str(tmp_path / "governance.db"))
+    child = multiprocessing.get_context("fork").Process(target=_reserve_many_times, args=(store, "c", 3000))
+    child.start()
+    _reserve_many_times(store, "p", 3000)
+    child.join(60)
+    assert child.exitcode == 0
+    assert store.state("usd|acme|1").reserved == 6000  # type: ignore[union-attr]
+    store.close()
