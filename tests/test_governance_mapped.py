@@ -98,6 +98,11 @@ def test_a_full_hold_table_names_the_fix_and_leaves_counters_untouched(tmp_path:
     with pytest.raises(StoreFull, match=r"governance\.store\.kind: sqlite"):
         store.reserve(_reservation("r3"))
     assert store.state("usd|acme|1").reserved == 20  # type: ignore[union-attr]
+    store.settle("r2", Actual(requests=0))
+    with pytest.raises(StoreFull):  # a batch fails whole: r4 is not left held when r5 finds no slot
+        store.reserve_many([_reservation("r4"), _reservation("r5")])
+    assert store.state("usd|acme|1").reserved == 10  # type: ignore[union-attr]
+    assert store.settle("r4", Actual()) == []
     store.settle("r1", Actual())
     assert store.reserve(_reservation("r3")) is None  # the freed slot is used again
     store.close()

@@ -170,12 +170,25 @@ class MappedBudgetStore(MappedFile):
         return self.reserve_many([reservation])[0]
 
     def reserve_many(self, reservations: Sequence[Reservation]) -> list[int | None]:
+        """Each in turn, one journalled operation each; if one fails, those held before it are released
+        too, so that the batch fails as a whole, as in the SQLite store's single transaction."""
         out: list[int | None] = [oversized(r.lines) for r in reservations]
+        held: list[str] = []
         self._acquire()
         try:
             for i, reservation in enumerate(reservations):
                 if out[i] is None and reservation.lines:
                     out[i] = self._reserve_one(reservation)
+                    if out[i] is None:
+                        held.append(reservation.id)
+        except BaseException:
+            self._writes.clear()
+            for reservation_id in held:
+                slot = self._hold_slot_of(reservation_id)
+                if slot is not None:
+                    self._release_hold(slot, (0, 0, 0))
+                    self._flush()
+            raise
         finally:
             self._release()
         return out
