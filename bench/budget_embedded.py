@@ -1,11 +1,11 @@
-"""What a budget check costs a request on the embedded path (SQLite budget store, ``--workers`` on one
-machine), measured the way the gateway pays it: the reservation at admission and the settlement the
+"""What a budget check costs a request on the embedded path (``--workers`` on one machine: the mapped
+counter file, the default, and the SQLite store, side by side in one run), measured the way the gateway pays it: the reservation at admission and the settlement the
 recorder queues (``governance/settler.py``), applied in one batch per turn of the event loop.
 
 ``--concurrency K``: K requests are admitted and finish in each turn of the loop, as under load (at 1, a
 request alone: every reservation and every settlement is its own transaction). Prints µs per request —
-wall clock and the process's CPU time — best of 5 rounds, median in brackets, for the SQLite file store
-and, for scale, the in-memory store. The cost of the tasks themselves (the same tasks doing nothing) is
+wall clock and the process's CPU time — best of 5 rounds, median in brackets, for the mapped file store,
+the SQLite file store and, for scale, the in-memory store. The cost of the tasks themselves (the same tasks doing nothing) is
 measured alongside and taken off: the figure is what the budget check adds to a request. Each request draws on three budgets (tenant USD per day, key tokens
 per month, workload requests per minute), as in ``governance_bench.py``. The load average is printed: on
 this shared 2-core machine figures taken under load are inflated.
@@ -46,6 +46,7 @@ from modelyard.governance.governor import Governor
 from modelyard.governance.model import Actual, Subject
 from modelyard.governance.runtime import Governance
 from modelyard.governance.store import BudgetStore, MemoryBudgetStore
+from modelyard.governance.store_mapped import MappedBudgetStore
 from modelyard.governance.store_sqlite import SQLiteBudgetStore
 from modelyard.ledger.migrate import SCHEMA_MIGRATIONS_DDL, Migration
 
@@ -135,9 +136,11 @@ def sqlite_store_at(ref: str, path: str) -> BudgetStore:
 
 
 def open_store(kind: str, path: str) -> BudgetStore:
-    """``memory``, ``sqlite`` (this tree's) or ``sqlite@REF``."""
+    """``memory``, ``sqlite``, ``mapped`` (this tree's) or ``sqlite@REF``."""
     if kind == "memory":
         return MemoryBudgetStore()
+    if kind == "mapped":
+        return MappedBudgetStore(path)
     if kind == "sqlite":
         return SQLiteBudgetStore(path)
     return sqlite_store_at(kind.removeprefix("sqlite@"), path)
@@ -209,7 +212,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.n, int(args.concurrency))
-    kinds = ["memory", "sqlite"] + ([f"sqlite@{args.against}"] if args.against else [])
+    kinds = ["memory", "sqlite", "mapped"] + ([f"sqlite@{args.against}"] if args.against else [])
     if args.instructions:
         print(f"{'store':<16} {'per turn':>8} {'instructions / request':>23}  system calls / request")
         for concurrency in (int(c) for c in args.concurrency.split(",")):

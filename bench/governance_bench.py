@@ -7,7 +7,7 @@ them after the response (``--batch``, 32 by default). Each request draws on thre
 per day, key tokens per month, workload requests per minute), as a realistic config would. The machine's
 load average is printed first: on a shared 2-core machine, figures taken under load are inflated.
 
-    .venv/bin/python bench/governance_bench.py              # memory, SQLite file, Redis, PostgreSQL
+    .venv/bin/python bench/governance_bench.py              # memory, mapped file, SQLite file, Redis, PostgreSQL
     .venv/bin/python bench/governance_bench.py --n 2000 --stores sqlite,redis
 """
 
@@ -115,6 +115,10 @@ def open_store(kind: str, tmp: Path) -> tuple[BudgetStore, Counting | None]:
         from modelyard.governance.store_sqlite import SQLiteBudgetStore
 
         return SQLiteBudgetStore(str(tmp / "governance.db")), None
+    if kind == "mapped":
+        from modelyard.governance.store_mapped import MappedBudgetStore
+
+        return MappedBudgetStore(str(tmp / "mapped.db")), None
     if kind == "redis":
         from modelyard.governance.store_redis import RedisBudgetStore
 
@@ -158,7 +162,7 @@ def cleanup(kind: str, store: BudgetStore) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="reserve+settle pairs per store")
-    parser.add_argument("--stores", default="memory,sqlite,redis,postgres")
+    parser.add_argument("--stores", default="memory,mapped,sqlite,redis,postgres")
     parser.add_argument("--batch", type=int, default=32, help="settles per batch on the recorder's path")
     args = parser.parse_args()
     print(f"{args.n} reserve+settle pairs, 3 budgets each; best of 5 rounds (median in brackets)")

@@ -34,6 +34,10 @@ class StoreSpec:
             from modelyard.governance.store_sqlite import SQLiteBudgetStore
 
             return SQLiteBudgetStore(self.where)
+        if self.kind == "mapped":
+            from modelyard.governance.store_mapped import MappedBudgetStore
+
+            return MappedBudgetStore(self.where)
         if self.kind == "postgres":
             return PostgresBudgetStore(self.where)
         return RedisBudgetStore(self.where, prefix=self.prefix)
@@ -55,10 +59,12 @@ def redis_prefix() -> Iterator[str]:
     client.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "redis"])
+@pytest.fixture(
+    params=["memory", "sqlite", "mapped", pytest.param("postgres", marks=pytest.mark.postgres), "redis"]
+)
 def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
     kind = str(request.param)
-    if kind == "sqlite":
+    if kind in ("sqlite", "mapped"):
         return StoreSpec(kind, str(tmp_path / "governance.db"))
     if kind == "postgres":
         return StoreSpec(kind, str(request.getfixturevalue("pg_url")))

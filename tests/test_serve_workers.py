@@ -208,20 +208,23 @@ def test_workers_refuse_budget_state_that_only_one_process_would_see(
     assert says in result.output
 
 
-async def test_a_worker_killed_mid_request_leaves_no_reservation_past_its_ttl(tmp_path: Path) -> None:
-    """The SQLite budget store shared by 2 workers: requests in flight on workers killed with kill -9
+@pytest.mark.parametrize("kind", ["sqlite", "mapped"])
+async def test_a_worker_killed_mid_request_leaves_no_reservation_past_its_ttl(
+    tmp_path: Path, kind: str
+) -> None:
+    """An embedded budget store shared by 2 workers: requests in flight on workers killed with kill -9
     keep their holds only until reservation_ttl_s; then the restarted workers' sweeps release them."""
     from modelyard.config.governance import GovernanceConfig
     from modelyard.governance.governor import Governor
     from modelyard.governance.model import Subject
-    from modelyard.governance.store_sqlite import SQLiteBudgetStore
+    from modelyard.governance.runtime import open_budget_store
 
     state = FakeState()
     async with serve_app(fake_openai.create_app(state)) as upstream:
         config = write_config(tmp_path, upstream, flush_ms=50)
         raw = yaml.safe_load(config.read_text())
         governance = {
-            "store": {"kind": "sqlite", "path": str(tmp_path / "budgets.db")},
+            "store": {"kind": kind, "path": str(tmp_path / "budgets.db")},
             "reservation_ttl_s": 2,
             "budgets": [
                 {
@@ -238,8 +241,9 @@ async def test_a_worker_killed_mid_request_leaves_no_reservation_past_its_ttl(tm
         port, log = free_port(), tmp_path / "serve.log"
         url = f"http://127.0.0.1:{port}"
         process = supervisor(config, port, log)
-        store = SQLiteBudgetStore(str(tmp_path / "budgets.db"))
-        governor = Governor(GovernanceConfig.model_validate(governance), store)
+        config_read = GovernanceConfig.model_validate(governance)
+        store = open_budget_store(config_read.store)
+        governor = Governor(config_read, store)
 
         def reserved() -> int:
             (status,) = governor.status(Subject(workload="w"))

@@ -113,7 +113,7 @@ def _open_governance(config: Config) -> Governance:
     try:
         return open_governance(config.governance, config.ledger.url)
     except Exception as exc:
-        where = store.path if store.kind in ("sqlite", "memory") else (store.url or "").split("@")[-1]
+        where = (store.url or "").split("@")[-1] if store.kind in ("postgres", "redis") else store.path
         raise ConfigError(
             f"governance.store: cannot open the {store.kind} budget store at {where}"
             f" (or the key table in ledger.url): {type(exc).__name__}: {exc}"

@@ -168,7 +168,11 @@ class WorkloadCaps(Strict):
 
 
 class StoreConfig(Strict):
-    kind: Literal["memory", "sqlite", "postgres", "redis"] = "sqlite"
+    #: ``mapped``: counters in a file every ``--workers`` process maps (``<path>-counters``, started from
+    #: the SQLite store at ``path`` if there is one; alert claims stay in that file). ``sqlite``: counters
+    #: in the SQLite file at ``path`` (a transaction per reservation and per settlement). Both are exact
+    #: across the processes of one machine; ``postgres`` and ``redis`` across machines.
+    kind: Literal["memory", "sqlite", "mapped", "postgres", "redis"] = "mapped"
     path: str = ".modelyard/governance.db"
     url: str | None = None
 

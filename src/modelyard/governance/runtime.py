@@ -27,12 +27,14 @@ def open_budget_store(config: StoreConfig) -> BudgetStore:
     """The store ``governance.store`` names (its tables made by the ledger's migrator if needed)."""
     if config.kind == "memory":
         return MemoryBudgetStore()
-    if config.kind == "sqlite":
+    if config.kind in ("sqlite", "mapped"):
+        from modelyard.governance.store_mapped import MappedBudgetStore
         from modelyard.governance.store_sqlite import SQLiteBudgetStore
 
         if config.path != ":memory:":
             Path(config.path).parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteBudgetStore(config.path)
+        embedded = MappedBudgetStore if config.kind == "mapped" else SQLiteBudgetStore
+        return embedded(config.path)
     assert config.url is not None  # StoreConfig refuses postgres and redis without one
     if config.kind == "postgres":
         from modelyard.governance.store_postgres import PostgresBudgetStore

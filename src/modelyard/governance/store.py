@@ -10,7 +10,8 @@ on their own, whatever the backend:
 - ``sweep``: drop reservations past their expiry (a worker that died mid-request never settles),
   releasing them, or counting them as spent with ``charge``.
 
-Backends: :mod:`.store_sqlite` (embedded, every ``--workers`` process on one machine),
+Backends: :mod:`.store_mapped` (embedded, the default: a file every ``--workers`` process of one
+machine maps), :mod:`.store_sqlite` (embedded, the same reach, a transaction per operation),
 :mod:`.store_postgres` (one conditional statement) and :mod:`.store_redis` (one Lua script).
 """
 
