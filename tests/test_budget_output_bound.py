@@ -148,6 +148,15 @@ async def test_a_workload_cap_is_sent_even_with_no_budget_and_a_requests_budget_
     assert "max_completion_tokens" not in counted and "max_tokens" not in counted
 
 
+def assert_unbounded_and_settled(status: int, sent: Any, row: dict[str, Any], counter: Any) -> None:
+    """An opted-out request: no bound sent, the verbose model wrote past the reservation, and the
+    counter still settled to exactly the metered cost."""
+    assert status == 200 and "max_completion_tokens" not in sent and "max_tokens" not in sent
+    assert row["output_tokens"] == UNBOUNDED_OUTPUT_TOKENS
+    assert row["cost_pico_usd"] > reservation_pico(BOUND), "unbounded: the answer cost more than was held"
+    assert counter.spent == row["cost_pico_usd"] and counter.reserved == 0, "settled exactly all the same"
+
+
 async def test_a_workload_that_opts_out_is_sent_nothing_and_may_spend_past_its_reservation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,11 +169,7 @@ async def test_a_workload_that_opts_out_is_sent_nothing_and_may_spend_past_its_r
             status, _ = await chat(session, gateway.url, "m", messages=MESSAGES)
         (row,) = await gateway.wait_rows(1)
         counter = budget_status(gateway, Subject(None, None, "chat"))["usd"]
-    sent = states["up"].received[0].body
-    assert status == 200 and "max_completion_tokens" not in sent and "max_tokens" not in sent
-    assert row["output_tokens"] == UNBOUNDED_OUTPUT_TOKENS
-    assert row["cost_pico_usd"] > reservation_pico(BOUND), "unbounded: the answer cost more than was held"
-    assert counter.spent == row["cost_pico_usd"] and counter.reserved == 0, "settled exactly all the same"
+    assert_unbounded_and_settled(status, states["up"].received[0].body, row, counter)
 
 
 @pytest.mark.parametrize("stream", [False, True])
