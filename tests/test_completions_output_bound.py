@@ -97,3 +97,34 @@ async def test_a_completions_workload_that_opts_out_is_sent_nothing(
         (row,) = await gateway.wait_rows(1)
         counter = budget_status(gateway, Subject(None, None, "chat"))["usd"]
     assert_unbounded_and_settled(status, states["up"].received[0].body, row, counter)
+
+
+async def test_a_list_of_prompts_holds_one_bound_per_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each prompt of a list gets its own answer, each up to the bound: the budget must hold them all.
+    # A token budget with room for one prompt's answer and not for three refuses the list of three
+    # (it was held as one answer, and the three could write 3x what was reserved).
+    prompts = [PROMPT, PROMPT + "?", PROMPT + "!"]
+    one = input_tokens([PROMPT]) + BOUND
+    budget = {**TOKENS_BUDGET, "limit": str(input_tokens(prompts) + 2 * BOUND)}
+    config = {"models": models(m="up"), **sections(tmp_path, budgets=[budget])}
+    gateway_fleet = fleet(tmp_path, monkeypatch, {"up": VERBOSE}, **config)
+    async with gateway_fleet as (gateway, states), aiohttp.ClientSession() as session:
+        many, raw_many = await complete(session, gateway.url, prompt=prompts)
+        single, raw_single = await complete(session, gateway.url)
+    assert one < input_tokens(prompts) + 2 * BOUND, "the budget has room for one prompt's answer"
+    assert many == 429 and orjson.loads(raw_many)["error"]["code"] == "budget_exceeded", raw_many
+    assert single == 200, raw_single
+    (received,) = states["up"].received
+    assert received.body["max_tokens"] == BOUND, "the bound sent is one answer's, not the list's"
+
+
+async def test_best_of_is_refused_as_n_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # best_of > 1 has the server write and bill that many answers per prompt and return one.
+    config = {"models": models(m="up"), **sections(tmp_path)}
+    gateway_fleet = fleet(tmp_path, monkeypatch, {"up": VERBOSE}, **config)
+    async with gateway_fleet as (gateway, states), aiohttp.ClientSession() as session:
+        status, raw = await complete(session, gateway.url, best_of=3)
+    assert status == 400 and orjson.loads(raw)["error"]["param"].startswith("best_of"), raw
+    assert states["up"].received == []

@@ -101,6 +101,13 @@ def search_units_bound(body: JSON, kind: ModelKind) -> int:
     return cohere.search_units(query, documents, cohere.context_tokens(""))
 
 
+def answers_asked(body: JSON) -> int:
+    """How many answers the output bound holds for: ``n``. Chat accepts only n=1; a legacy completion's
+    admission body (:func:`modelyard.http.completions_api.admission_body`) sets one per prompt."""
+    n = body.get("n")
+    return n if type(n) is int and n > 1 else 1
+
+
 def worst_estimate(
     config: GovernanceConfig,
     targets: Sequence[Target],
@@ -110,6 +117,7 @@ def worst_estimate(
     max_tokens: int | None,
     usd_applies: bool,
     search_units: int = 0,
+    answers: int = 1,
 ) -> Estimate:
     """The estimate at the dearest target a plan may try (a fallback may cost more than the first
     choice); an unpriced one follows ``governance.unpriced``."""
@@ -124,6 +132,7 @@ def worst_estimate(
             max_tokens=max_tokens,
             usd_budgets_apply=usd_applies,
             search_units=search_units,
+            answers=answers,
         )
         if worst is None or (candidate.cost_pico or 0) > (worst.cost_pico or 0):
             worst = candidate
@@ -167,6 +176,7 @@ def _estimate(
         max_tokens=requested_max_tokens(body) if kind == "chat" else 0,
         usd_applies=usd,
         search_units=search_units_bound(body, kind),
+        answers=answers_asked(body) if kind == "chat" else 1,
     )
     if governance.rate_limiter is not None:
         governance.rate_limiter.admit(subject, held.tokens)

@@ -45,8 +45,9 @@ class Estimate:
 
     cost_pico: int | None
     input_tokens: int
-    output_tokens: int
+    output_tokens: int  # all answers' output: ``answers`` times the bound of one
     output_bound: OutputBound = "asked"
+    answers: int = 1  # a legacy completion of a list of prompts writes one answer per prompt
 
     @property
     def tokens(self) -> int:
@@ -85,7 +86,7 @@ def bound_to_send(estimate: Estimate, lines: Sequence[Line]) -> int | None:
     if estimate.output_bound == "capped" or (
         estimate.output_bound == "default" and any(line.unit != "requests" for line in lines)
     ):
-        return estimate.output_tokens
+        return estimate.output_tokens // estimate.answers  # the bound of one answer, as the API reads it
     return None
 
 
@@ -122,12 +123,14 @@ def estimate(
     max_tokens: int | None,
     usd_budgets_apply: bool,
     search_units: int = 0,
+    answers: int = 1,
 ) -> Estimate:
     """The reservation for one request (prompt already counted with :func:`input_tokens`; a rerank
-    request's ``search_units`` bounded by the caller, priced where the model bills searches)."""
+    request's ``search_units`` bounded by the caller, priced where the model bills searches; ``answers``
+    the number of answers the output bound applies to each of)."""
     check_caps(config, workload, prompt_tokens, max_tokens)
     caps = config.workloads.get(workload or "")
-    out = output_tokens(
+    out = answers * output_tokens(
         max_tokens, caps.max_output_tokens if caps else None, config.default_max_output_tokens
     )
     if price is not None:
@@ -142,7 +145,7 @@ def estimate(
             f"model {model!r} has no price in the catalog, so its cost cannot be reserved against a USD budget:"
             " add it to a price file (catalog.price_files), or set governance.unpriced to 'fixed' or 'skip_usd'"
         )
-    return Estimate(cost, prompt_tokens, out, output_bound(caps, max_tokens))
+    return Estimate(cost, prompt_tokens, out, output_bound(caps, max_tokens), answers)
 
 
 def unpriced_actual_cost(estimate: Estimate) -> int:

@@ -4,15 +4,16 @@
 - The snapshot is trusted for ``ttl_s`` seconds (``governance.key_cache_ttl_s``, 5 by default, at most
   60) from the moment its read began, so a revocation or rotation made by any process, on any replica
   sharing the database, stops the old key everywhere within that bound.
-- A key the snapshot does not hold is refused from it, so a flood of made-up ``myd-...`` keys costs no
-  database lookup each: it asks for a reload at most once per ``MISS_REFRESH_S`` (a key created on another
-  replica works within that).
+- A key the snapshot does not hold reloads it at once, at most once per ``MISS_REFRESH_S`` (a flood of
+  made-up ``myd-...`` keys costs one query per interval; within it they are refused from the snapshot),
+  so a key created on another replica works on its first use after that interval.
 - A write through this process's :class:`~modelyard.governance.keys.KeyStore` (the admin API) reloads at
   once: a key created, revoked or rotated here is answered accordingly by the next request.
 
-In a gateway (:meth:`KeyCache.start_refreshing`) every read runs in a thread of the cache's own, one at a
-time: every ``ttl_s / 2``, and sooner when a missing key asks. A lookup only reads the snapshot in memory,
-so a store across the network (PostgreSQL) never stalls the event loop; should the reads fail or lag until
+In a gateway (:meth:`KeyCache.start_refreshing`) the periodic reads run in a thread of the cache's own,
+one at a time, every ``ttl_s / 2``. A lookup of a known key only reads the snapshot in memory, so a store
+across the network (PostgreSQL) does not stall the event loop (only the missing-key read above runs in
+the caller's thread); should the reads fail or lag until
 the snapshot is ``ttl_s`` old, runtime keys are refused with 503 ``key_store_unavailable`` rather than
 answered from it (the revocation bound holds). Without the thread (the CLI, tests) a lookup that finds
 the snapshot too old reloads it inline.
@@ -77,13 +78,24 @@ class KeyCache:
         if self._refresher is None:
             self.reload()
             return self._records.get(digest)
-        self._wake.set()
         if age >= self._ttl:
+            self._wake.set()
             raise KeyStoreUnavailable(
                 f"the runtime keys could not be read from the ledger database for {age:.1f} s"
                 f" (key_cache_ttl_s is {self._ttl:g}); retry shortly, or check the database",
             )
-        return record
+        # A key the snapshot lacks, and no reload for MISS_REFRESH_S: read now, in this thread, so that a
+        # key created on another replica is accepted on its first use (answering 401 while the thread
+        # reloads made clients that create a key and use it at once fail). At most one such read per
+        # interval whatever the flood of made-up keys; the periodic reloads stay off the event loop.
+        try:
+            self.reload()
+        except Exception as exc:
+            raise KeyStoreUnavailable(
+                f"the runtime keys could not be read from the ledger database ({type(exc).__name__});"
+                " retry shortly, or check the database"
+            ) from exc
+        return self._records.get(digest)
 
     def reload(self) -> None:
         """Read every active key from the store and install the snapshot (runs in the caller's thread)."""

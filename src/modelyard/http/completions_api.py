@@ -33,6 +33,9 @@ class CompletionRequest(TypedDict):
     temperature: NotRequired[Annotated[float, Field(ge=0, le=2)] | None]
     top_p: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
     n: NotRequired[Annotated[int, Field(ge=1, le=1)] | None]
+    # best_of > 1 has the server write (and bill) that many answers and return one: refused like n > 1,
+    # since the reservation holds one answer per prompt.
+    best_of: NotRequired[Annotated[int, Field(ge=1, le=1)] | None]
     stream: NotRequired[bool | None]
     stop: NotRequired[str | list[str] | None]
     suffix: NotRequired[str | None]
@@ -49,6 +52,8 @@ def admission_body(body: JSON) -> JSON:
     """What admission sees: the prompt(s) as user messages, and what budgets and routing read."""
     prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
     chat: JSON = {"messages": [{"role": "user", "content": prompt} for prompt in prompts]}
+    if len(prompts) > 1:  # one answer per prompt, each up to the output bound: budgets hold them all
+        chat["n"] = len(prompts)
     for name in ("model", "max_tokens", "metadata", "user"):
         if body.get(name) is not None:
             chat[name] = body[name]
