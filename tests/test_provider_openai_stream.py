@@ -182,13 +182,18 @@ async def test_a_stream_read_to_its_end_gives_its_connection_back_without_a_clos
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
-            writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            await writer.drain()
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+                writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the adapter closed its pool
+        finally:
+            writer.close()  # else the accepted socket is left to the garbage collector (ResourceWarning)
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -207,3 +212,5 @@ async def test_a_stream_read_to_its_end_gives_its_connection_back_without_a_clos
     finally:
         await adapter.close()
         server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0)  # the handler sees the close and closes its writer
