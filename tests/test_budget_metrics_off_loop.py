@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 import pytest
 
+from modelyard.gateway.auth import hash_key
 from modelyard.governance.store_redis import RedisBudgetStore
 from tests.fakes import flaky
 from tests.fakes.common import free_port
@@ -122,3 +123,27 @@ async def test_the_otlp_push_reading_a_slow_budget_store_does_not_stall_requests
                 await asyncio.sleep(0.05)
     pushed = {name for export in receiver.exports for name in export.metrics}
     assert "modelyard.budget.limit" in pushed, "the budget gauges are pushed all the same"
+
+
+async def test_a_tenants_usage_reading_a_slow_budget_store_does_not_stall_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_prefix: str
+) -> None:
+    # GET /v1/usage shows the tenant's budgets: read from a network store in the governance's threads.
+    budget = f"usd-{uuid.uuid4().hex[:8]}"
+    key = "myd-usage-" + uuid.uuid4().hex
+    auth = {"keys": {"a": {"sha256": hash_key(key), "tenant": "acme"}}}
+    config = config_with(budget, auth=auth)
+    config["governance"]["budgets"][0]["scope"] = "tenant"  # /v1/usage shows the tenant's own budgets
+    gateway_fleet = fleet(tmp_path, monkeypatch, {"up": flaky.FaultPlan()}, **config)
+    async with gateway_fleet as (gateway, _), aiohttp.ClientSession() as session:
+        slow = SlowReads()
+        slow.install(monkeypatch)
+        headers = {"Authorization": f"Bearer {key}"}
+        usage = asyncio.ensure_future(session.get(f"{gateway.url}/v1/usage", headers=headers))
+        await slow.wait_started()
+        async with session.get(f"{gateway.url}/healthz") as health:
+            assert health.status == 200
+        assert not slow.ended.is_set(), "answered while the usage's store read was still running"
+        async with await usage as answer:
+            body = orjson.loads(await answer.read())
+    assert answer.status == 200 and budget in {b["budget"] for b in body["budgets"]}, body

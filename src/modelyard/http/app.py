@@ -7,7 +7,9 @@ complete request. Handlers catch errors themselves: a bug answers as an OpenAI-s
 from __future__ import annotations
 
 import logging
+from asyncio import get_running_loop
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -248,9 +250,13 @@ class Api(TranslatedRoutes):
         payload: dict[str, Any] = {"tenant": caller.tenant, "groups": groups}
         governance = gateway.governance
         if governance is not None:
+            read = partial(
+                governance.governor.status, Subject(caller.tenant, caller.key_id, None), caller.budgets
+            )
+            offload = governance.settler.offload  # a network store (PostgreSQL, Redis): off the loop
             try:
-                statuses = governance.governor.status(
-                    Subject(caller.tenant, caller.key_id, None), caller.budgets
+                statuses = (
+                    read() if offload is None else await get_running_loop().run_in_executor(offload, read)
                 )
             except Exception as exc:  # the budget store is away: the spend above still answers
                 log.warning("usage: the budget store cannot be read (%s: %s)", type(exc).__name__, exc)
