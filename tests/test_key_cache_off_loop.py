@@ -46,6 +46,19 @@ class SlowReads:
         monkeypatch.setattr(KeyStore, "_run", run)
 
 
+def keyed_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A gateway that requires keys, with runtime keys in ``tmp_path/ledger.db`` (a 5 s key cache)."""
+    section = {"store": {"kind": "sqlite", "path": str(tmp_path / "gov.db")}, "key_cache_ttl_s": 5}
+    config = {
+        "models": models(m="up"),
+        "workloads": {"chat": {}},
+        "server": {"default_workload": "chat"},
+        "auth": {"required": True},
+        "governance": section,
+    }
+    return fleet(tmp_path, monkeypatch, {"up": flaky.FaultPlan()}, **config)
+
+
 async def post(session: aiohttp.ClientSession, url: str, key: str) -> int:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     headers = {"Authorization": f"Bearer {key}"}
@@ -60,15 +73,7 @@ async def test_a_slow_key_store_read_does_not_stall_other_requests(
     keys = KeyStore(f"sqlite:///{tmp_path / 'ledger.db'}")
     _, key = keys.create("team-a", "acme")
     keys.close()
-    section = {"store": {"kind": "sqlite", "path": str(tmp_path / "gov.db")}, "key_cache_ttl_s": 5}
-    config = {
-        "models": models(m="up"),
-        "workloads": {"chat": {}},
-        "server": {"default_workload": "chat"},
-        "auth": {"required": True},
-        "governance": section,
-    }
-    gateway_fleet = fleet(tmp_path, monkeypatch, {"up": flaky.FaultPlan()}, **config)
+    gateway_fleet = keyed_fleet(tmp_path, monkeypatch)
     async with gateway_fleet as (gateway, _), aiohttp.ClientSession() as session:
         assert await post(session, gateway.url, key) == 200
         slow = SlowReads()
@@ -157,15 +162,7 @@ async def test_a_key_created_on_another_replica_works_on_its_first_use(
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     keys = KeyStore(ledger)
     _, first = keys.create("team-a", "acme")
-    section = {"store": {"kind": "sqlite", "path": str(tmp_path / "gov.db")}, "key_cache_ttl_s": 5}
-    config = {
-        "models": models(m="up"),
-        "workloads": {"chat": {}},
-        "server": {"default_workload": "chat"},
-        "auth": {"required": True},
-        "governance": section,
-    }
-    gateway_fleet = fleet(tmp_path, monkeypatch, {"up": flaky.FaultPlan()}, **config)
+    gateway_fleet = keyed_fleet(tmp_path, monkeypatch)
     async with gateway_fleet as (gateway, _), aiohttp.ClientSession() as session:
         assert await post(session, gateway.url, first) == 200
         await asyncio.sleep(1.1)  # MISS_REFRESH_S since the last reload
