@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 from cachetools import TTLCache
-from redis.asyncio import Redis
 
 from modelyard.config.routing import CacheConfig
 from modelyard.providers.base import JSON, Usage
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _IGNORED = frozenset({"stream", "stream_options", "user", "metadata"})
 
@@ -80,6 +83,10 @@ class ResponseCache:
         }
         self._redis: Redis | None = None
         if redis_url is not None and any(c.backend == "redis" for c in configs.values()):
+            # Imported only here: the redis client loads ~120 modules (its OpenTelemetry hooks among
+            # them), start-up time and memory a gateway without a Redis cache should not pay.
+            from redis.asyncio import Redis
+
             self._redis = Redis.from_url(redis_url)
 
     def enabled(self, workload: str | None) -> bool:
