@@ -13,7 +13,8 @@ under wrk, ~10 minutes).
 ``--src`` measures another checkout's ``src/`` (for a before/after); ``--tracing RATIO`` turns tracing on
 at that sample ratio (spans go to the SDK's in-memory exporter: the SDK's work, not a collector's). ``--ablate STEP`` replaces one step
 by a no-op (``check``: request validation, ``ledger``: the spool line, ``metrics``): what is left is that
-step's cost.
+step's cost. ``--bytecodes`` counts instead, without valgrind, the bytecodes and Python calls per request of
+each function (bench/bytecode_profile.py): which Python code the instructions come from, in seconds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,13 +31,17 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from valgrind_count import instructions  # noqa: E402  (a sibling script's module)
+from bytecode_profile import BytecodeCounter  # noqa: E402  (sibling scripts' modules)
+from valgrind_count import instructions  # noqa: E402
 
 REPO = BENCH.parent
 
 
-def _measure(system: str, n: int, stream: bool, ablate: str, tracing: float | None = None) -> None:
-    """Run ``2 * n`` requests through ``system`` (after 300 of warm-up) and exit."""
+def _measure(
+    system: str, n: int, stream: bool, ablate: str, tracing: float | None = None, bytecodes: bool = False
+) -> None:
+    """Run ``2 * n`` requests through ``system`` (after 300 of warm-up) and exit; with ``bytecodes``, ``n``
+    requests under the bytecode counter, and print its report."""
     sys.path.insert(0, str(BENCH))
     import uvloop
     from multidict import CIMultiDict
@@ -109,8 +115,16 @@ def _measure(system: str, n: int, stream: bool, ablate: str, tracing: float | No
             headers = CIMultiDict({"Content-Type": "application/json", "Host": "bench"})
             return Request("POST", "/v1/chat/completions", "", headers, body, len(body))
 
-        for _ in range(300 + 2 * n):
-            await drain(await handle(request()))
+        if bytecodes:
+            for _ in range(300):
+                await drain(await handle(request()))
+            with BytecodeCounter() as counter:
+                for _ in range(n):
+                    await drain(await handle(request()))
+            print(counter.report(n), flush=True)
+        else:
+            for _ in range(300 + 2 * n):
+                await drain(await handle(request()))
         if ledger is not None:
             await ledger.close()
 
@@ -140,12 +154,24 @@ def main() -> None:
     parser.add_argument(
         "--tracing", type=float, default=None, metavar="RATIO", help="tracing on at this sample ratio"
     )
+    parser.add_argument("--bytecodes", action="store_true", help="count bytecodes per function instead")
+    parser.add_argument("--top", type=int, default=40, help="with --bytecodes: functions listed")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _measure(args.child, args.n, args.stream, args.ablate, args.tracing)
+        _measure(args.child, args.n, args.stream, args.ablate, args.tracing, args.bytecodes)
     started = time.monotonic()
+    if args.bytecodes:
+        for system in args.systems.split(","):
+            print(f"== {system}" + (" (stream)" if args.stream else ""), flush=True)
+            env = {**os.environ, "PYTHONPATH": str(Path(args.src) / "src")} if args.src else None
+            argv = [sys.executable, __file__, "--child", system, "--n", "200", "--ablate", args.ablate]
+            argv += ["--stream", "--bytecodes"] if args.stream else ["--bytecodes"]
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+            report = done.stdout.splitlines()
+            print("\n".join(report[: args.top + 2]), flush=True)
+        return
     for system in args.systems.split(","):
         short, long = _instructions(system, 100, args), _instructions(system, 600, args)
         label = system + (" (stream)" if args.stream else "")
