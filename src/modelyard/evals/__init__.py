@@ -5,7 +5,8 @@ Data flow, one module each::
     golden.py                  a golden set (JSONL) → GoldenSet
     importers.py, promptfoo*.py  other sources → golden cases (OpenAI evals, the ledger, promptfoo suites:
                                promptfoo_yaml.py reads, promptfoo_sources.py follows file://,
-                               promptfoo_asserts.py maps assertions, promptfoo.py assembles)
+                               promptfoo_cases.py builds a test's cases, promptfoo_render.py renders
+                               prompts, promptfoo_asserts.py maps assertions, promptfoo.py assembles)
     preflight.py               everything a run needs, checked before its first paid call
     evaluators.py, model_evaluators.py, checks.py   each case's checks → evaluator objects
     runner.py (calls.py, cache.py)   cases × candidates through the gateway's adapters, cached in SQLite

@@ -6,56 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Protocol, cast
+from typing import cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 from multidict import CIMultiDict
 
-from modelyard.transport.limits import Limits
-from modelyard.transport.messages import Handler, Refusal, Request, Response, Streamed, chunk, frame_head
+from modelyard.transport.limits import DISCARD_FACTOR, MIN_READ_CHARGE
+from modelyard.transport.messages import Host, Refused, Request, Response, Streamed, chunk, frame_head
 
 log = logging.getLogger("modelyard.http")
-
-
-class Host(Protocol):
-    """What a connection needs of the server that accepted it (:class:`~.server.Server`): its handler and
-    limits, the sweep's clock, and the set of open connections it belongs to."""
-
-    handler: Handler
-    refusal: Refusal
-    max_body_bytes: int
-    limits: Limits
-    idle_ticks: int
-    head_ticks: int
-    body_ticks: int
-    connections: set[HttpConnection]
-    cap: int
-    refused: int
-    tick: int
-
-
-#: An oversized request's body is read and dropped (so the client reads its 413 rather than a reset) up to
-#: this many times the limit; past it the connection is closed.
-DISCARD_FACTOR = 4
-#: Every read counts at least this many bytes against the head limit: llhttp (through httptools) copies a
-#: header value's pieces together once per read, so a value dribbled a byte per read must not get 64 Ki
-#: reads (a quadratic copy); 1,024 reads is plenty for any real client's head.
-MIN_READ_CHARGE = 64
-
-
-class Refused(Exception):
-    """Raised from a parser callback (``feed_data`` raises httptools' callback error with it as context):
-    the request is answered with ``status`` and the connection closed."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 class HttpConnection(asyncio.Protocol):
     """One client connection: requests parsed by httptools, answered one at a time, in order."""
 
-    def __init__(self, server: Host) -> None:
+    def __init__(self, server: Host[HttpConnection]) -> None:
         self.server = server
         self.limits = server.limits
         self.transport: asyncio.Transport | None = None

@@ -49,6 +49,15 @@ class Limits:
         return max(1, math.ceil(seconds / self.sweep_s - 1e-9))
 
 
+#: An oversized request's body is read and dropped (so the client reads its 413 rather than a reset) up to
+#: this many times the limit; past it the connection is closed.
+DISCARD_FACTOR = 4
+#: Every read counts at least this many bytes against the head limit: llhttp (through httptools) copies a
+#: header value's pieces together once per read, so a value dribbled a byte per read must not get 64 Ki
+#: reads (a quadratic copy); 1,024 reads is plenty for any real client's head.
+MIN_READ_CHARGE = 64
+
+
 #: Open files kept for what is not a client connection: the listener, the ledger's spool and database,
 #: logs, the ingester's pipe, DNS.
 RESERVED_FDS = 256

@@ -1,4 +1,6 @@
-"""What a handler of :mod:`modelyard.transport.server` receives and returns, and the bytes of an answer's head."""
+"""What a handler of :mod:`modelyard.transport.server` receives and returns, what a connection
+(:mod:`modelyard.transport.inbound`) needs of the server and raises to refuse a request, and the bytes of an
+answer's head."""
 
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from time import time
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 from multidict import CIMultiDict
+
+from modelyard.transport.limits import Limits
 
 
 @dataclass(slots=True)
@@ -59,6 +63,38 @@ class Streamed:
 Handler = Callable[[Request], Awaitable[Response | Streamed]]
 #: The answer to a request refused before any handler ran (malformed HTTP, a head too large).
 Refusal = Callable[[int, str], Response]
+
+
+class Refused(Exception):
+    """Raised from a parser callback (``feed_data`` raises httptools' callback error with it as context):
+    the request is answered with ``status`` (by the server's :data:`Refusal`) and the connection closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+#: The connection's class (:class:`~.inbound.HttpConnection`), a type parameter so that this module need not
+#: import it: inbound.py imports this module, and no circle is drawn, even one of types only.
+Connection = TypeVar("Connection")
+
+
+class Host(Protocol[Connection]):
+    """What a connection needs of the server that accepted it (:class:`~.server.Server`): its handler and
+    limits, the sweep's clock, and the set of open connections it belongs to."""
+
+    handler: Handler
+    refusal: Refusal
+    max_body_bytes: int
+    limits: Limits
+    idle_ticks: int
+    head_ticks: int
+    body_ticks: int
+    connections: set[Connection]
+    cap: int
+    refused: int
+    tick: int
+
 
 REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 

@@ -29,12 +29,13 @@ import asyncio
 import logging
 import socket
 
-from modelyard.transport.inbound import HttpConnection, Refused
+from modelyard.transport.inbound import HttpConnection
 from modelyard.transport.limits import Limits, connection_cap, raise_fd_limit
 from modelyard.transport.messages import (
     Handler,
     Pump,
     Refusal,
+    Refused,
     Request,
     Response,
     Streamed,
