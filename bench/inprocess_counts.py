@@ -121,7 +121,7 @@ def _measure(
             with BytecodeCounter() as counter:
                 for _ in range(n):
                     await drain(await handle(request()))
-            print(counter.report(n), flush=True)
+            print(counter.report(n, top=1000), flush=True)
         else:
             for _ in range(300 + 2 * n):
                 await drain(await handle(request()))

@@ -60,12 +60,14 @@ def plan(
     kind: ModelKind = "chat",
     down: frozenset[str] = frozenset(),
     tables: Tables = TABLES,
+    all_available: bool = False,
 ) -> RequestPlan:
     def available(target: Target) -> bool:
+        assert not all_available, "asked about a target while every circuit is said to be closed"
         return target.public_model not in down
 
     meta = read_meta(CIMultiDict(headers or {}), body, kind)
-    return admit(tables, meta, body, caller, available, random.Random(1))
+    return admit(tables, meta, body, caller, available, random.Random(1), all_available)
 
 
 ADMITTED = [
@@ -113,6 +115,8 @@ def test_admission_decides_workload_class_and_route_once(
         route,
     )
     assert planned.facts.policy is not None and planned.facts.policy.startswith(data_class)
+    # With every circuit closed (the gateway's count says so), the same plan without asking the breakers.
+    assert plan({"messages": MESSAGES, **body}, headers, caller, all_available=True) == planned
 
 
 REFUSED = [
@@ -262,6 +266,31 @@ def test_a_header_whose_first_line_is_empty_is_still_read_whole() -> None:
     assert meta.data_classes == ("internal",)
     bare = read_meta(CIMultiDict(), {}, "chat")
     assert (bare.workload, bare.template_id, bare.data_classes) == (None, None, ())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"stream": True},
+        {"stream": True, "stream_options": {"include_usage": True}},
+        {"stream": True, "stream_options": {"include_usage": "yes"}},
+        {"stream": False, "stream_options": {"include_usage": True}},
+        {"stream": "true", "stream_options": {"include_usage": True}},
+        {"metadata": None, "stream": True},
+    ],
+)
+@pytest.mark.parametrize("kind", ["chat", "embedding"])
+def test_a_request_that_names_nothing_gets_the_same_metadata_as_the_general_reading(
+    body: dict[str, Any], kind: ModelKind
+) -> None:
+    """Requests without modelyard headers or metadata share a memoised value: it must be the one the
+    general reading gives (forced here by a ``traceparent``, the one field then set apart)."""
+    plain = read_meta(CIMultiDict(), body, kind)
+    general = read_meta(CIMultiDict({"traceparent": "00-x"}), body, kind)
+    assert general.traceparent == "00-x"
+    assert plain == general._replace(traceparent=None)
+    assert read_meta(CIMultiDict(), dict(body), kind) is plain
 
 
 def test_a_workload_that_is_not_a_name_is_refused_as_unknown() -> None:

@@ -86,6 +86,31 @@ async def test_every_end_of_a_probe_frees_it(
             await runner.run(ctx, plan, probe, Outcome(status=200))
     assert breakers["a"].state == state
     assert breakers["a"].available() is next_may_go
+    # Planning skips asking each breaker only while this count says every circuit is closed.
+    assert breakers.not_closed == (0 if breakers["a"].state == "closed" else 1)
+
+
+def test_the_count_of_circuits_not_closed_follows_every_transition() -> None:
+    clock = Clock()
+    breakers = Breakers(BreakerConfig(failures=1, window_s=10, cooldown_s=5), clock)
+    assert breakers.not_closed == 0 and breakers["a"].available() and breakers["b"].available()
+    breakers["a"].failed()  # open
+    breakers["b"].failed()  # open
+    assert breakers.not_closed == 2
+    clock.now = 6.0
+    assert breakers["a"].available()  # half-open: still not closed
+    assert breakers.not_closed == 2
+    breakers["a"].failed()  # the probe failed: open again
+    assert breakers.not_closed == 2
+    clock.now = 12.0
+    assert breakers["a"].available()
+    breakers["a"].succeeded()  # closed
+    assert breakers.not_closed == 1
+    breakers["a"].succeeded()  # closed again: no transition, no count
+    assert breakers.not_closed == 1
+    assert breakers["b"].available()
+    breakers["b"].succeeded()
+    assert breakers.not_closed == 0
 
 
 async def test_a_probe_cancelled_by_its_client_does_not_shut_the_target_out(

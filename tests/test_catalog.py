@@ -431,3 +431,5 @@ def test_integer_pico_pricing_equals_the_decimal_formula_for_every_bundled_price
                 cache_write_1h_tokens=rng.randint(0, write),
             )
             assert price.cost_pico(usage) == to_pico(price.cost(usage)), (price.model, usage)
+            plain = Usage(prompt, output)  # only input and output tokens: the common case's short sum
+            assert price.cost_pico(plain) == to_pico(price.cost(plain)), (price.model, plain)

@@ -23,6 +23,7 @@ from modelyard.gateway.metering import (
     attempt_row,
     build_row,
     request_values,
+    tool_calls_in,
 )
 from modelyard.gateway.targets import Target, Workload
 from modelyard.ledger import spool
@@ -274,3 +275,43 @@ def _same(row: Any, expected: Any, approx: tuple[str, ...] = ()) -> None:
             assert got == pytest.approx(want), column.name
         else:
             assert got == want and type(got) is type(want), f"{column.name}: {got!r} != {want!r}"
+
+
+_CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"choices":[{"message":{"content":"hi"}}]}', 0),
+        (b'{"choices":[{"message":{"tool_calls":[CALL,CALL]}},{"message":{"tool_calls":[CALL]}}]}', 3),
+        # The key escaped: the byte search cannot see it, so the body is walked.
+        (b'{"choices":[{"message":{"tool\\u005fcalls":[CALL]}}]}', 1),
+        (b'{"choices":[{"message":{"content":"no \\"tool_calls\\" here, only words"}}]}', 0),
+    ],
+)
+def test_tool_calls_are_counted_from_the_body_the_raw_bytes_only_rule_out(raw: bytes, expected: int) -> None:
+    import orjson
+
+    raw = raw.replace(b"CALL", orjson.dumps(_CALL))
+    body = orjson.loads(raw)
+    assert tool_calls_in(body, raw) == expected
+    assert tool_calls_in(body) == expected
+
+
+def test_the_request_paths_constructors_build_what_the_dataclasses_build() -> None:
+    """``request_context`` and ``answering`` set only the fields they know, leaving the class defaults:
+    the objects must equal the ones the generated ``__init__`` builds, and not share mutable state."""
+    from dataclasses import asdict
+
+    from modelyard.gateway.metering import answering
+    from modelyard.http.answers import request_context
+
+    ctx = request_context("chat")
+    assert asdict(ctx) == asdict(RequestContext(ctx.request_id, ctx.ts, ctx.t0, "chat"))
+    assert request_context("chat").request_id != ctx.request_id
+    first, second = answering("fallback:r"), answering("fallback:r")
+    assert first == Outcome(status=200, route="fallback:r")
+    first.attempts.append(attempt_row(ctx, 1, _target(None), status=200, error_kind=None, seconds=0.1))
+    first.upstream_seconds += 0.1
+    assert second == Outcome(status=200, route="fallback:r"), "a new outcome shares nothing with the last"

@@ -79,6 +79,13 @@ class ModelPrice:
         rates = self._pico[1] if long else self._pico[0]
         if rates is None:
             return to_pico(self.cost(usage))
+        if not (
+            usage.cached_input_tokens
+            or usage.cache_write_tokens
+            or usage.reasoning_tokens
+            or usage.search_units
+        ):  # most calls bill plain input and output tokens only: the general sum below gives the same
+            return usage.input_tokens * rates[0] + usage.output_tokens * rates[1]
         searches = self._search_units_pico(usage) if usage.search_units else 0
         uncached_in, out, cached, write_5m, write_1h, reasoning_rate = rates
         cache_write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)

@@ -164,8 +164,11 @@ def admit(
     caller: Caller | None,
     available: Callable[[Target], bool],
     rng: random.Random,
+    all_available: bool = False,
 ) -> RequestPlan:
-    """The plan of one request (steps in the module docstring); raises :class:`Refused`."""
+    """The plan of one request (steps in the module docstring); raises :class:`Refused`.
+    ``all_available`` says that ``available`` holds for every target (no circuit is open or probing):
+    then it is not asked target by target."""
     requested = body.get("model")
     shape = (meta.workload, caller.data_class if caller else None, meta.data_classes, requested, meta.kind)
     try:
@@ -191,7 +194,7 @@ def admit(
     )
     if facts.streamed is not meta.stream:
         facts = facts._replace(streamed=meta.stream)
-    attempts = _plan(tables, route, decision.data_class, policy, available, rng)
+    attempts = _plan(tables, route, decision.data_class, policy, available, rng, all_available)
     if not attempts.candidates:
         raise Refused(_unplannable(decision, policy, route, attempts), facts, attempts.describe())
     redaction = (redact_chat if meta.kind == "chat" else redact_embeddings)(policy, body)
@@ -217,18 +220,20 @@ def _plan(
     policy: DataClassPolicy,
     available: Callable[[Target], bool],
     rng: random.Random,
+    all_available: bool,
 ) -> Plan[Target]:
     """Step 5. A route that draws nothing at random (no load balancing, no shadow) has one usual plan per
     class, the one with every circuit closed: while all its candidates are available it is the plan
     (shared, never changed after planning); else the route is planned anew."""
     if route.strategy == "loadbalance" or route.shadow is not None:
-        return plan_route(route, policy, available, rng)
+        return plan_route(route, policy, _always if all_available else available, rng)
     usual = tables.usual_plans.get((route.name, data_class))
     if usual is None:
         usual = tables.usual_plans[(route.name, data_class)] = plan_route(route, policy, _always, rng)
-    for target in usual.candidates:
-        if not available(target):
-            return plan_route(route, policy, available, rng)
+    if not all_available:
+        for target in usual.candidates:
+            if not available(target):
+                return plan_route(route, policy, available, rng)
     return usual
 
 

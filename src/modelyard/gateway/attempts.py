@@ -112,8 +112,7 @@ class AttemptRunner:
         notes: list[str] = []
         single = len(plan.candidates) == 1
         for target in plan.candidates:
-            breaker = self.breakers[target.public_model]
-            if not breaker.available():
+            if not self.breakers[target.public_model].available():
                 notes.append(f"{target.public_model}: circuit open")
                 continue
             try:
@@ -121,7 +120,7 @@ class AttemptRunner:
                     result = await self._attempt(ctx, target, call, outcome, accept, on_success)
                 except (UpstreamError, Rejected) as first:
                     result = await self._retry(ctx, target, call, outcome, accept, on_success, single, first)
-                outcome.route = _describe(plan, notes, target)
+                outcome.route = plan.served_by(target) if not notes else _describe(plan, notes, target)
                 return Served(target, result)
             except Rejected as rejected:
                 notes.append(f"{target.public_model}: rejected ({rejected.reason})")

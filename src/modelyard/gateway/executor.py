@@ -17,7 +17,7 @@ import orjson
 from modelyard.gateway.admission import RequestPlan
 from modelyard.gateway.attempts import AttemptRunner, Served
 from modelyard.gateway.cached import answer_frames
-from modelyard.gateway.metering import Outcome, RequestContext, cost_of, tool_calls_in
+from modelyard.gateway.metering import Outcome, RequestContext, answering, cost_of, tool_calls_in
 from modelyard.gateway.recording import Recorder
 from modelyard.gateway.redaction import StreamRestorer, restore_result
 from modelyard.gateway.side_calls import judge, mirror
@@ -47,21 +47,25 @@ class Executor:
     # -- chat ------------------------------------------------------------------------------------------
 
     async def chat(self, ctx: RequestContext, plan: RequestPlan) -> ChatResult:
-        outcome = Outcome(status=200, route=plan.attempts.describe())
-        cached = await self._cached(ctx, plan, outcome)
-        if cached is not None:
-            return ChatResult(body=cached.body, usage=cached.usage)
+        outcome = answering(plan.attempts.describe())
+        # The optional steps are tested here rather than entered: most requests take none of them.
+        if plan.cache_key is not None:
+            cached = await self._cached(ctx, plan, outcome)
+            if cached is not None:
+                return ChatResult(body=cached.body, usage=cached.usage)
         served = await self._complete(ctx, plan, outcome)
         self._finish(ctx, plan, outcome, served)
-        await self._store(plan, served)
-        self._launch_shadow(ctx, plan)
+        if plan.cache_key is not None:
+            await self._store(plan, served)
+        if plan.attempts.shadow is not None:
+            self._launch_shadow(ctx, plan)
         return served.result
 
     async def stream_chat(self, ctx: RequestContext, plan: RequestPlan) -> ClientStream:
         """Open the stream the client gets. A failure before its first token is raised (the HTTP layer
         answers with a status; retries and fallbacks happen before that); after it, the client gets an
         explicit error event and never ``[DONE]``."""
-        outcome = Outcome(status=200, route=plan.attempts.describe())
+        outcome = answering(plan.attempts.describe())
         cached = await self._cached(ctx, plan, outcome)
         if cached is not None:
             return Frames(answer_frames(cached.body, cached.usage, plan.wants_usage))
@@ -97,29 +101,35 @@ class Executor:
         request asks for); pseudonyms restored. A failure is recorded, then raised."""
         body = plan.redaction.body
         validators = plan.route.validators
-        schema = requested_schema(body)
+        schema = requested_schema(body) if "response_format" in body else None
 
         async def call(target: Target) -> ChatResult:
-            return await target.adapter.complete(ChatCall(body=body, upstream_model=target.upstream_model))
+            return await target.adapter.complete(ChatCall(body, target.upstream_model))
 
         def on_success(target: Target, result: ChatResult, seconds: float) -> None:
             model = result.body.get("model")
             outcome.answered(ctx, target, result.usage, seconds, model if isinstance(model, str) else None)
 
-        async def accept(result: ChatResult) -> str | None:
-            text = answer_text(result.body)
-            if schema is not None:
-                violation = schema_violation(text, schema)
-                if violation:
-                    return violation
-            reason = first_failure(text, validators)
-            if reason is None:
-                reason = await judge(ctx, self.targets, validators, body, text, outcome)
-            return reason
+        check = None
+        if schema is not None or validators:
 
-        check = accept if schema is not None or validators else None
-        with self.recorder.on_failure(ctx, plan.facts, outcome):
+            async def accept(result: ChatResult) -> str | None:
+                text = answer_text(result.body)
+                if schema is not None:
+                    violation = schema_violation(text, schema)
+                    if violation:
+                        return violation
+                reason = first_failure(text, validators)
+                if reason is None:
+                    reason = await judge(ctx, self.targets, validators, body, text, outcome)
+                return reason
+
+            check = accept
+        try:
             served = await self.runner.run(ctx, plan.attempts, call, outcome, check, on_success)
+        except BaseException as error:
+            self.recorder.failed(ctx, plan.facts, outcome, error)
+            raise
         vault = plan.redaction.vault
         return served if vault is None else replace(served, result=restore_result(served.result, vault))
 
@@ -134,7 +144,7 @@ class Executor:
         )
         model = result.body.get("model")
         outcome.upstream_model = model if isinstance(model, str) else None
-        outcome.tool_calls = tool_calls_in(result.body)
+        outcome.tool_calls = tool_calls_in(result.body, result.raw)
         if not served.accepted:
             outcome.error_kind = "validation_failed"
             outcome.route = f"{outcome.route}; {billing_note(outcome.attempts)}"
@@ -184,7 +194,7 @@ class Executor:
     # -- embeddings ------------------------------------------------------------------------------------
 
     async def embeddings(self, ctx: RequestContext, plan: RequestPlan) -> EmbeddingResult:
-        outcome = Outcome(status=200, route=plan.attempts.describe())
+        outcome = answering(plan.attempts.describe())
         inputs = plan.redaction.body
 
         async def call(target: Target) -> EmbeddingResult:
@@ -195,8 +205,11 @@ class Executor:
         def on_success(target: Target, result: EmbeddingResult, seconds: float) -> None:
             outcome.answered(ctx, target, result.usage, seconds)
 
-        with self.recorder.on_failure(ctx, plan.facts, outcome):
+        try:
             served = await self.runner.run(ctx, plan.attempts, call, outcome, on_success=on_success)
+        except BaseException as error:
+            self.recorder.failed(ctx, plan.facts, outcome, error)
+            raise
         outcome.target, outcome.usage = served.target, served.result.usage
         self.recorder.record(ctx, plan.facts, outcome)
         return served.result

@@ -30,7 +30,10 @@ class SampledSpan(NamedTuple):
     parent: SpanContext | None
 
 
-@dataclass(slots=True)
+#: Not ``slots=True`` (here and in :class:`Outcome`): the defaults stay class attributes, so that the
+#: request path can build an instance by setting only the few fields it knows (``http.answers.
+#: request_context``, :func:`answering`) instead of calling the generated ``__init__``, which assigns every field.
+@dataclass
 class RequestContext:
     """What the HTTP layer knows about a request before the gateway handles it."""
 
@@ -53,6 +56,9 @@ class RequestContext:
     #: With tracing on: a sampled request's span (recorded by the recorder) and its trace id (for the row).
     span: SampledSpan | None = None
     trace_id: str | None = None
+
+
+_new = object.__new__
 
 
 def cost_of(target: Target, usage: Usage | None) -> tuple[int | None, bool]:
@@ -122,8 +128,12 @@ def attempt_row(
     )
 
 
-def tool_calls_in(body: JSON) -> int:
-    """Tool calls in a chat answer: every choice's ``message.tool_calls``."""
+def tool_calls_in(body: JSON, raw: bytes | None = None) -> int:
+    """Tool calls in a chat answer: every choice's ``message.tool_calls``. ``raw``, the bytes ``body`` was
+    parsed from, answers most calls with two searches: no key spelled ``tool_calls``, plainly or with a
+    ``\\u`` escape, means none."""
+    if raw is not None and raw.find(b'"tool_calls"') < 0 and raw.find(b"\\u") < 0:
+        return 0
     count = 0
     for choice in body.get("choices") or ():
         message = choice.get("message") if isinstance(choice, dict) else None
@@ -137,9 +147,10 @@ def tool_calls_in(body: JSON) -> int:
 _NO_USAGE = Usage()
 
 
-@dataclass(slots=True)
+@dataclass
 class Outcome:
-    """Everything known when a request ends, from which its row is built."""
+    """Everything known when a request ends, from which its row is built (not ``slots``: see
+    :class:`RequestContext`)."""
 
     status: int
     error_kind: str | None = None
@@ -185,6 +196,14 @@ class Outcome:
                 upstream_model=upstream_model,
             )
         )
+
+
+def answering(route: str | None) -> Outcome:
+    """``Outcome(status=200, route=route)``, cheaper: the outcome of a request about to be answered,
+    built on every request."""
+    outcome: Outcome = _new(Outcome)
+    outcome.status, outcome.route, outcome.attempts = 200, route, []
+    return outcome
 
 
 class RowFacts(NamedTuple):

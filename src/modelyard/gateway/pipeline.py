@@ -97,7 +97,9 @@ class Gateway:
         if self.tracing is not None:
             self.tracing.start(ctx, meta.traceparent)
         try:
-            plan = admit(self.tables, meta, body, caller, self._available, self.rng)
+            plan = admit(
+                self.tables, meta, body, caller, self._available, self.rng, self.breakers.not_closed == 0
+            )
         except Refused as refusal:
             self.recorder.refused(ctx, refusal)
             raise refusal.error from None

@@ -30,11 +30,30 @@ _FROM_HEADER = "header " + WORKLOAD_HEADER
 _TEMPLATE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._:/-]{0,127})(?:@([A-Za-z0-9][A-Za-z0-9._+-]{0,63}))?")
 
 
+#: The metadata of requests that name nothing (no modelyard header, no ``metadata``, no ``traceparent``),
+#: by (kind, stream, wants_usage): most requests, which then share one immutable value.
+_PLAIN: dict[tuple[str, bool, bool], RequestMeta] = {}
+
+
 def read_meta(headers: Mapping[str, str], body: Mapping[str, Any], kind: ModelKind) -> RequestMeta:
     """The request's workload (header, else ``metadata.workload`` in the body), the data classes it asks
     for, and how it wants its answer. Different workload headers are refused rather than one picked."""
     # Most requests send none of these headers: one lookup each then, without the helpers' calls.
     get = headers.get
+    if (
+        get(WORKLOAD_HEADER) is None
+        and get(DATA_CLASS_HEADER) is None
+        and get(TEMPLATE_HEADER) is None
+        and get(TRACEPARENT_HEADER) is None
+        and body.get("metadata") is None
+    ):
+        stream = body.get("stream") is True
+        options = body.get("stream_options") if stream else None
+        shape = (kind, stream, isinstance(options, dict) and options.get("include_usage") is True)
+        plain = _PLAIN.get(shape)
+        if plain is None:
+            plain = _PLAIN[shape] = RequestMeta(kind, SOURCES, None, "", (), shape[1], shape[2])
+        return plain
     workload: object = single_header(headers, WORKLOAD_HEADER) if get(WORKLOAD_HEADER) is not None else None
     named_in = _FROM_HEADER
     metadata = body.get("metadata")

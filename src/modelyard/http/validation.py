@@ -239,10 +239,17 @@ def check_depth(raw: bytes, body: Any, limit: int) -> None:
                 stack.append((child, depth + 1))
 
 
+#: The chat shape's core validator, called directly on the request path (see :func:`_check`).
+_CHAT_CORE = _CHAT.validator
+
+
 def check_chat_request(body: Any) -> None:
     if isinstance(body, dict) and body.get("n") not in (None, 1):
         raise InvalidRequest("n: only n=1 is supported", code="unsupported_value", param="n")
-    _check(_CHAT, body)
+    try:
+        _CHAT_CORE.validate_python(body, strict=True)
+    except ValidationError:
+        _check(_CHAT, body)  # raises, naming the parameter
 
 
 def check_embedding_request(body: Any) -> None:

@@ -30,14 +30,18 @@ class CircuitBreaker:
     probing: bool = False
     #: Every transition, for metrics and tests: (time, new state).
     transitions: list[tuple[float, State]] = field(default_factory=list)
+    #: Told of every transition (old state, new state): :class:`Breakers` counts the circuits not closed.
+    on_move: Callable[[State, State], None] | None = None
 
     def available(self) -> bool:
         """May a request be sent now? Moves open → half-open once the cool-down has passed."""
+        if self.state == "closed":  # the usual answer first: this runs for every candidate of every request
+            return True
         if self.state == "open" and self.clock() - self.opened_at >= self.config.cooldown_s:
             self._move("half_open")
         if self.state == "half_open":
             return not self.probing
-        return self.state == "closed"
+        return False  # open, and cooling down
 
     def started(self) -> None:
         """A request was sent; in half-open it is the one probe."""
@@ -74,23 +78,30 @@ class CircuitBreaker:
         self._move("open")
 
     def _move(self, state: State) -> None:
+        if self.on_move is not None:
+            self.on_move(self.state, state)
         self.state = state
         self.transitions.append((self.clock(), state))
 
 
-class Breakers:
-    """One breaker per target name, created on first use."""
+class Breakers(dict[str, CircuitBreaker]):
+    """One breaker per target name, created on first use. A dict, so that the look-up a request makes
+    several times (planning, the attempt, its outcome) is the dict's own, not a Python call."""
 
     def __init__(self, config: BreakerConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
         self.config = config
         self.clock = clock
-        self._by_target: dict[str, CircuitBreaker] = {}
+        #: How many circuits are not closed: while none is, planning need not ask each target's breaker.
+        self.not_closed = 0
 
-    def __getitem__(self, target: str) -> CircuitBreaker:
-        breaker = self._by_target.get(target)
-        if breaker is None:
-            breaker = self._by_target[target] = CircuitBreaker(self.config, self.clock)
+    def __missing__(self, target: str) -> CircuitBreaker:
+        breaker = self[target] = CircuitBreaker(self.config, self.clock, on_move=self._moved)
         return breaker
 
+    def _moved(self, old: State, new: State) -> None:
+        if (old == "closed") != (new == "closed"):
+            self.not_closed += 1 if old == "closed" else -1
+
     def states(self) -> dict[str, State]:
-        return {name: b.state for name, b in self._by_target.items()}
+        return {name: b.state for name, b in self.items()}

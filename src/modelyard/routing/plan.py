@@ -57,8 +57,27 @@ class Plan(Generic[T]):
     #: Targets left out, with the reason: ``policy`` or ``circuit open``.
     skipped: list[tuple[str, str]] = field(default_factory=list)
     shadow: T | None = None
+    #: What :meth:`describe` and :meth:`served_by` said, kept: a route's usual plan is shared by all its
+    #: requests (``gateway/admission.py``), and each request's row carries the text. Filled once the
+    #: plan is made; a plan is not changed after planning.
+    _described: str | None = field(default=None, init=False, repr=False, compare=False)
+    _served: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def describe(self) -> str:
+        described = self._described
+        if described is None:
+            described = self._described = self._describe()
+        return described
+
+    def served_by(self, target: T) -> str:
+        """The description, and which target answered (when no candidate was passed over)."""
+        name = target.public_model
+        text = self._served.get(name)
+        if text is None:
+            text = self._served[name] = f"{self.describe()}; served by {name}"
+        return text
+
+    def _describe(self) -> str:
         if not self.skipped and self.shadow is None:
             return f"{self.strategy}:{self.route}"
         parts = [f"{self.strategy}:{self.route}"]
