@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,15 @@ def read_only(path: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+def put(ledger: Ledger, i: int, via: str) -> None:
+    """Record request ``i`` as a row object (``record``) or as its values (``record_values``, the
+    gateway's path, which has its own fast path for a healthy spool)."""
+    if via == "values":
+        ledger.record_values(astuple(request(i)), [attempt(i)])
+    else:
+        ledger.record(request(i), [attempt(i)])
 
 
 def spool_rows(directory: Path, ids: range) -> None:
@@ -115,18 +125,19 @@ def ledger_config(tmp_path: Path, url: str | None = None, writer: str = "process
     )
 
 
+@pytest.mark.parametrize("via", ["row", "values"])
 @pytest.mark.parametrize("writer", ["process", "thread"])
 async def test_after_a_torn_spool_write_the_next_rows_are_not_lost(
-    tmp_path: Path, disk: FullDisk, writer: str
+    tmp_path: Path, disk: FullDisk, writer: str, via: str
 ) -> None:
     config = ledger_config(tmp_path, writer=writer)
     ledger = Ledger(config)
     await ledger.start()
-    ledger.record(request(0), [attempt(0)])
+    put(ledger, 0, via)
     disk.mode = "torn"  # the disk fills in the middle of r1's line
-    ledger.record(request(1), [attempt(1)])
+    put(ledger, 1, via)
     disk.mode = "ok"  # space comes back
-    ledger.record(request(2), [attempt(2)])
+    put(ledger, 2, via)
     await ledger.close()
     assert stored_ids(config.url) == ["r0", "r1", "r2"]
     spool_dir = tmp_path / "spool"
@@ -191,17 +202,18 @@ async def test_at_shutdown_rows_go_to_the_spool_if_the_disk_has_room_again(
     assert stored_ids(url) == ["r0", "r1", "r2"]
 
 
+@pytest.mark.parametrize("via", ["row", "values"])
 async def test_an_unwritable_spool_logs_once_not_once_per_request(
-    tmp_path: Path, disk: FullDisk, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, disk: FullDisk, caplog: pytest.LogCaptureFixture, via: str
 ) -> None:
     ledger = Ledger(ledger_config(tmp_path))
     await ledger.start()
     disk.mode = "refused"
     with caplog.at_level(logging.INFO, logger="modelyard.ledger"):
         for i in range(200):
-            ledger.record(request(i), [attempt(i)])
+            put(ledger, i, via)
         disk.mode = "ok"
-        ledger.record(request(200), [attempt(200)])
+        put(ledger, 200, via)
         await ledger.close()
     spool_lines = [r for r in caplog.records if "spool" in r.getMessage()]
     assert [r.levelno for r in spool_lines] == [logging.ERROR, logging.WARNING], [
@@ -211,13 +223,14 @@ async def test_an_unwritable_spool_logs_once_not_once_per_request(
     assert stored_ids(ledger.config.url) == [f"r{i}" for i in range(201)]
 
 
+@pytest.mark.parametrize("via", ["row", "values"])
 async def test_when_a_torn_write_cannot_be_cut_back_a_new_segment_takes_the_next_rows(
-    tmp_path: Path, disk: FullDisk, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, disk: FullDisk, monkeypatch: pytest.MonkeyPatch, via: str
 ) -> None:
     config = ledger_config(tmp_path)
     ledger = Ledger(config)
     await ledger.start()
-    ledger.record(request(0), [attempt(0)])
+    put(ledger, 0, via)
 
     def cannot_truncate(fd: int, length: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
@@ -225,9 +238,9 @@ async def test_when_a_torn_write_cannot_be_cut_back_a_new_segment_takes_the_next
     disk.mode = "torn"
     with monkeypatch.context() as patch:
         patch.setattr(os, "ftruncate", cannot_truncate)
-        ledger.record(request(1), [attempt(1)])
+        put(ledger, 1, via)
     disk.mode = "ok"
-    ledger.record(request(2), [attempt(2)])
+    put(ledger, 2, via)
     segments = list((tmp_path / "spool").glob("*.jsonl"))
     assert any(b'"r2"' in path.read_bytes() for path in segments), "r2 is spooled (crash-safe) again"
     await ledger.close()

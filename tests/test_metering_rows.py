@@ -122,6 +122,25 @@ def test_attempt_row_columns(price: ModelPrice | None) -> None:
     _same(row, expected)
 
 
+@pytest.mark.parametrize("price", [PRICE, None], ids=["priced", "unpriced"])
+@pytest.mark.parametrize("usage", [USAGE, None], ids=["usage", "no-usage"])
+@pytest.mark.parametrize("model", ["served-by", None], ids=["model", "no-model"])
+def test_an_answered_attempt_has_the_row_attempt_row_builds(
+    price: ModelPrice | None, usage: Usage | None, model: str | None
+) -> None:
+    """``Outcome.answered`` writes out ``attempt_row``'s work for the answered case: same row."""
+    outcome = Outcome(status=200, upstream_seconds=0.5)
+    outcome.answered(_ctx(), _target(price), usage, 0.25, model)
+    outcome.answered(_ctx(), _target(price), usage, 0.125, model)
+    for number, seconds, row in zip((1, 2), (0.25, 0.125), outcome.attempts, strict=True):
+        expected = attempt_row(
+            _ctx(), number, _target(price), status=200, error_kind=None, seconds=seconds, usage=usage,
+            upstream_model=model,
+        )  # fmt: skip
+        _same(row, expected)
+    assert outcome.upstream_seconds == 0.875
+
+
 def test_attempt_row_without_usage_counts_nothing() -> None:
     row = attempt_row(_ctx(), 1, _target(PRICE), status=503, error_kind="upstream_unavailable", seconds=0.5)
     assert (row.input_tokens, row.output_tokens, row.usage_estimated) == (0, 0, False)

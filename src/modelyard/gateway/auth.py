@@ -50,10 +50,8 @@ class KeyRing:
         self._runtime = runtime
         #: A runtime key's Caller, built once per version of its record (its budgets are pydantic models).
         self._callers: dict[KeyRecord, Caller] = {}
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._by_hash) or self._runtime is not None
+        #: Whether calls are checked for a key at all (config keys or a runtime key store): fixed at start-up.
+        self.enabled = bool(self._by_hash) or self._runtime is not None
 
     def authenticate(self, authorization: str | None) -> Caller | None:
         """The caller behind an ``Authorization: Bearer`` header; None for an anonymous call allowed here."""

@@ -182,18 +182,35 @@ class Outcome:
         seconds: float,
         upstream_model: str | None = None,
     ) -> None:
-        """An attempt that answered: its row, and its time spent upstream."""
+        """An attempt that answered: its row, and its time spent upstream. (:func:`attempt_row`'s work,
+        written out for this case: it runs for every answered request.)"""
         self.upstream_seconds += seconds
-        self.attempts.append(
-            attempt_row(
-                ctx,
-                len(self.attempts) + 1,
-                target,
-                status=200,
-                error_kind=None,
-                seconds=seconds,
-                usage=usage,
-                upstream_model=upstream_model,
+        attempts = self.attempts
+        price = target.price
+        u = usage or _NO_USAGE
+        cost = price.cost_pico(u) if price is not None and usage is not None else None
+        attempts.append(
+            AttemptRow(
+                ctx.request_id,
+                len(attempts) + 1,
+                ctx.ts,
+                target.provider,
+                target.provider_kind,
+                upstream_model or target.upstream_model,
+                200,
+                None,
+                seconds * 1000.0,
+                None,
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.cache_write_tokens,
+                u.reasoning_tokens,
+                u.estimated,
+                cost,
+                cost is not None,
+                "answer",
+                u.search_units,
             )
         )
 

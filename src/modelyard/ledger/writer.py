@@ -89,31 +89,53 @@ class Ledger:
     def record_values(self, request: Values, attempts: Sequence[AttemptRow] = ()) -> None:
         """:meth:`record` for a request held as its values in ``REQUEST_COLUMNS`` order: the gateway's
         path, which builds no request row object (a row is built here only if memory must hold it)."""
-        self._append(spool.encode_request(request, attempts), request, attempts)
+        line = spool.encode_request(request, attempts)
+        segment = self._segment
+        if segment is None or self.in_process or self._trouble.failing:
+            self._append(line, request, attempts)
+            return
+        # The usual case, written out (it runs for every request): a healthy segment open, the ingester
+        # process storing it. The same steps as ``_append`` with the branches that cannot apply left out.
+        try:
+            segment.append(line)
+        except OSError as exc:
+            self._spool_failed(exc, request, attempts)
+            return
+        if segment.rows + len(self._requests) >= self.config.batch_size and not self._failures:
+            self._wake.set()
 
     def _append(self, line: bytes, request: RequestRow | Values, attempts: Sequence[AttemptRow]) -> None:
         try:
             segment = self._segment or self._open_segment()
             segment.append(line)
-            spooled = True
         except OSError as exc:
-            # A full or read-only disk must not fail the client's request: the row still goes to the
-            # database with this batch, it is just not crash-safe.
-            spooled = False
-            self._trouble.failed(exc)
-            if self._segment is not None and self._segment.torn:
-                self._retire(self._segment)
-        else:
-            if self._trouble.failing:
-                self._trouble.recovered()
-        if self.in_process or not spooled:
-            row = request if isinstance(request, RequestRow) else RequestRow(*request)
-            self._requests.append(row)
-            self._attempts.extend(attempts)
-            if not spooled:
-                self._unspooled.add(row.request_id)
+            self._spool_failed(exc, request, attempts)
+            return
+        if self._trouble.failing:
+            self._trouble.recovered()
+        if self.in_process:
+            self._hold(request, attempts)
         if self.queued >= self.config.batch_size and not self._failures:
             self._wake.set()
+
+    def _spool_failed(
+        self, exc: OSError, request: RequestRow | Values, attempts: Sequence[AttemptRow]
+    ) -> None:
+        """A full or read-only disk must not fail the client's request: the row still goes to the database
+        with this batch (memory holds it), it is just not crash-safe."""
+        self._trouble.failed(exc)
+        if self._segment is not None and self._segment.torn:
+            self._retire(self._segment)
+        self._unspooled.add(self._hold(request, attempts).request_id)
+        if self.queued >= self.config.batch_size and not self._failures:
+            self._wake.set()
+
+    def _hold(self, request: RequestRow | Values, attempts: Sequence[AttemptRow]) -> RequestRow:
+        """Keep a request's rows in memory until the next batch stores them."""
+        row = request if isinstance(request, RequestRow) else RequestRow(*request)
+        self._requests.append(row)
+        self._attempts.extend(attempts)
+        return row
 
     @property
     def queued(self) -> int:
