@@ -151,6 +151,11 @@ class Decided(NamedTuple):
     policy: DataClassPolicy
     facts: RowFacts
     route: Route[Target]
+    #: Whether the class's policy looks for PII in the body (step 6), and the workload caches (step 7).
+    redacts: bool
+    caches: bool
+    #: ``facts`` for a streamed request (the shape does not include ``stream``: one entry serves both).
+    streamed_facts: RowFacts
 
 
 #: Distinct request shapes memoised; past this (a client cycling header values) shapes are decided anew.
@@ -189,21 +194,22 @@ def admit(
         decided.workload,
         decided.decision,
         decided.policy,
-        decided.facts,
+        decided.streamed_facts if meta.stream else decided.facts,
         decided.route,
     )
-    if facts.streamed is not meta.stream:
-        facts = facts._replace(streamed=meta.stream)
     attempts = _plan(tables, route, decision.data_class, policy, available, rng, all_available)
     if not attempts.candidates:
         raise Refused(_unplannable(decision, policy, route, attempts), facts, attempts.describe())
-    redaction = (redact_chat if meta.kind == "chat" else redact_embeddings)(policy, body)
-    if redaction.note:
-        facts = RowFacts(
-            workload, facts.data_class, f"{facts.policy}; {redaction.note}", route.name, meta.stream
-        )
+    if decided.redacts:
+        redaction = (redact_chat if meta.kind == "chat" else redact_embeddings)(policy, body)
+        if redaction.note:
+            facts = RowFacts(
+                workload, facts.data_class, f"{facts.policy}; {redaction.note}", route.name, meta.stream
+            )
+    else:
+        redaction = Redaction(body, None, None)
     key = None
-    if workload.name is not None and workload.name in tables.cached_workloads:
+    if decided.caches:
         tenant = caller.tenant if caller else None
         key = cache_key(
             route.name, body, workload=workload.name, data_class=decision.data_class, tenant=tenant
@@ -258,7 +264,11 @@ def _decide(tables: Tables, meta: RequestMeta, requested: object, caller: Caller
         route = resolve_route(tables.routes, requested, workload, meta.kind)
     except ModelyardError as error:
         raise _refused(tables, error, facts) from None
-    return Decided(workload, base_facts, decision, policy, facts, route)
+    caches = workload.name is not None and workload.name in tables.cached_workloads
+    facts, streamed = facts._replace(streamed=False), facts._replace(streamed=True)
+    return Decided(
+        workload, base_facts, decision, policy, facts, route, policy.pii != "off", caches, streamed
+    )
 
 
 def _refused(tables: Tables, error: ModelyardError, facts: RowFacts) -> Refused:

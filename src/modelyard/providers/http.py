@@ -139,15 +139,17 @@ class UpstreamClient:
         traceparent = UPSTREAM_TRACEPARENT.get()
         if traceparent is not None:
             head += traceparent
-        exchange = None
         try:
             exchange = await pool.open(head, body, read_timeout_s=self.config.timeouts.read)
-            raw = await exchange.read()
         except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
-        finally:
-            if exchange is not None:
-                exchange.close()
+        try:
+            raw = await exchange.read()  # gives the connection back once the body has ended
+        except BaseException as exc:  # broken, timed out or cancelled: closed, not given back
+            exchange.close()
+            if isinstance(exc, TRANSPORT_ERRORS):
+                raise self._transport_error(exc) from None
+            raise
         response = exchange.response
         if response.status >= 300:
             raise self._failure(response.status, raw, response.headers)
