@@ -103,7 +103,7 @@ def _measure(
             catalog = load_catalog(config.catalog.price_files)
             gateway = Gateway(config, adapters, catalog, ledger, tracing=tracer)
             if ablate == "check":
-                http_app.check_chat_request = lambda body: None  # type: ignore[assignment]
+                http_app.check_chat_request = lambda body, raw=None: None  # type: ignore[assignment]
             elif ablate == "ledger":
                 ledger.record = lambda request, attempts=(): None  # type: ignore[method-assign]
                 ledger.record_values = lambda request, attempts=(): None  # type: ignore[method-assign]

@@ -8,7 +8,7 @@ order, through the attempt runner's retries and fallbacks, and leaves every endi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from time import perf_counter
 
@@ -103,8 +103,9 @@ class Executor:
         validators = plan.route.validators
         schema = requested_schema(body) if "response_format" in body else None
 
-        async def call(target: Target) -> ChatResult:
-            return await target.adapter.complete(ChatCall(body, target.upstream_model))
+        # Not ``async``: it hands over the adapter's own coroutine, one coroutine layer fewer per attempt.
+        def call(target: Target) -> Awaitable[ChatResult]:
+            return target.adapter.complete(ChatCall(body, target.upstream_model))
 
         def on_success(target: Target, result: ChatResult, seconds: float) -> None:
             model = result.body.get("model")
@@ -197,10 +198,8 @@ class Executor:
         outcome = answering(plan.attempts.describe())
         inputs = plan.redaction.body
 
-        async def call(target: Target) -> EmbeddingResult:
-            return await target.adapter.embed(
-                EmbeddingCall(body=inputs, upstream_model=target.upstream_model)
-            )
+        def call(target: Target) -> Awaitable[EmbeddingResult]:
+            return target.adapter.embed(EmbeddingCall(body=inputs, upstream_model=target.upstream_model))
 
         def on_success(target: Target, result: EmbeddingResult, seconds: float) -> None:
             outcome.answered(ctx, target, result.usage, seconds)

@@ -140,10 +140,10 @@ class Api(TranslatedRoutes):
         return error_response(NotFound(f"unknown path {request.path}", code="unknown_url"))
 
     def _admit(
-        self, request: Request, ctx: RequestContext, check: Callable[[Any], None], kind: ModelKind
+        self, request: Request, ctx: RequestContext, check: Callable[[Any, bytes], None], kind: ModelKind
     ) -> RequestPlan:
-        """Authenticate, parse, validate, admit. Every refusal is recorded in the ledger (with whatever
-        admission had decided) and raised."""
+        """Authenticate, parse, validate (``check`` sees the parsed body and the bytes it came from), admit.
+        Every refusal is recorded in the ledger (with whatever admission had decided) and raised."""
         gateway = self.gateway
         body: Any = None
         try:
@@ -151,7 +151,7 @@ class Api(TranslatedRoutes):
             if caller is not None:
                 ctx.tenant, ctx.api_key_id = caller.tenant, caller.key_id
             body = read_json(request, self.max_body_bytes, self.max_json_depth)
-            check(body)
+            check(body, request.body)
             meta = read_meta(request.headers, body, kind)
         except ModelyardError as error:
             gateway.recorder.refused(ctx, before_admission(body, error))

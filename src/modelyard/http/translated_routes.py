@@ -55,7 +55,7 @@ class TranslatedRoutes:
     gateway: Gateway
 
     def _admit(
-        self, request: Request, ctx: RequestContext, check: Callable[[Any], None], kind: ModelKind
+        self, request: Request, ctx: RequestContext, check: Callable[[Any, bytes], None], kind: ModelKind
     ) -> RequestPlan:
         raise NotImplementedError  # Api's: authenticate, parse, validate, admit
 
@@ -67,7 +67,7 @@ class TranslatedRoutes:
         original: dict[str, Any] = {}
         admitted: list[dict[str, Any]] = []
 
-        def check_and_translate(body: Any) -> None:
+        def check_and_translate(body: Any, raw: bytes) -> None:
             # Admission must see the chat body (routing, policy, redaction, budgets, the cache key): the
             # parsed body is replaced in place by its translation; the request is kept to echo back.
             check_responses_request(body)
@@ -101,7 +101,7 @@ class TranslatedRoutes:
         ctx = request_context("completions")
         original: dict[str, Any] = {}
 
-        def check_and_translate(body: Any) -> None:
+        def check_and_translate(body: Any, raw: bytes) -> None:
             check_completion_request(body)
             model = body.get("model")
             route = self.gateway.routes.get(model) if isinstance(model, str) else None
@@ -131,7 +131,7 @@ class TranslatedRoutes:
         ctx = request_context("rerank")
         original: dict[str, Any] = {}
 
-        def check_and_translate(body: Any) -> None:
+        def check_and_translate(body: Any, raw: bytes) -> None:
             check_rerank_request(body)
             original.update(body)
             admitted = rerank_api.admission_body(body)  # admission sees the texts as embedding input
@@ -157,7 +157,7 @@ class TranslatedRoutes:
 
         admitted: list[dict[str, Any]] = []
 
-        def check_and_translate(body: Any) -> None:
+        def check_and_translate(body: Any, raw: bytes) -> None:
             check_messages_request(body)
             original.update(body)
             chat = messages_api.to_chat(body)  # admission sees the chat body, as for /v1/responses

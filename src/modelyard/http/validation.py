@@ -15,6 +15,7 @@ from typing_extensions import TypedDict
 from modelyard.errors import InvalidRequest
 from modelyard.http.completions_api import CompletionRequest
 from modelyard.http.messages_api import MessagesRequest
+from modelyard.http.plain_chat import is_plain_chat
 from modelyard.http.request_shapes import by_type
 from modelyard.http.rerank_api import RerankRequest
 from modelyard.http.responses_api import ResponsesRequest
@@ -243,16 +244,20 @@ def check_depth(raw: bytes, body: Any, limit: int) -> None:
 _CHAT_CORE = _CHAT.validator
 
 
-def check_chat_request(body: Any) -> None:
+def check_chat_request(body: Any, raw: bytes | None = None) -> None:
+    """``raw``, the bytes ``body`` was parsed from: a plain body is accepted from them without pydantic
+    (:mod:`modelyard.http.plain_chat`); any other is checked in full here."""
     if isinstance(body, dict) and body.get("n") not in (None, 1):
         raise InvalidRequest("n: only n=1 is supported", code="unsupported_value", param="n")
+    if raw is not None and is_plain_chat(raw):
+        return
     try:
         _CHAT_CORE.validate_python(body, strict=True)
     except ValidationError:
         _check(_CHAT, body)  # raises, naming the parameter
 
 
-def check_embedding_request(body: Any) -> None:
+def check_embedding_request(body: Any, raw: bytes | None = None) -> None:
     _check(_EMBEDDING, body)
 
 
