@@ -200,3 +200,26 @@ async def test_hostile_model_names_add_no_series(gateway: GatewayUnderTest) -> N
     after = await label_sets()
     assert after == before
     assert not any("attacker" in value for _, labels in after for _, value in labels)
+
+
+def test_made_up_model_names_are_counted_as_unknown_without_growing_the_label_map() -> None:
+    """The request path keys its series by the row's raw labels; a name the config does not know is
+    resolved to ``_unknown`` every time instead of being kept: clients choose those names."""
+    from dataclasses import astuple
+
+    from modelyard.config.routing import BreakerConfig
+    from modelyard.gateway.metrics import UNKNOWN, GatewayMetrics
+    from modelyard.routing.breaker import Breakers
+    from tests.ledger_support import request
+
+    metrics = GatewayMetrics(Breakers(BreakerConfig()), ["gpt-x"], ["support"])
+    metrics.observe(astuple(request(0)))
+    known = len(metrics._by_raw)
+    for number in range(200):
+        metrics.observe(
+            astuple(request(number, model=f"attacker-{number}", status=404, error_kind="not_found"))
+        )
+    assert len(metrics._by_raw) == known
+    unknown = [s for key, s in metrics.series.items() if key.request_model == UNKNOWN]
+    assert len(unknown) == 1 and unknown[0].requests == 200
+    assert sum(s.requests for key, s in metrics.series.items() if key.request_model == "gpt-x") == 1

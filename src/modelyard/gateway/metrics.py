@@ -19,6 +19,7 @@ Which names, units and attributes follow which convention, and why the buckets a
 from __future__ import annotations
 
 from bisect import bisect_left
+from operator import itemgetter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -66,6 +67,12 @@ _LATENCY_MS, _TTFT_MS, _STREAMED, _RETRIES, _CACHE_HIT, _COST_SAVED_PICO_USD, _C
 _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHED_INPUT_TOKENS, _CACHE_WRITE_TOKENS, _REASONING_TOKENS = map(
     REQUEST_COLUMNS.index,
     ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"),
+)
+
+
+#: A row's raw label values, in the order ``_series_for`` reads them: one C call.
+_LABELS = itemgetter(
+    _ENDPOINT, _WORKLOAD, _MODEL, _PROVIDER_KIND, _PROVIDER, _UPSTREAM_MODEL, _STATUS, _ERROR_KIND
 )
 
 
@@ -147,19 +154,7 @@ class GatewayMetrics:
     def observe(self, row: Values, attempts: Sequence[AttemptRow] = ()) -> None:
         """Count one request, given its row's values (``REQUEST_COLUMNS`` order: the recorder builds no
         row object; the positions are named below)."""
-        model = row[_MODEL]
-        if model not in self._models:
-            model = UNKNOWN
-        raw = (
-            row[_ENDPOINT],
-            row[_WORKLOAD],
-            model,
-            row[_PROVIDER_KIND],
-            row[_PROVIDER],
-            row[_UPSTREAM_MODEL],
-            row[_STATUS],
-            row[_ERROR_KIND],
-        )
+        raw = _LABELS(row)
         series = self._by_raw.get(raw)
         if series is None:
             series = self._series_for(raw)
@@ -205,8 +200,13 @@ class GatewayMetrics:
 
     def _series_for(self, raw: tuple[Any, ...]) -> Series:
         """The series of a label set seen for the first time: each value checked against the config or
-        its vocabulary (the slow path, once per distinct label set)."""
+        its vocabulary (the slow path, once per distinct label set). A model the config does not name is
+        counted as UNKNOWN and its raw label set is not kept: names come from clients, and a client
+        cycling through made-up ones would only fill the map."""
         endpoint, workload, model, kind, provider, upstream_model, status, error_kind = raw
+        known = model in self._models
+        if not known:
+            model = UNKNOWN
         workload = workload or ""
         if workload and workload not in self._workloads:
             workload = UNKNOWN
@@ -231,7 +231,7 @@ class GatewayMetrics:
                 series = self.series.get(key)
             if series is None:
                 series = self.series[key] = Series()
-        if len(self._by_raw) < SERIES_CAP:
+        if known and len(self._by_raw) < SERIES_CAP:
             self._by_raw[raw] = series
         return series
 
