@@ -19,8 +19,8 @@ Which names, units and attributes follow which convention, and why the buckets a
 from __future__ import annotations
 
 from bisect import bisect_left
-from operator import itemgetter
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, generate_latest
