@@ -145,7 +145,7 @@ class Executor:
         )
         model = result.body.get("model")
         outcome.upstream_model = model if isinstance(model, str) else None
-        outcome.tool_calls = tool_calls_in(result.body, result.raw)
+        outcome.tool_calls = tool_calls_in(result.body)
         if not served.accepted:
             outcome.error_kind = "validation_failed"
             outcome.route = f"{outcome.route}; {billing_note(outcome.attempts)}"

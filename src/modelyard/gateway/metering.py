@@ -128,12 +128,9 @@ def attempt_row(
     )
 
 
-def tool_calls_in(body: JSON, raw: bytes | None = None) -> int:
-    """Tool calls in a chat answer: every choice's ``message.tool_calls``. ``raw``, the bytes ``body`` was
-    parsed from, answers most calls with two searches: no key spelled ``tool_calls``, plainly or with a
-    ``\\u`` escape, means none."""
-    if raw is not None and raw.find(b'"tool_calls"') < 0 and raw.find(b"\\u") < 0:
-        return 0
+def tool_calls_in(body: JSON) -> int:
+    """Tool calls in a chat answer: every choice's ``message.tool_calls``. (Searching the raw answer's
+    bytes for the key first costs twice the walk: ``bytes.find`` of a 12-byte needle, valgrind.)"""
     count = 0
     for choice in body.get("choices") or ():
         message = choice.get("message") if isinstance(choice, dict) else None
