@@ -3,8 +3,9 @@
 ``Api.handle`` (or the lean forwarder's handler) is called directly with a parsed request, against the same
 nginx upstream the overhead benchmark uses; no inbound HTTP server and no ledger ingester, so the figure is
 the handler's own work plus the upstream call. Each system runs under valgrind (``--tool=cachegrind
---cache-sim=no``) twice, with 100 and 600 measured requests; the difference divided by 1,000 (two rounds
-each) is the cost of one request, without start-up. Deterministic to ±1 %, whatever else the machine runs:
+--cache-sim=no``) twice, with 100 and 600 measured requests (``--requests N``: N/6 and N); the difference
+divided by 1,000 (two rounds each) is the cost of one request, without start-up. Deterministic to ±1 %
+(±0.3 % with ``--requests 3000``, ~5 minutes), whatever else the machine runs:
 the A/B of a change to the request path in ~2 minutes (``instruction_counts.py`` measures the whole server
 under wrk, ~10 minutes).
 
@@ -156,6 +157,9 @@ def main() -> None:
     )
     parser.add_argument("--bytecodes", action="store_true", help="count bytecodes per function instead")
     parser.add_argument("--top", type=int, default=40, help="with --bytecodes: functions listed")
+    parser.add_argument(
+        "--requests", type=int, default=600, help="measured requests of the long run (the short one: a sixth)"
+    )
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -173,11 +177,15 @@ def main() -> None:
             print("\n".join(report[: args.top + 2]), flush=True)
         return
     for system in args.systems.split(","):
-        short, long = _instructions(system, 100, args), _instructions(system, 600, args)
+        short, long = (
+            _instructions(system, args.requests // 6, args),
+            _instructions(system, args.requests, args),
+        )
         label = system + (" (stream)" if args.stream else "")
         label += f" without {args.ablate}" if args.ablate else ""
         label += f" tracing {args.tracing:g}" if args.tracing is not None else ""
-        print(f"{label:40s} {(long - short) // 1000:>9,} instructions/request", flush=True)
+        per_request = (long - short) // (2 * (args.requests - args.requests // 6))
+        print(f"{label:40s} {per_request:>9,} instructions/request", flush=True)
     print(f"({time.monotonic() - started:.0f} s)")
 
 

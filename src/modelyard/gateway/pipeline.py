@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from modelyard.catalog.prices import PriceCatalog
 from modelyard.config.schema import Config
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from modelyard.gateway.tracing import Tracing
 
 __all__ = ["Gateway", "LedgerSink", "Refused", "RequestPlan"]
+
+#: What a step of the executor returns (an answer, a stream).
+Done = TypeVar("Done")
 
 
 class Gateway:
@@ -132,20 +135,33 @@ class Gateway:
             self.recorder.record(ctx, plan.facts, outcome)
             raise
 
-    async def chat(self, ctx: RequestContext, plan: RequestPlan) -> ChatResult:
+    def chat(self, ctx: RequestContext, plan: RequestPlan) -> Awaitable[ChatResult]:
+        # Not ``async``: without a reservation to await first, the executor's coroutine itself is handed
+        # back, one coroutine layer fewer on every request.
         if ctx.reserving is not None:
-            await ctx.reserving()
-        return await self.executor.chat(ctx, plan)
+            return self._reserved(ctx.reserving, self.executor.chat, ctx, plan)
+        return self.executor.chat(ctx, plan)
 
-    async def stream_chat(self, ctx: RequestContext, plan: RequestPlan) -> ClientStream:
-        if ctx.reserving is not None:
-            await ctx.reserving()
-        return await self.executor.stream_chat(ctx, plan)
+    @staticmethod
+    async def _reserved(
+        reserving: Callable[[], Awaitable[None]],
+        step: Callable[[RequestContext, RequestPlan], Awaitable[Done]],
+        ctx: RequestContext,
+        plan: RequestPlan,
+    ) -> Done:
+        """``step`` once the budget reservation admission left is held."""
+        await reserving()
+        return await step(ctx, plan)
 
-    async def embeddings(self, ctx: RequestContext, plan: RequestPlan) -> EmbeddingResult:
+    def stream_chat(self, ctx: RequestContext, plan: RequestPlan) -> Awaitable[ClientStream]:
         if ctx.reserving is not None:
-            await ctx.reserving()
-        return await self.executor.embeddings(ctx, plan)
+            return self._reserved(ctx.reserving, self.executor.stream_chat, ctx, plan)
+        return self.executor.stream_chat(ctx, plan)
+
+    def embeddings(self, ctx: RequestContext, plan: RequestPlan) -> Awaitable[EmbeddingResult]:
+        if ctx.reserving is not None:
+            return self._reserved(ctx.reserving, self.executor.embeddings, ctx, plan)
+        return self.executor.embeddings(ctx, plan)
 
     async def forward(self, ctx: RequestContext, plan: RequestPlan, endpoint: Endpoint) -> bytes:
         """An OpenAI-family endpoint forwarded as it is (gateway/passthrough.py); its raw answer."""

@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 from modelyard.errors import InvalidRequest
 from modelyard.http.completions_api import CompletionRequest
 from modelyard.http.messages_api import MessagesRequest
-from modelyard.http.plain_chat import is_plain_chat
+from modelyard.http.plain_chat import NotPlain, decode_plain
 from modelyard.http.request_shapes import by_type
 from modelyard.http.rerank_api import RerankRequest
 from modelyard.http.responses_api import ResponsesRequest
@@ -249,8 +249,12 @@ def check_chat_request(body: Any, raw: bytes | None = None) -> None:
     (:mod:`modelyard.http.plain_chat`); any other is checked in full here."""
     if isinstance(body, dict) and body.get("n") not in (None, 1):
         raise InvalidRequest("n: only n=1 is supported", code="unsupported_value", param="n")
-    if raw is not None and is_plain_chat(raw):
-        return
+    if raw is not None:
+        try:
+            decode_plain(raw)
+            return
+        except NotPlain:
+            pass  # not plain: the full check decides, and words the error
     try:
         _CHAT_CORE.validate_python(body, strict=True)
     except ValidationError:
