@@ -310,21 +310,3 @@ _CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": 
 )
 def test_tool_calls_are_counted_over_every_choice(body: dict[str, Any], expected: int) -> None:
     assert tool_calls_in(body) == expected
-
-
-def test_the_request_paths_constructors_build_what_the_dataclasses_build() -> None:
-    """``request_context`` and ``answering`` set only the fields they know, leaving the class defaults:
-    the objects must equal the ones the generated ``__init__`` builds, and not share mutable state."""
-    from dataclasses import asdict
-
-    from modelyard.gateway.metering import answering
-    from modelyard.http.answers import request_context
-
-    ctx = request_context("chat")
-    assert asdict(ctx) == asdict(RequestContext(ctx.request_id, ctx.ts, ctx.t0, "chat"))
-    assert request_context("chat").request_id != ctx.request_id
-    first, second = answering("fallback:r"), answering("fallback:r")
-    assert first == Outcome(status=200, route="fallback:r")
-    first.attempts.append(attempt_row(ctx, 1, _target(None), status=200, error_kind=None, seconds=0.1))
-    first.upstream_seconds += 0.1
-    assert second == Outcome(status=200, route="fallback:r"), "a new outcome shares nothing with the last"

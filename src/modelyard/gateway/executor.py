@@ -17,7 +17,7 @@ import orjson
 from modelyard.gateway.admission import RequestPlan
 from modelyard.gateway.attempts import AttemptRunner, Served
 from modelyard.gateway.cached import answer_frames
-from modelyard.gateway.metering import Outcome, RequestContext, answering, cost_of, tool_calls_in
+from modelyard.gateway.metering import Outcome, RequestContext, cost_of, tool_calls_in
 from modelyard.gateway.recording import Recorder
 from modelyard.gateway.redaction import StreamRestorer, restore_result
 from modelyard.gateway.side_calls import judge, mirror
@@ -47,7 +47,7 @@ class Executor:
     # -- chat ------------------------------------------------------------------------------------------
 
     async def chat(self, ctx: RequestContext, plan: RequestPlan) -> ChatResult:
-        outcome = answering(plan.attempts.describe())
+        outcome = Outcome(200, route=plan.attempts.describe())
         # The optional steps are tested here rather than entered: most requests take none of them.
         if plan.cache_key is not None:
             cached = await self._cached(ctx, plan, outcome)
@@ -65,7 +65,7 @@ class Executor:
         """Open the stream the client gets. A failure before its first token is raised (the HTTP layer
         answers with a status; retries and fallbacks happen before that); after it, the client gets an
         explicit error event and never ``[DONE]``."""
-        outcome = answering(plan.attempts.describe())
+        outcome = Outcome(200, route=plan.attempts.describe())
         cached = await self._cached(ctx, plan, outcome)
         if cached is not None:
             return Frames(answer_frames(cached.body, cached.usage, plan.wants_usage))
@@ -195,7 +195,7 @@ class Executor:
     # -- embeddings ------------------------------------------------------------------------------------
 
     async def embeddings(self, ctx: RequestContext, plan: RequestPlan) -> EmbeddingResult:
-        outcome = answering(plan.attempts.describe())
+        outcome = Outcome(200, route=plan.attempts.describe())
         inputs = plan.redaction.body
 
         def call(target: Target) -> Awaitable[EmbeddingResult]:

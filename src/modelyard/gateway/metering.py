@@ -30,10 +30,7 @@ class SampledSpan(NamedTuple):
     parent: SpanContext | None
 
 
-#: Not ``slots=True`` (here and in :class:`Outcome`): the defaults stay class attributes, so that the
-#: request path can build an instance by setting only the few fields it knows (``http.answers.
-#: request_context``, :func:`answering`) instead of calling the generated ``__init__``, which assigns every field.
-@dataclass
+@dataclass(slots=True)
 class RequestContext:
     """What the HTTP layer knows about a request before the gateway handles it."""
 
@@ -56,9 +53,6 @@ class RequestContext:
     #: With tracing on: a sampled request's span (recorded by the recorder) and its trace id (for the row).
     span: SampledSpan | None = None
     trace_id: str | None = None
-
-
-_new = object.__new__
 
 
 def cost_of(target: Target, usage: Usage | None) -> tuple[int | None, bool]:
@@ -144,10 +138,9 @@ def tool_calls_in(body: JSON) -> int:
 _NO_USAGE = Usage()
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
-    """Everything known when a request ends, from which its row is built (not ``slots``: see
-    :class:`RequestContext`)."""
+    """Everything known when a request ends, from which its row is built."""
 
     status: int
     error_kind: str | None = None
@@ -210,14 +203,6 @@ class Outcome:
                 u.search_units,
             )
         )
-
-
-def answering(route: str | None) -> Outcome:
-    """``Outcome(status=200, route=route)``, cheaper: the outcome of a request about to be answered,
-    built on every request."""
-    outcome: Outcome = _new(Outcome)
-    outcome.status, outcome.route, outcome.attempts = 200, route, []
-    return outcome
 
 
 class RowFacts(NamedTuple):

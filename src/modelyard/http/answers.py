@@ -33,7 +33,6 @@ def error_response(error: ModelyardError, request_id: str | None = None) -> Resp
 #: Request ids: a random per-process prefix and a counter — unique without a syscall per request.
 _ID_PREFIX = secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
-_new = object.__new__
 
 
 def internal_error(ctx: RequestContext) -> Response:
@@ -44,17 +43,7 @@ def internal_error(ctx: RequestContext) -> Response:
 
 
 def request_context(endpoint: str) -> RequestContext:
-    """A new request's context: ``RequestContext(id, time(), perf_counter(), endpoint)``, built by setting
-    the four fields known now (the others are the class's defaults until set): on every request, and the
-    generated ``__init__`` assigns all fourteen."""
-    ctx: RequestContext = _new(RequestContext)
-    ctx.request_id, ctx.ts, ctx.t0, ctx.endpoint = (
-        f"{_ID_PREFIX}{next(_ID_COUNTER):012x}",
-        time(),
-        perf_counter(),
-        endpoint,
-    )
-    return ctx
+    return RequestContext(f"{_ID_PREFIX}{next(_ID_COUNTER):012x}", time(), perf_counter(), endpoint)
 
 
 def json_answer(payload: bytes, request_id: str | None = None) -> Response:
