@@ -285,7 +285,7 @@ def request_values(ctx: RequestContext, facts: RowFacts, outcome: Outcome) -> Va
         outcome.upstream_seconds * 1000.0 if answered else None,
         (latency - waited) * 1000.0 if answered else None,
         tried,
-        max(tried - 1, 0),
+        tried - 1 if tried else 0,
         outcome.finish_reason,
         outcome.client_cancelled,
         outcome.route,

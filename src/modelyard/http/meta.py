@@ -12,18 +12,22 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from multidict import istr
+
 from modelyard.config.schema import ModelKind
 from modelyard.errors import InvalidRequest
 from modelyard.gateway.admission import RequestMeta, Sources
 
-WORKLOAD_HEADER = "X-Modelyard-Workload"
-DATA_CLASS_HEADER = "X-Modelyard-Data-Class"
+# ``istr``: the request's case-insensitive header map looks an ``istr`` up without folding its case first,
+# ~40 % cheaper (valgrind: ~950 against ~1,550 instructions); each request looks up all five.
+WORKLOAD_HEADER = istr("X-Modelyard-Workload")
+DATA_CLASS_HEADER = istr("X-Modelyard-Data-Class")
 #: The prompt template a request was built from, ``name@version`` (or ``metadata.template`` in the body):
 #: recorded in the ledger's ``template_id`` / ``template_version`` and on the request's span.
-TEMPLATE_HEADER = "X-Modelyard-Template"
+TEMPLATE_HEADER = istr("X-Modelyard-Template")
 #: W3C Trace Context: the client's trace, joined by the request's span when tracing is on.
-TRACEPARENT_HEADER = "traceparent"
-AUTHORIZATION = "Authorization"
+TRACEPARENT_HEADER = istr("traceparent")
+AUTHORIZATION = istr("Authorization")
 
 SOURCES = Sources(workload=WORKLOAD_HEADER, data_class=DATA_CLASS_HEADER)
 _FROM_HEADER = "header " + WORKLOAD_HEADER
