@@ -165,6 +165,10 @@ class Relay:
         # one system call instead of several. Nothing waits in ``held`` for the network.
         held: list[bytes] = []
         ended = False  # the frames ran to their end: the upstream call is over, nothing left to close
+        outcome = self._outcome
+        # Once the first token is timed, a byte run (OpenAI-format events) passes as read unless there
+        # are pseudonyms to restore or content to log: no call per network read.
+        as_read = self._restorer is None and not self._log_content
         try:
             try:
                 for piece in self._head:
@@ -176,11 +180,14 @@ class Relay:
                         await write(b"".join(held))
                         held.clear()
                     try:
-                        piece = await anext(frames)
+                        piece = await frames.__anext__()  # not anext(): one builtin call fewer a read
                     except StopAsyncIteration:
                         ended = True
                         break
-                    out = self._frame(piece)
+                    if as_read and isinstance(piece, bytes) and outcome.ttft_seconds is not None:
+                        out = piece
+                    else:
+                        out = self._frame(piece)
                     if out:
                         held.append(out)
             except UpstreamError as error:
@@ -209,7 +216,11 @@ class Relay:
         self._recorded = True
         outcome, meter = self._outcome, self._meter
         seconds = perf_counter() - self._started
-        usage = stream_usage(meter, self._body, completed=completed)
+        # A complete stream's own usage, as stream_usage() would return it, without the call (the common
+        # case); anything else is topped up with estimates there.
+        usage = meter.usage
+        if not completed or usage is None:
+            usage = stream_usage(meter, self._body, completed=completed)
         outcome.upstream_seconds += seconds
         outcome.usage, outcome.finish_reason = usage, meter.finish_reason
         outcome.upstream_model, outcome.tool_calls = meter.upstream_model, meter.tool_calls

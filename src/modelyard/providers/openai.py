@@ -51,6 +51,7 @@ from modelyard.providers.openai_events import (
     has_text,
     only_chunks,
     text_bytes,
+    track_tool_calls,
 )
 from modelyard.transport.http1 import Exchange
 
@@ -136,21 +137,6 @@ def track_chunk(chunk: JSON, meter: StreamMeter) -> None:
             meter.finish_reason = str(finish)
     if meter.upstream_model is None and isinstance(chunk.get("model"), str):
         meter.upstream_model = chunk["model"]
-
-
-def track_tool_calls(chunk: JSON, meter: StreamMeter) -> None:
-    """Count the tool calls a stream began from one chunk's deltas. A call's fragments share its
-    ``index``; the count is the highest index seen plus one, per choice, so a server that repeats the
-    call's id on every fragment is not counted twice."""
-    seen: dict[Any, int] = meter.extra.setdefault("tool_indexes", {})
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
-        for call in calls if isinstance(calls, list) else ():
-            if isinstance(call, dict) and isinstance(call.get("index"), int):
-                key = choice.get("index", 0)
-                seen[key] = max(seen.get(key, 0), call["index"] + 1)
-    meter.tool_calls = sum(seen.values())
 
 
 class OpenAIAdapter:
