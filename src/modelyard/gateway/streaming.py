@@ -165,14 +165,19 @@ class Relay:
         # one system call instead of several. Nothing waits in ``held`` for the network.
         held: list[bytes] = []
         ended = False  # the frames ran to their end: the upstream call is over, nothing left to close
-        outcome = self._outcome
-        # Once the first token is timed, a byte run (OpenAI-format events) passes as read unless there
-        # are pseudonyms to restore or content to log: no call per network read.
+        outcome, meter, t0 = self._outcome, self._meter, self._ctx.t0
+        # A byte run (OpenAI-format events) passes as read, timed here, unless there are pseudonyms to
+        # restore or content to log: no call per network read. Anything else is framed by _frame.
         as_read = self._restorer is None and not self._log_content
         try:
             try:
                 for piece in self._head:
-                    out = self._frame(piece)
+                    if as_read and isinstance(piece, bytes):
+                        if outcome.ttft_seconds is None and meter.started:
+                            outcome.ttft_seconds = perf_counter() - t0
+                        out: bytes | None = piece
+                    else:
+                        out = self._frame(piece)
                     if out:
                         held.append(out)
                 while True:
@@ -184,7 +189,9 @@ class Relay:
                     except StopAsyncIteration:
                         ended = True
                         break
-                    if as_read and isinstance(piece, bytes) and outcome.ttft_seconds is not None:
+                    if as_read and isinstance(piece, bytes):
+                        if outcome.ttft_seconds is None and meter.started:
+                            outcome.ttft_seconds = perf_counter() - t0
                         out = piece
                     else:
                         out = self._frame(piece)

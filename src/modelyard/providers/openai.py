@@ -211,9 +211,8 @@ class OpenAIAdapter:
             chunk = self._parse_event(block[start + 6 : end])
             track_chunk(chunk, meter)
             if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
-                block = (
-                    block[:start] + block[end + 2 :]
-                )  # the usage-only event we asked for; the client did not
+                # The usage-only event we asked for; the client did not.
+                block = block[:start] + block[end + 2 :]
         return block, done
 
     def _parse_marked(self, block: bytes, usage_at: int, meter: StreamMeter, keep_usage: bool) -> bytes:
