@@ -21,7 +21,7 @@ from modelyard.gateway.metering import Outcome, RequestContext, cost_of, tool_ca
 from modelyard.gateway.recording import Recorder
 from modelyard.gateway.redaction import StreamRestorer, restore_result
 from modelyard.gateway.side_calls import judge, mirror
-from modelyard.gateway.streaming import ClientStream, Frames, Relay, opener
+from modelyard.gateway.streaming import ClientStream, Frames, Relay
 from modelyard.gateway.targets import Target
 from modelyard.gateway.unvalidated import billing_note
 from modelyard.providers.base import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
@@ -66,9 +66,10 @@ class Executor:
         answers with a status; retries and fallbacks happen before that); after it, the client gets an
         explicit error event and never ``[DONE]``."""
         outcome = Outcome(200, route=plan.attempts.describe())
-        cached = await self._cached(ctx, plan, outcome)
-        if cached is not None:
-            return Frames(answer_frames(cached.body, cached.usage, plan.wants_usage))
+        if plan.cache_key is not None:  # tested here: most requests have no cache, and a call costs more
+            cached = await self._cached(ctx, plan, outcome)
+            if cached is not None:
+                return Frames(answer_frames(cached.body, cached.usage, plan.wants_usage))
         if plan.route.validators:
             # A cascade must see the whole answer before accepting it: the client gets it as one stream.
             served = await self._complete(ctx, plan, outcome)
@@ -80,21 +81,26 @@ class Executor:
             self._launch_shadow(ctx, plan)
             return Frames(frames, result.rejection)
         red = plan.redaction
-        with self.recorder.on_failure(ctx, plan.facts, outcome):
-            open_stream = opener(red.body, plan.wants_usage, self.ttft_timeout_s)
-            live = await self.runner.run(ctx, plan.attempts, open_stream, outcome)
-        self._launch_shadow(ctx, plan)
-        recorder, facts = self.recorder, plan.facts
-        return Relay(
+        relay = Relay(
             ctx,
             red.body,
             outcome,
-            live,
+            self.recorder,
+            plan.facts,
             wants_usage=plan.wants_usage,
             log_content=plan.workload.log_content,
             restorer=StreamRestorer(red.vault) if red.vault is not None else None,
-            record=lambda: recorder.record(ctx, facts, outcome),
+            ttft_timeout=self.ttft_timeout_s,
         )
+        attempt = relay.open if self.ttft_timeout_s is None else relay.open_in_time
+        try:
+            await self.runner.run(ctx, plan.attempts, attempt, outcome)
+        except BaseException as error:
+            self.recorder.failed(ctx, plan.facts, outcome, error)
+            raise
+        if plan.attempts.shadow is not None:
+            self._launch_shadow(ctx, plan)
+        return relay
 
     async def _complete(self, ctx: RequestContext, plan: RequestPlan, outcome: Outcome) -> Served[ChatResult]:
         """The plan's attempts for one whole answer, checked by the route's validators (and a schema the

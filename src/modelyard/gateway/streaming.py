@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from time import perf_counter
 from typing import Protocol
 
 import orjson
 
 from modelyard.errors import UpstreamError, UpstreamStreamCut, UpstreamTimeout
-from modelyard.gateway.attempts import Served
-from modelyard.gateway.metering import Outcome, RequestContext, attempt_row, stream_usage
+from modelyard.gateway.metering import Outcome, RequestContext, RowFacts, attempt_row, stream_usage
+from modelyard.gateway.recording import Recorder
 from modelyard.gateway.redaction import StreamRestorer
 from modelyard.gateway.targets import Target
 from modelyard.providers.base import JSON, ChatCall, StreamMeter
@@ -29,49 +28,6 @@ DONE = b"data: [DONE]\n\n"
 
 def sse(payload: JSON) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
-@dataclass(slots=True)
-class Live:
-    """A stream that produced its first chunk: the generator, that chunk, and its meter."""
-
-    frames: AsyncIterator[JSON | bytes]
-    #: What arrived up to and including the first output (role chunks come before it).
-    head: list[JSON | bytes]
-    meter: StreamMeter
-
-
-def opener(body: JSON, wants_usage: bool, ttft_timeout: float | None) -> Callable[[Target], Awaitable[Live]]:
-    """The attempt function for streams: open one target's stream up to its first token."""
-
-    async def open_stream(target: Target) -> Live:
-        """Start a stream and read up to its first token. Until then nothing has reached the client,
-        so a failure here (including an error event right after the role chunk) can still be retried
-        or fall back."""
-        meter = StreamMeter()
-        call = ChatCall(
-            body=body, upstream_model=target.upstream_model, client_wants_stream_usage=wants_usage
-        )
-        frames = target.adapter.stream(call, meter)
-        try:
-            if ttft_timeout is None:
-                head = await _read_to_first_token(frames, meter)
-            else:
-                async with asyncio.timeout(ttft_timeout):
-                    head = await _read_to_first_token(frames, meter)
-        except TimeoutError:
-            await frames.aclose()  # type: ignore[attr-defined]
-            raise UpstreamTimeout(
-                f"{target.provider} sent no first token within {ttft_timeout}s", provider=target.provider
-            ) from None
-        except BaseException:
-            await frames.aclose()  # type: ignore[attr-defined]
-            raise
-        if not head:
-            raise UpstreamStreamCut(f"{target.provider} sent an empty stream", provider=target.provider)
-        return Live(frames, head, meter)
-
-    return open_stream
 
 
 class ClientStream(Protocol):
@@ -107,60 +63,121 @@ class Frames:
 
 
 class Relay:
-    """The client's SSE frames from a stream that has begun. Usage and the attempt are metered at the end
-    (``record`` writes the row) however it ends: complete, cut by the upstream (an explicit error event,
+    """The client's SSE frames from an upstream stream. Usage and the attempt are metered at the end
+    (the recorder writes the row) however it ends: complete, cut by the upstream (an explicit error event,
     never ``[DONE]``), or abandoned by the client (the upstream call is closed).
 
-    A plain object driving the writes, not an async generator: one layer fewer between the upstream's
-    reads and the client's socket, and no event-loop hook per request."""
+    Built before the attempts: :meth:`open` is their attempt function, and the target whose stream reached
+    a first token is the one relayed. A plain object driving the writes, not an async generator: one layer
+    fewer between the upstream's reads and the client's socket, and no event-loop hook per request."""
 
     __slots__ = (
         "_body",
         "_completion",
         "_ctx",
-        "_live",
+        "_facts",
+        "_frames",
+        "_head",
         "_log_content",
+        "_meter",
         "_outcome",
-        "_record",
         "_recorded",
+        "_recorder",
         "_restorer",
         "_started",
         "_target",
+        "_ttft_timeout",
         "_wants_usage",
     )
+
+    # Set by ``open`` once a target's stream reached its first token.
+    _frames: AsyncIterator[JSON | bytes]
+    _head: list[JSON | bytes]  # what arrived up to and including the first output (role chunks first)
+    _meter: StreamMeter
+    _target: Target
+    _started: float
 
     def __init__(
         self,
         ctx: RequestContext,
         body: JSON,
         outcome: Outcome,
-        served: Served[Live],
+        recorder: Recorder,
+        facts: RowFacts,
         *,
         wants_usage: bool,
         log_content: bool,
         restorer: StreamRestorer | None,
-        record: Callable[[], None],
+        ttft_timeout: float | None,
     ) -> None:
         self._ctx, self._body, self._outcome = ctx, body, outcome
-        self._live, self._target = served.result, served.target
-        outcome.target = served.target
+        self._recorder, self._facts = recorder, facts
         self._wants_usage, self._log_content = wants_usage, log_content
-        self._restorer, self._record = restorer, record
+        self._restorer, self._ttft_timeout = restorer, ttft_timeout
         self._completion: list[str] = []
-        self._started = perf_counter()
         self._recorded = False
 
+    async def open(self, target: Target) -> Relay:
+        """The attempt function: start ``target``'s stream and read up to its first token. Until then
+        nothing has reached the client, so a failure here (including an error event right after the role
+        chunk) can still be retried or fall back. The reads are here rather than in a helper coroutine,
+        and call ``__anext__`` directly (an adapter's stream is its own iterator): fewer calls a request."""
+        meter = StreamMeter()
+        frames = target.adapter.stream(ChatCall(self._body, target.upstream_model, self._wants_usage), meter)
+        head: list[JSON | bytes] = []
+        try:
+            while True:
+                piece = await frames.__anext__()
+                head.append(piece)
+                if isinstance(piece, bytes):
+                    if meter.started or meter.finish_reason or meter.usage:
+                        break
+                elif _has_output(piece) or _finished(piece):
+                    break
+        except StopAsyncIteration:
+            pass
+        except BaseException:  # a failure, or the time-to-first-token limit (open_in_time) cancelling it
+            await frames.aclose()  # type: ignore[attr-defined]
+            raise
+        if not head:
+            raise UpstreamStreamCut(f"{target.provider} sent an empty stream", provider=target.provider)
+        self._target, self._frames, self._head, self._meter = target, frames, head, meter
+        self._outcome.target = target
+        self._started = perf_counter()
+        return self
+
+    async def open_in_time(self, target: Target) -> Relay:
+        """:meth:`open` within the route's time-to-first-token limit (the attempt function when there is
+        one): a target that sends no first token in time fails like any other attempt."""
+        seconds = self._ttft_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                return await self.open(target)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{target.provider} sent no first token within {seconds}s", provider=target.provider
+            ) from None
+
     async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> bytes:
-        frames = self._live.frames
+        frames = self._frames
         # Frames are held, not written, while the next one is already here (the upstream sent more in
         # the same read, or ended): a short answer then leaves in one write with the end of the body,
         # one system call instead of several. Nothing waits in ``held`` for the network.
         held: list[bytes] = []
         ended = False  # the frames ran to their end: the upstream call is over, nothing left to close
+        outcome, meter, t0 = self._outcome, self._meter, self._ctx.t0
+        # A byte run (OpenAI-format events) passes as read, timed here, unless there are pseudonyms to
+        # restore or content to log: no call per network read. Anything else is framed by _frame.
+        as_read = self._restorer is None and not self._log_content
         try:
             try:
-                for piece in self._live.head:
-                    out = self._frame(piece)
+                for piece in self._head:
+                    if as_read and isinstance(piece, bytes):
+                        if outcome.ttft_seconds is None and meter.started:
+                            outcome.ttft_seconds = perf_counter() - t0
+                        out: bytes | None = piece
+                    else:
+                        out = self._frame(piece)
                     if out:
                         held.append(out)
                 while True:
@@ -168,11 +185,16 @@ class Relay:
                         await write(b"".join(held))
                         held.clear()
                     try:
-                        piece = await anext(frames)
+                        piece = await frames.__anext__()  # not anext(): one builtin call fewer a read
                     except StopAsyncIteration:
                         ended = True
                         break
-                    out = self._frame(piece)
+                    if as_read and isinstance(piece, bytes):
+                        if outcome.ttft_seconds is None and meter.started:
+                            outcome.ttft_seconds = perf_counter() - t0
+                        out = piece
+                    else:
+                        out = self._frame(piece)
                     if out:
                         held.append(out)
             except UpstreamError as error:
@@ -195,13 +217,17 @@ class Relay:
             outcome.client_cancelled = True
             outcome.status, outcome.error_kind = 499, "client_cancelled"
             self._finish(False)
-        await self._live.frames.aclose()  # type: ignore[attr-defined]
+        await self._frames.aclose()  # type: ignore[attr-defined]
 
     def _finish(self, completed: bool, error: UpstreamError | None = None) -> None:
         self._recorded = True
-        outcome, meter = self._outcome, self._live.meter
+        outcome, meter = self._outcome, self._meter
         seconds = perf_counter() - self._started
-        usage = stream_usage(meter, self._body, completed=completed)
+        # A complete stream's own usage, as stream_usage() would return it, without the call (the common
+        # case); anything else is topped up with estimates there.
+        usage = meter.usage
+        if not completed or usage is None:
+            usage = stream_usage(meter, self._body, completed=completed)
         outcome.upstream_seconds += seconds
         outcome.usage, outcome.finish_reason = usage, meter.finish_reason
         outcome.upstream_model, outcome.tool_calls = meter.upstream_model, meter.tool_calls
@@ -229,7 +255,7 @@ class Relay:
         if self._log_content:
             outcome.prompt = orjson.dumps(self._body.get("messages")).decode()
             outcome.completion = "".join(self._completion)
-        self._record()
+        self._recorder.record(self._ctx, self._facts, outcome)
 
     def _frame(self, piece: JSON | bytes) -> bytes | None:
         outcome = self._outcome
@@ -237,7 +263,7 @@ class Relay:
             piece = self._restorer.block(piece) if isinstance(piece, bytes) else self._restorer.chunk(piece)
         if isinstance(piece, bytes):
             # Already OpenAI SSE events, passed through as read.
-            if outcome.ttft_seconds is None and self._live.meter.started:
+            if outcome.ttft_seconds is None and self._meter.started:
                 outcome.ttft_seconds = perf_counter() - self._ctx.t0
             if self._log_content:
                 self._completion.append(_sse_text(piece))
@@ -249,18 +275,6 @@ class Relay:
         if self._log_content:
             self._completion.append(_delta_text(piece))
         return sse(piece)
-
-
-async def _read_to_first_token(frames: AsyncIterator[JSON | bytes], meter: StreamMeter) -> list[JSON | bytes]:
-    head: list[JSON | bytes] = []
-    async for piece in frames:
-        head.append(piece)
-        if isinstance(piece, bytes):
-            if meter.started or meter.finish_reason or meter.usage:
-                break
-        elif _has_output(piece) or _finished(piece):
-            break
-    return head
 
 
 def _sse_text(block: bytes) -> str:

@@ -9,7 +9,7 @@ in a :class:`StreamMeter` as they go, so usage survives a stream that is cut or 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 JSON = dict[str, Any]
@@ -76,33 +76,50 @@ class EmbeddingResult:
 UNCOUNTED_LIMIT = 64 * 1024
 
 
-@dataclass(slots=True)
 class StreamMeter:
-    """What a stream has produced so far; the adapter updates it while yielding chunks."""
+    """What a stream has produced so far; the adapter updates it while yielding chunks.
 
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    chunks: int = 0
-    #: Characters of generated text and tool arguments, to estimate output tokens if the stream is cut
-    #: (see :meth:`text_chars`: raw runs may still be waiting to be counted).
-    output_chars: int = 0
-    upstream_model: str | None = None
-    #: Tool calls the answer began (the ledger's ``tool_calls``), counted as the adapter sees them.
-    tool_calls: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: Raw runs of events after output began, counted only if an estimate needs them (most streams end
-    #: with the provider's own usage, and then counting their text would be wasted work).
-    uncounted: list[bytes] = field(default_factory=list)
-    uncounted_bytes: int = 0
-    count_text: Callable[[bytes], int] | None = None
+    A plain class with a constructor of no arguments (built once per streamed request: a dataclass's
+    generated ``__init__`` with defaults and factories costs twice the bytecode)."""
 
-    @property
-    def started(self) -> bool:
-        """Some generated text or tool arguments arrived (the first token, for time-to-first-token)."""
-        return bool(self.output_chars or self.uncounted)
+    __slots__ = (
+        "chunks",
+        "count_text",
+        "extra",
+        "finish_reason",
+        "output_chars",
+        "started",
+        "tool_calls",
+        "uncounted",
+        "uncounted_bytes",
+        "upstream_model",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.chunks = 0
+        #: Characters of generated text and tool arguments, to estimate output tokens if the stream is cut
+        #: (see :meth:`text_chars`: raw runs may still be waiting to be counted).
+        self.output_chars = 0
+        #: Byte streams (runs of OpenAI-format events): some generated text or tool arguments arrived (the
+        #: first token, for time-to-first-token). Set by :meth:`defer` and by a relay that counts text as
+        #: it goes; chunk-dict streams are judged by their chunks instead.
+        self.started = False
+        self.upstream_model: str | None = None
+        #: Tool calls the answer began (the ledger's ``tool_calls``), counted as the adapter sees them.
+        self.tool_calls = 0
+        self.extra: dict[str, Any] = {}
+        #: Raw runs of events after output began, counted only if an estimate needs them (most streams
+        #: end with the provider's own usage, and then counting their text would be wasted work).
+        self.uncounted: list[bytes] = []
+        self.uncounted_bytes = 0
+        self.count_text: Callable[[bytes], int] | None = None
 
     def defer(self, raw: bytes, count_text: Callable[[bytes], int]) -> None:
         """Hold a raw run to count later; past :data:`UNCOUNTED_LIMIT` bytes, count what is held."""
+        self.started = True
         self.uncounted.append(raw)
         self.count_text = count_text
         self.uncounted_bytes += len(raw)

@@ -50,6 +50,15 @@ def error_message_of(body: Any) -> str | None:
     return None
 
 
+def stream_failure(provider: str, exc: BaseException) -> UpstreamError:
+    """What a transport failure (one of :data:`TRANSPORT_ERRORS`) becomes once a streamed answer had
+    begun: the client must learn that its stream is incomplete. A stall is :class:`UpstreamTimeout`,
+    anything else :class:`UpstreamStreamCut`."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"{provider} stalled mid-stream", provider=provider)
+    return UpstreamStreamCut(f"{provider} stream broke off ({type(exc).__name__})", provider=provider)
+
+
 def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -163,6 +172,11 @@ class UpstreamClient:
     async def open_stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamStream:
         """POST and return the 2xx streaming answer, once its head is in. A failure until then (status,
         connection) is raised here; after it, :meth:`UpstreamStream.next_piece` maps its own."""
+        return UpstreamStream(self.provider, await self.open_exchange(url, body, headers))
+
+    async def open_exchange(self, url: str, body: bytes, headers: Mapping[str, str]) -> Exchange:
+        """:meth:`open_stream` without its wrapper, for a relay that reads the exchange itself (one object
+        and a call per read fewer): it maps the transport's failures with :func:`stream_failure`."""
         pool, head = self._prepare(url, headers)
         traceparent = UPSTREAM_TRACEPARENT.get()
         if traceparent is not None:
@@ -180,7 +194,7 @@ class UpstreamClient:
             finally:
                 exchange.close()
             raise self._failure(response.status, raw, response.headers)
-        return UpstreamStream(self.provider, exchange)
+        return exchange
 
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncGenerator[bytes, None]:
         """:meth:`open_stream` as an async generator of its pieces; closing it closes the connection."""
@@ -215,12 +229,8 @@ class UpstreamStream:
         :class:`UpstreamStreamCut`."""
         try:
             return await self._exchange.next_piece()
-        except TimeoutError:
-            raise UpstreamTimeout(f"{self.provider} stalled mid-stream", provider=self.provider) from None
         except TRANSPORT_ERRORS as exc:
-            raise UpstreamStreamCut(
-                f"{self.provider} stream broke off ({type(exc).__name__})", provider=self.provider
-            ) from None
+            raise stream_failure(self.provider, exc) from None
 
     def close(self) -> None:
         """Done with the answer: a connection read to its end goes back to the pool, any other is closed

@@ -31,7 +31,13 @@ from modelyard.providers.base import (
     StreamMeter,
     Usage,
 )
-from modelyard.providers.http import UpstreamClient, UpstreamStream, error_message_of
+from modelyard.providers.http import (
+    TRANSPORT_ERRORS,
+    UpstreamClient,
+    UpstreamStream,
+    error_message_of,
+    stream_failure,
+)
 from modelyard.providers.openai_events import (
     COMPACT,
     DONE_EVENT,
@@ -45,7 +51,9 @@ from modelyard.providers.openai_events import (
     has_text,
     only_chunks,
     text_bytes,
+    track_tool_calls,
 )
+from modelyard.transport.http1 import Exchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,26 +130,13 @@ def track_chunk(chunk: JSON, meter: StreamMeter) -> None:
     usage = chunk.get("usage")
     if usage:
         meter.usage = usage_from(usage)
-    finish = finish_reason_of(chunk)
-    if finish:
-        meter.finish_reason = finish
+    choices = chunk.get("choices")
+    if choices:  # as finish_reason_of, without a call: this runs for every parsed event
+        finish = choices[0].get("finish_reason")
+        if finish:
+            meter.finish_reason = str(finish)
     if meter.upstream_model is None and isinstance(chunk.get("model"), str):
         meter.upstream_model = chunk["model"]
-
-
-def track_tool_calls(chunk: JSON, meter: StreamMeter) -> None:
-    """Count the tool calls a stream began from one chunk's deltas. A call's fragments share its
-    ``index``; the count is the highest index seen plus one, per choice, so a server that repeats the
-    call's id on every fragment is not counted twice."""
-    seen: dict[Any, int] = meter.extra.setdefault("tool_indexes", {})
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
-        for call in calls if isinstance(calls, list) else ():
-            if isinstance(call, dict) and isinstance(call.get("index"), int):
-                key = choice.get("index", 0)
-                seen[key] = max(seen.get(key, 0), call["index"] + 1)
-    meter.tool_calls = sum(seen.values())
 
 
 class OpenAIAdapter:
@@ -206,8 +201,25 @@ class OpenAIAdapter:
         if at >= 0:  # its value is a plain word (stop, length, tool_calls...): read in place
             at += len(finish_marker)
             meter.finish_reason = block[at : block.find(b'"', at)].decode()
+        at = block.rfind(usage_marker)
+        if not chunks:
+            return self._parse_marked(block, at, meter, keep_usage), done
+        if at >= 0:  # the run's last usage event, one ``data:`` line like every event of the run
+            before = block.rfind(b"\n\n", 0, at)
+            start = before + 2 if before >= 0 else 0
+            end = block.find(b"\n\n", start)
+            chunk = self._parse_event(block[start + 6 : end])
+            track_chunk(chunk, meter)
+            if not keep_usage and not chunk.get("choices") and chunk.get("usage"):
+                # The usage-only event we asked for; the client did not.
+                block = block[:start] + block[end + 2 :]
+        return block, done
+
+    def _parse_marked(self, block: bytes, usage_at: int, meter: StreamMeter, keep_usage: bool) -> bytes:
+        """:meth:`_relay_block`'s parses for a run that is not only chunks: the last event with usage (at
+        ``usage_at``, or -1) and the first error event, in their order."""
         starts = []
-        for at in (block.rfind(usage_marker), -1 if chunks else block.find(ERROR_START)):
+        for at in (usage_at, block.find(ERROR_START)):
             if at >= 0:
                 before = block.rfind(b"\n\n", 0, at)
                 starts.append(before + 2 if before >= 0 else 0)
@@ -220,7 +232,7 @@ class OpenAIAdapter:
                 dropped.append((start, end + 2))  # the usage-only event we asked for; the client did not
         for start, end in reversed(dropped):
             block = block[:start] + block[end:]
-        return block, done
+        return block
 
     @staticmethod
     def _first_run(block: bytes, meter: StreamMeter) -> tuple[bytes, bytes]:
@@ -247,7 +259,10 @@ class OpenAIAdapter:
                 continue
             first = meter.chunks == 0
             meter.chunks += 1
-            meter.output_chars += text_bytes(payload)
+            chars = text_bytes(payload)
+            if chars:
+                meter.output_chars += chars
+                meter.started = True
             if first or TOOL_CALLS in payload or any(marker in payload for marker in FULL_PARSE):
                 chunk = self._parse_event(payload)
                 track_chunk(chunk, meter)
@@ -306,14 +321,16 @@ class EventRelay:
     """An OpenAI-format stream as runs of complete events (see ``OpenAIAdapter._relay_block``).
 
     An async iterator object rather than an async generator: the event loop's hooks for every async
-    generator cost more than this whole relay on a short stream. ``aclose`` (a client that went away)
-    closes the upstream connection at once, not when the garbage collector gets to it."""
+    generator cost more than this whole relay on a short stream. It reads the transport's exchange itself
+    (no wrapper object, one call a read fewer) and maps its failures as :class:`UpstreamStream` would.
+    ``aclose`` (a client that went away) closes the upstream connection at once, not when the garbage
+    collector gets to it."""
 
-    __slots__ = ("_adapter", "_call", "_done", "_ended", "_meter", "_pending", "_upstream")
+    __slots__ = ("_adapter", "_call", "_done", "_ended", "_exchange", "_meter", "_pending")
 
     def __init__(self, adapter: OpenAIAdapter, call: ChatCall, meter: StreamMeter) -> None:
         self._adapter, self._call, self._meter = adapter, call, meter
-        self._upstream: UpstreamStream | None = None
+        self._exchange: Exchange | None = None
         self._pending = b""
         self._done = self._ended = False
 
@@ -324,25 +341,43 @@ class EventRelay:
     def ready(self) -> bool:
         """Whether the next step answers without waiting for the network (what the upstream sent is
         already here): the gateway then writes what it holds together with what follows."""
-        return self._ended or (self._upstream is not None and self._upstream.ready)
+        return self._ended or (self._exchange is not None and self._exchange.ready)
 
     async def __anext__(self) -> bytes:
-        # One coroutine per step (the upstream is opened and read here, not in helpers), and a clean end
-        # leaves through ``StopAsyncIteration`` without passing the error handler.
+        # One coroutine per step (the upstream is opened and read here, and each read's complete events
+        # taken here, not in helpers), and a clean end leaves through ``StopAsyncIteration`` without
+        # passing the error handler.
         if self._ended:
             raise StopAsyncIteration
-        adapter, upstream = self._adapter, self._upstream
+        adapter, exchange = self._adapter, self._exchange
         try:
-            if upstream is None:
+            if exchange is None:
                 call = self._call
                 request = to_request(call.body, call.upstream_model, adapter.profile, stream=True)
-                upstream = self._upstream = await adapter._client.open_stream(
+                exchange = self._exchange = await adapter._client.open_exchange(
                     adapter._chat_url, orjson.dumps(request), adapter._headers
                 )
-            while (data := await upstream.next_piece()) is not None:
-                block = self._take(data)
-                if block:
-                    return block
+            try:
+                while (data := await exchange.next_piece()) is not None:
+                    if data.find(b"\r") >= 0:  # find: see TOOL_CALLS
+                        data = data.replace(b"\r\n", b"\n")
+                    if self._pending:
+                        data = self._pending + data
+                    # The complete events read so far; an incomplete last one waits for the next read.
+                    end = data.rfind(b"\n\n") + 2
+                    if end < 2:
+                        self._pending = data
+                        continue
+                    self._pending = data[end:]
+                    block, done = adapter._relay_block(
+                        data[:end], self._meter, self._call.client_wants_stream_usage
+                    )
+                    if done:
+                        self._done = True
+                    if block:
+                        return block
+            except TRANSPORT_ERRORS as exc:  # the answer had begun: the client must learn it is cut
+                raise stream_failure(adapter.name, exc) from None
             self._ended = True  # the exchange released its connection itself when the body ended
             if not self._done and (adapter.profile.sends_done or self._meter.finish_reason is None):
                 raise UpstreamStreamCut(
@@ -353,27 +388,10 @@ class EventRelay:
             raise
         raise StopAsyncIteration
 
-    def _take(self, data: bytes) -> bytes:
-        """The client's part of the complete events read so far (an incomplete last one waits)."""
-        if data.find(b"\r") >= 0:  # find: see TOOL_CALLS
-            data = data.replace(b"\r\n", b"\n")
-        if self._pending:
-            data = self._pending + data
-        end = data.rfind(b"\n\n") + 2
-        if end < 2:
-            self._pending = data
-            return b""
-        self._pending = data[end:]
-        block, saw_done = self._adapter._relay_block(
-            data[:end], self._meter, self._call.client_wants_stream_usage
-        )
-        self._done = self._done or saw_done
-        return block
-
     async def aclose(self) -> None:
         self._close()
 
     def _close(self) -> None:
         self._ended = True
-        if self._upstream is not None:
-            self._upstream.close()
+        if self._exchange is not None:
+            self._exchange.close()

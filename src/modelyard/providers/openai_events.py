@@ -1,11 +1,15 @@
 """The bytes of OpenAI-format server-sent events, read without parsing them: what a run of events holds
 (text, a first token, a chunk's model, the markers of the few events metering parses) and whether it is
 plain ``data:`` lines. Each check is a pass over the bytes, and the passes are what a relayed stream costs,
-so they are few and fast (see ``OpenAIAdapter._relay_block``)."""
+so they are few and fast (see ``OpenAIAdapter._relay_block``). And the tool calls a parsed chunk begins.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from modelyard.providers.base import JSON, StreamMeter
 
 #: The string values of text and tool-call arguments in raw chunk JSON, compact or with Python's default
 #: ``": "`` separator. Escapes count as two characters, which is all a cut stream's estimate needs. One
@@ -73,3 +77,18 @@ def data_of(event: bytes) -> bytes | None:
     if not lines:
         return None
     return b"\n".join(line[5:].removeprefix(b" ") for line in lines)
+
+
+def track_tool_calls(chunk: JSON, meter: StreamMeter) -> None:
+    """Count the tool calls a stream began from one chunk's deltas. A call's fragments share its
+    ``index``; the count is the highest index seen plus one, per choice, so a server that repeats the
+    call's id on every fragment is not counted twice."""
+    seen: dict[Any, int] = meter.extra.setdefault("tool_indexes", {})
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict) and isinstance(call.get("index"), int):
+                key = choice.get("index", 0)
+                seen[key] = max(seen.get(key, 0), call["index"] + 1)
+    meter.tool_calls = sum(seen.values())
