@@ -121,8 +121,13 @@ async def test_sigkill_loses_no_answered_row(tmp_path: Path) -> None:
         state.scenario, state.delay_s = "text", 0.0
         assert ledger_ids(tmp_path / "ledger.db") == set(), "nothing was flushed before the kill"
         async with gateway_process(config, port, log):
-            await asyncio.sleep(0.2)  # the spool is replayed during start-up, before /healthz answers
+            # The restarted ledger ingester replays the spool once its own start-up is done (~0.5-0.7 s of
+            # imports, more on a loaded machine): wait for it rather than guess how long it takes.
+            deadline = asyncio.get_running_loop().time() + 20
             recorded = ledger_ids(tmp_path / "ledger.db")
+            while not set(answered) <= recorded and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+                recorded = ledger_ids(tmp_path / "ledger.db")
     assert set(answered) <= recorded, f"lost rows: {set(answered) - recorded}"
     assert len(answered) >= 40
 
